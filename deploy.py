@@ -1,0 +1,20 @@
+"""Turn a fresh Ubuntu or Debian server into a production JupyterHub.
+
+    pyinfra inventory.py deploy.py --dry   # preview
+    pyinfra inventory.py deploy.py         # apply
+
+Settings and targets are checked first, for every host: bad input stops the run
+before any host is changed.
+"""
+
+from tasks import hub, permissions, server_env, system
+from tasks.platform import target_platform
+from tasks.settings import current_settings
+
+settings = current_settings()
+platform = target_platform()
+
+system.apply(settings)
+server_changed = server_env.apply(settings, platform)
+hub.apply(settings, platform, server_changed)
+permissions.apply(settings)

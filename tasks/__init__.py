@@ -1,0 +1,1 @@
+"""One module per capability of the server; deploy.py calls them in order."""

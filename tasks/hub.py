@@ -1,0 +1,138 @@
+"""The hub: its state and secrets, configuration, sudoers rule and systemd units."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from io import StringIO
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api.util import get_template
+from pyinfra.facts.files import File, Sha1File
+from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from tasks import server_env
+from tasks.platform import Platform
+from tasks.settings import Settings
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+SUDOERS_RULE = "/etc/sudoers.d/jupyterhub"
+UNIT_DIR = "/etc/systemd/system"
+
+# name -> how its value is written: env files for systemd's EnvironmentFile=,
+# a bare hex string where JupyterHub reads the file itself.
+SECRETS = {
+    "jupyterhub_cookie_secret": "{}",
+    "proxy.env": "CONFIGPROXY_AUTH_TOKEN={}",
+    "idle_culler.env": "JUPYTERHUB_API_TOKEN={}",
+}
+
+
+def render(template: str, **data) -> str:
+    return get_template(str(TEMPLATES / template)).render(**data)
+
+
+def state_and_secrets(settings: Settings) -> None:
+    files.directory(
+        name=f"Hub state directory {settings.state_dir}",
+        path=str(settings.state_dir),
+        user=settings.hub_user, group=settings.hub_user, mode="700",
+    )
+    for name, form in SECRETS.items():
+        path = settings.state_dir / name
+        # Generated on the host, once: a re-run never replaces a secret.
+        if host.get_fact(File, path=str(path)):
+            continue
+        generate = f"import secrets; print({form!r}.format(secrets.token_hex(32)))"
+        server.shell(
+            name=f"Generate secret {name}",
+            commands=[
+                f"(umask 077 && python3 -c {shlex.quote(generate)} > {path}.new)",
+                f"chown {settings.hub_user}:{settings.hub_user} {path}.new",
+                f"mv {path}.new {path}",
+            ],
+        )
+
+
+def sudoers_rule(settings: Settings) -> None:
+    """Install the sudoers rule only after visudo accepts it: a broken rule never lands.
+
+    Decided by comparing the live rule with the desired one (a fact), so a rule
+    that failed validation is checked again on the next run.
+    """
+    rule = render("sudoers.j2", s=settings)
+    if host.get_fact(Sha1File, path=SUDOERS_RULE) == hashlib.sha1(rule.encode()).hexdigest():
+        return
+    # sudo skips files in sudoers.d whose names contain a dot: the staged copy is inert.
+    staged = f"{SUDOERS_RULE}.staged"
+    files.put(
+        name="Stage the sudoers rule for sudospawner",
+        src=StringIO(rule),
+        dest=staged,
+        user="root", group="root", mode="440",
+    )
+    server.shell(
+        name="Check the sudoers rule with visudo, then install it",
+        commands=[
+            f"visudo -c -q -f {staged} || {{ rm -f {staged}; exit 1; }}",
+            f"mv -f {staged} {SUDOERS_RULE}",
+            "visudo -c -q",
+        ],
+    )
+
+
+def units(settings: Settings, platform: Platform, restart_hub: list) -> None:
+    context = dict(s=settings)
+    unit_ops = [
+        files.template(
+            name=f"systemd unit {unit}",
+            src=str(TEMPLATES / f"{unit}.j2"),
+            dest=f"{UNIT_DIR}/{unit}",
+            user="root", group="root", mode="644",
+            **context,
+        )
+        for unit in ("jupyterhub.service", "jupyterhub-idle-culler.service")
+    ]
+    notifier = files.template(
+        name="systemd unit jupyterhub-notify-failure@.service",
+        src=str(TEMPLATES / "jupyterhub-notify-failure@.service.j2"),
+        dest=f"{UNIT_DIR}/jupyterhub-notify-failure@.service",
+        user="root", group="root", mode="644",
+        **context,
+    ) if settings.notify_on_failure else files.file(
+        name="No failure notifier unit",
+        path=f"{UNIT_DIR}/jupyterhub-notify-failure@.service",
+        present=False,
+    )
+    systemd.daemon_reload(name="Reload systemd units", _if=any_changed(*unit_ops, notifier))
+    hub_unit, culler_unit = unit_ops
+    systemd.service(
+        name="JupyterHub running and enabled",
+        service="jupyterhub.service",
+        running=True,
+        enabled=True,
+        restarted=hub_unit.will_change or any(restart_hub),
+    )
+    systemd.service(
+        name="Idle culler running and enabled",
+        service="jupyterhub-idle-culler.service",
+        running=True,
+        enabled=True,
+        restarted=culler_unit.will_change or any(restart_hub),
+    )
+
+
+def apply(settings: Settings, platform: Platform, server_changed: bool) -> None:
+    state_and_secrets(settings)
+    config = files.template(
+        name=f"Hub configuration {settings.config_file}",
+        src=str(TEMPLATES / "jupyterhub_config.py.j2"),
+        dest=str(settings.config_file),
+        user="root", group="root", mode="644",
+        s=settings,
+        proxy_command=server_env.proxy_command(settings, platform),
+    )
+    sudoers_rule(settings)
+    units(settings, platform, restart_hub=[config.will_change, server_changed])

@@ -1,0 +1,61 @@
+"""Which targets the deploy supports, and what their system Python is.
+
+Checked from facts before any operation, so an unsupported target stops the run
+before anything on any host changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyinfra import host
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.facts.server import LinuxDistribution
+
+# The python3 each release ships; the server venv needs one JupyterHub 6 supports.
+SYSTEM_PYTHON = {
+    ("Ubuntu", "16.04"): "3.5",
+    ("Ubuntu", "18.04"): "3.6",
+    ("Ubuntu", "20.04"): "3.8",
+    ("Ubuntu", "22.04"): "3.10",
+    ("Ubuntu", "24.04"): "3.12",
+    ("Debian", "11"): "3.9",
+    ("Debian", "12"): "3.11",
+    ("Debian", "13"): "3.13",
+}
+MIN_SERVER_PYTHON = (3, 10)
+
+
+class UnsupportedTarget(PyinfraError):
+    """The target cannot run this deploy; raised before any change."""
+
+
+@dataclass(frozen=True)
+class Platform:
+    distribution: str
+    release: str
+    python: str  # "3.12"
+
+    @property
+    def label(self) -> str:
+        return f"{self.distribution} {self.release}"
+
+
+def target_platform() -> Platform:
+    """The current host's platform, or UnsupportedTarget naming the fix."""
+    facts = host.get_fact(LinuxDistribution)
+    name = facts["name"]
+    release = facts["release_meta"].get("VERSION_ID", "")
+    python = SYSTEM_PYTHON.get((name, release))
+    if python is None:
+        supported = ", ".join(f"{d} {r}" for d, r in SYSTEM_PYTHON)
+        raise UnsupportedTarget(f"{host.name}: {name} {release} is not supported; supported: {supported}")
+    platform = Platform(name, release, python)
+    if tuple(int(p) for p in python.split(".")) < MIN_SERVER_PYTHON:
+        raise UnsupportedTarget(
+            f"{host.name}: {platform.label} ships Python {python}, and JupyterHub 6 needs Python "
+            f"{'.'.join(map(str, MIN_SERVER_PYTHON))} or newer. Nothing was changed. Fix: deploy to "
+            "Ubuntu 22.04/24.04 or Debian 12/13, or upgrade this host's release; a server Python "
+            "from conda for older releases is not built yet."
+        )
+    return platform

@@ -1,0 +1,213 @@
+"""Every knob of the deploy: one typed model, its defaults and its checks.
+
+Settings are pyinfra host/group data whose names start with ``jh_`` (``jh_users``,
+``jh_idle_timeout``, ...), so that a misspelt setting is an error rather than a
+silently ignored value. ``deploy.py`` validates the settings of every host before
+any operation is planned: bad input stops the run, naming the setting and what it
+allows, and no host is changed.
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    HttpUrl,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+from pyinfra.api.exceptions import PyinfraError
+
+PREFIX = "jh_"
+REPO = Path(__file__).resolve().parent.parent
+SERVER_RELEASES = REPO / "files" / "server"
+
+# Debian's and Ubuntu's useradd default (NAME_REGEX), at most 32 characters.
+USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+RESERVED_USERS = {"root", "daemon", "bin", "sys", "nobody", "www-data", "sshd"}
+CRYPT_HASH = re.compile(r"^\$(1|5|6|y|2[aby]|gy)\$[./A-Za-z0-9$=,]+$")
+
+
+class SettingsError(PyinfraError):
+    """Raised for bad settings; pyinfra prints it without a traceback."""
+
+
+def _user_name(value: str) -> str:
+    if not USER_NAME.match(value):
+        raise ValueError(
+            "must be a Unix user name: a lowercase letter or _, then up to 31 of a-z 0-9 _ -"
+        )
+    if value in RESERVED_USERS:
+        raise ValueError(f"{value!r} is a system account and cannot be used here")
+    return value
+
+
+def _absolute(value: PurePosixPath) -> PurePosixPath:
+    if not value.is_absolute():
+        raise ValueError("must be an absolute path (start with /)")
+    if ".." in value.parts:
+        raise ValueError("must not contain '..'")
+    if value == PurePosixPath("/"):
+        raise ValueError("must not be /")
+    return value
+
+
+def _crypt_hash(value: str) -> str:
+    if not CRYPT_HASH.match(value):
+        raise ValueError(
+            "must be a crypt(3) hash such as the output of `openssl passwd -6` "
+            "(starts with $6$, $5$, $y$ ...); plaintext passwords are not accepted"
+        )
+    return value
+
+
+UserName = Annotated[StrictStr, AfterValidator(_user_name)]
+AbsolutePath = Annotated[PurePosixPath, AfterValidator(_absolute)]
+PasswordHash = Annotated[StrictStr, AfterValidator(_crypt_hash)]
+Port = Annotated[StrictInt, Field(ge=1, le=65535)]
+
+
+class Strict(BaseModel):
+    # Numbers, booleans and names are strict (no "yes" -> True, no "60" -> 60);
+    # paths, addresses and URLs may be given as strings.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HubUser(Strict):
+    """A Unix account the deploy creates for a hub user."""
+
+    name: UserName
+    # Hashed only: the plaintext never leaves the admin's machine.
+    password_hash: PasswordHash | None = None
+
+
+class Settings(Strict):
+    """The deploy's settings, with their defaults. Data key = ``jh_`` + field name."""
+
+    # Layout and accounts
+    install_root: AbsolutePath = PurePosixPath("/opt/jupyter")
+    hub_user: UserName = "jupyter"
+    users_group: UserName = "jupyterhub-users"
+    users: list[HubUser] = []
+    admin_users: list[UserName] = []
+
+    # The server environment: a folder of files/server/ with requirements.in and
+    # one lock per target Python (py3.12.txt, ...).
+    server_release: StrictStr = "jupyterhub-6"
+
+    # The hub
+    # Where the proxy listens for browsers. Loopback by default: nginx (or an SSH
+    # tunnel) faces the network.
+    public_ip: IPv4Address = IPv4Address("127.0.0.1")
+    public_port: Port = 8000
+    idle_timeout: Annotated[StrictInt, Field(ge=60, le=30 * 86400)] = 3600
+    idle_check_interval: Annotated[StrictInt, Field(ge=10, le=86400)] = 300
+    # systemd OnFailure= notifier: off, or on (writes to the journal) with an
+    # optional command run with the failed unit's name as its argument.
+    notify_on_failure: StrictBool = False
+    notify_command: StrictStr | None = None
+
+    # Reaching the outside world from the targets
+    # CA certificates (PEM files on the controller) the targets must trust, e.g.
+    # a TLS-intercepting proxy's. Copied to /usr/local/share/ca-certificates.
+    extra_ca_certificates: list[FilePath] = []
+    # A package index for pip (a mirror); None keeps pip's own default.
+    pip_index_url: HttpUrl | None = None
+    # An npm registry (a mirror); None keeps npm's own default.
+    npm_registry_url: HttpUrl | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.hub_user == self.users_group:
+            raise ValueError("jh_users_group must differ from jh_hub_user")
+        names = [u.name for u in self.users]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"jh_users lists {', '.join(duplicates)} more than once")
+        if self.hub_user in names or self.hub_user in self.admin_users:
+            raise ValueError(
+                f"the hub's own account {self.hub_user!r} cannot be a hub user or admin"
+            )
+        if self.idle_check_interval > self.idle_timeout:
+            raise ValueError("jh_idle_check_interval must not exceed jh_idle_timeout")
+        if self.notify_command and not self.notify_on_failure:
+            raise ValueError("jh_notify_command needs jh_notify_on_failure = True")
+        if not (SERVER_RELEASES / self.server_release / "requirements.in").is_file():
+            known = sorted(p.parent.name for p in SERVER_RELEASES.glob("*/requirements.in"))
+            raise ValueError(
+                f"jh_server_release: {self.server_release!r} is not a folder of files/server/; "
+                f"choose one of {', '.join(known)}"
+            )
+        return self
+
+    # Derived paths, so templates and tasks agree on them.
+    @property
+    def venv(self) -> PurePosixPath:
+        return self.install_root / ".venv"
+
+    @property
+    def state_dir(self) -> PurePosixPath:
+        """The hub's database and secrets, owned by the hub user."""
+        return self.install_root / "state"
+
+    @property
+    def proxy_dir(self) -> PurePosixPath:
+        """configurable-http-proxy's node_modules: inside the venv, replaced with it."""
+        return self.venv / "share" / "configurable-http-proxy"
+
+    @property
+    def config_file(self) -> PurePosixPath:
+        return self.install_root / "jupyterhub_config.py"
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Settings:
+        """Build settings from host data (the ``jh_`` keys), or raise SettingsError."""
+        values = {k[len(PREFIX) :]: v for k, v in data.items() if k.startswith(PREFIX)}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            raise SettingsError(_explain(error)) from None
+
+
+def _explain(error: ValidationError) -> str:
+    lines = ["invalid settings (no host was changed):"]
+    for problem in error.errors():
+        location = [str(part) for part in problem["loc"]]
+        setting = PREFIX + location[0] if location else ""
+        where = "".join(f"[{part}]" for part in location[1:]) + (": " if location else "")
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = f"unknown setting; known settings are: {', '.join(PREFIX + f for f in Settings.model_fields)}"
+        lines.append(f"  {setting}{where}{message}")
+    return "\n".join(lines)
+
+
+def current_settings() -> Settings:
+    """The current host's settings, after checking every host's.
+
+    Checking all hosts at once means one bad inventory entry stops the whole run
+    before any host is changed, not just the host it belongs to.
+    """
+    from pyinfra import host, state
+
+    for other in state.inventory:
+        if other.name not in _VALIDATED:
+            try:
+                _VALIDATED[other.name] = Settings.from_data(other.data.dict())
+            except SettingsError as error:
+                raise SettingsError(f"host {other.name}: {error}") from None
+    return _VALIDATED[host.name]
+
+
+_VALIDATED: dict[str, Settings] = {}
