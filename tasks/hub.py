@@ -20,6 +20,9 @@ from tasks.settings import Settings
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SUDOERS_RULE = "/etc/sudoers.d/jupyterhub"
 UNIT_DIR = "/etc/systemd/system"
+# The hub's own API: loopback only, for the proxy, the culler and the deploy.
+HUB_BIND_URL = "http://127.0.0.1:8081"
+PROXY_API_URL = "http://127.0.0.1:8001"
 
 # name -> how its value is written: env files for systemd's EnvironmentFile=,
 # a bare hex string where JupyterHub reads the file itself.
@@ -56,13 +59,12 @@ def state_and_secrets(settings: Settings) -> None:
         )
 
 
-def sudoers_rule(settings: Settings) -> None:
+def install_sudoers_rule(rule: str) -> None:
     """Install the sudoers rule only after visudo accepts it: a broken rule never lands.
 
     Decided by comparing the live rule with the desired one (a fact), so a rule
     that failed validation is checked again on the next run.
     """
-    rule = render("sudoers.j2", s=settings)
     if host.get_fact(Sha1File, path=SUDOERS_RULE) == hashlib.sha1(rule.encode()).hexdigest():
         return
     # sudo skips files in sudoers.d whose names contain a dot: the staged copy is inert.
@@ -84,7 +86,7 @@ def sudoers_rule(settings: Settings) -> None:
 
 
 def units(settings: Settings, platform: Platform, restart_hub: list) -> None:
-    context = dict(s=settings)
+    context = dict(s=settings, hub_bind_url=HUB_BIND_URL)
     unit_ops = [
         files.template(
             name=f"systemd unit {unit}",
@@ -108,7 +110,7 @@ def units(settings: Settings, platform: Platform, restart_hub: list) -> None:
     )
     systemd.daemon_reload(name="Reload systemd units", _if=any_changed(*unit_ops, notifier))
     hub_unit, culler_unit = unit_ops
-    systemd.service(
+    hub_service = systemd.service(
         name="JupyterHub running and enabled",
         service="jupyterhub.service",
         running=True,
@@ -122,6 +124,37 @@ def units(settings: Settings, platform: Platform, restart_hub: list) -> None:
         enabled=True,
         restarted=culler_unit.will_change or any(restart_hub),
     )
+    server.shell(
+        name="Wait until the hub answers",
+        commands=[wait_for_url(f"{public_url(settings)}hub/health", settings, timeout=90)],
+        _if=hub_service.did_change,
+    )
+
+
+def public_url(settings: Settings) -> str:
+    """Where the proxy answers on the host itself (through it, the hub)."""
+    address = "127.0.0.1" if str(settings.public_ip) == "0.0.0.0" else settings.public_ip
+    return f"http://{address}:{settings.public_port}/"
+
+
+def wait_for_url(url: str, settings: Settings, timeout: int) -> str:
+    """A command that polls url until it answers, or fails showing the hub's last log lines."""
+    poll = (
+        "import sys, time, urllib.request\n"
+        f"deadline = time.time() + {timeout}\n"
+        "while True:\n"
+        "    try:\n"
+        f"        urllib.request.urlopen({url!r}, timeout=5)\n"
+        "        break\n"
+        "    except Exception as error:\n"
+        "        if time.time() > deadline:\n"
+        f"            sys.exit('no answer from {url}: %s' % error)\n"
+        "        time.sleep(1)\n"
+    )
+    return (
+        f"{settings.venv}/bin/python -c {shlex.quote(poll)}"
+        " || { journalctl -u jupyterhub -n 30 --no-pager; exit 1; }"
+    )
 
 
 def apply(settings: Settings, platform: Platform, server_changed: bool) -> None:
@@ -132,7 +165,9 @@ def apply(settings: Settings, platform: Platform, server_changed: bool) -> None:
         dest=str(settings.config_file),
         user="root", group="root", mode="644",
         s=settings,
+        hub_bind_url=HUB_BIND_URL,
+        proxy_api_url=PROXY_API_URL,
         proxy_command=server_env.proxy_command(settings, platform),
     )
-    sudoers_rule(settings)
+    install_sudoers_rule(render("sudoers.j2", s=settings))
     units(settings, platform, restart_hub=[config.will_change, server_changed])

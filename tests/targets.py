@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -274,11 +275,15 @@ class Target:
         }
 
 
+_KEYGEN = threading.Lock()
+
+
 def ssh_keypair(directory: Path) -> Path:
     key = directory / "id_ed25519"
-    if not key.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    with _KEYGEN:
+        if not key.exists():
+            directory.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     return key
 
 

@@ -1,0 +1,42 @@
+# The two commands a newcomer needs: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SERVER_PYTHONS := 3.10 3.11 3.12 3.13
+
+.PHONY: demo demo-down test unit e2e locks prerequisites
+
+$(BIN)/pyinfra: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+prerequisites:
+	bash tests/prerequisites.sh
+
+## Start a local Ubuntu 24.04 container and deploy the hub to it.
+demo: $(BIN)/pyinfra prerequisites
+	$(BIN)/python -m tests.targets demo up
+	$(BIN)/pyinfra -y inventory.py deploy.py --limit demo
+	$(BIN)/python -m tests.targets demo info
+
+## Remove the demo container.
+demo-down: $(BIN)/pyinfra
+	$(BIN)/python -m tests.targets demo down
+
+## Every test: unit tests, then end-to-end tests on real targets.
+test: $(BIN)/pyinfra prerequisites
+	$(BIN)/pytest
+
+unit: $(BIN)/pyinfra
+	$(BIN)/pytest tests/unit
+
+e2e: $(BIN)/pyinfra prerequisites
+	$(BIN)/pytest tests/e2e
+
+## Re-resolve the server environment's locks after editing files/server/*/requirements.in.
+locks: $(BIN)/pyinfra
+	for release in files/server/*/; do for py in $(SERVER_PYTHONS); do \
+	  $(BIN)/uv pip compile -q --python-version $$py --python-platform x86_64-manylinux_2_28 \
+	    --no-header --no-annotate $$release/requirements.in -o $$release/py$$py.txt; done; done
+	cd files/proxy && npm install --package-lock-only --omit-lockfile-registry-resolved --ignore-scripts

@@ -1,0 +1,144 @@
+"""The deployed hub on Ubuntu 24.04 and Debian 12: real logins, spawns, kernels, and a deploy that converges."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.e2e.conftest import USERS, run_pyinfra, write_inventory
+from tests.e2e.hub_client import HubClient
+
+PUBLIC_PORT = 8000
+
+
+def client(hub) -> HubClient:
+    return HubClient(f"http://{hub.address}:{PUBLIC_PORT}")
+
+
+def test_first_deploy_succeeds_on_both_targets(hubs):
+    result = next(iter(hubs.values())).first_deploy
+    assert result.totals["error"] == 0
+    assert result.totals["success"] > 20, result.totals
+
+
+def test_wrong_password_is_refused(hub):
+    response = client(hub).login("alice", "not-her-password")
+    assert response.status_code == 403
+
+
+def test_user_logs_in_spawns_through_sudospawner_and_runs_code(hub):
+    user = client(hub)
+    response = user.login("bob", USERS["bob"])
+    assert response.status_code == 302, f"login failed ({response.status_code}):\n{hub.journal()}"
+    user.create_token()
+    try:
+        user.start_server()
+    except (TimeoutError, AssertionError) as error:
+        pytest.fail(f"{error}\n{hub.journal()}")
+    # The single-user server runs as bob, not as the hub user or root.
+    owners = hub.sh("ps -eo user:20,args | grep '[j]upyterhub-singleuser' | awk '{print $1}'").split()
+    assert owners == ["bob"]
+    assert user.run_code("print(6*7)") == "42\n"
+
+
+def test_idle_culler_stops_an_idle_server(hub):
+    user = client(hub)
+    assert user.login("alice", USERS["alice"]).status_code == 302
+    user.create_token()
+    if user.server() is None:
+        user.start_server()
+    # Timeout 60 s, checked every 10 s (TEST_SETTINGS); activity reports lag by up to a minute more.
+    deadline = time.monotonic() + 240
+    while user.server() is not None:
+        assert time.monotonic() < deadline, f"not culled:\n{hub.journal('jupyterhub-idle-culler')}"
+        time.sleep(5)
+    assert "Culling server" in hub.journal("jupyterhub-idle-culler", lines=200)
+
+
+def test_hub_runs_as_the_hub_user(hub):
+    pid = hub.sh("systemctl show -p MainPID --value jupyterhub").strip()
+    assert hub.sh(f"ps -o user= -p {pid}").strip() == "jupyter"
+    proxy_user = hub.sh("ps -eo user:20,args | grep '[c]onfigurable-http-proxy' | awk '{print $1}'").split()
+    assert proxy_user == ["jupyter"]
+
+
+def test_sudoers_rule_is_valid_and_narrow(hub):
+    hub.sh("visudo -c")
+    assert hub.sh("stat -c '%U %G %a' /etc/sudoers.d/jupyterhub").strip() == "root root 440"
+    # The hub user may run sudospawner as a hub user ...
+    allowed = hub.sh("sudo -l -U jupyter")
+    assert "(%jupyterhub-users) NOPASSWD: /opt/jupyter/.venv/bin/sudospawner" in allowed
+    # ... and nothing else, as nobody else.
+    for command in ("sudo -n -u root true", "sudo -n -u bob /bin/sh -c true",
+                    "sudo -n -u bob /opt/jupyter/.venv/bin/jupyterhub-singleuser --help",
+                    "sudo -n -u jupyter /opt/jupyter/.venv/bin/sudospawner"):
+        out = hub.sh(f"sudo -u jupyter {command} 2>&1; echo exit=$?", check=False)
+        assert "exit=0" not in out, command
+
+
+def test_only_the_opened_ports_listen_beyond_loopback(hub):
+    listeners = hub.sh("ss -Htln | awk '{print $4}'").split()
+    public = {addr for addr in listeners if not addr.startswith(("127.", "[::1]"))}
+    # sshd, and the proxy's public port that TEST_SETTINGS opens on 0.0.0.0.
+    assert {a.rsplit(":", 1)[1] for a in public} == {"22", str(PUBLIC_PORT)}, public
+    assert {"127.0.0.1:8081", "127.0.0.1:8001"} <= set(listeners)
+
+
+def test_secrets_and_state_are_private(hub):
+    modes = hub.sh("stat -c '%n %U %G %a' /opt/jupyter/state /opt/jupyter/state/*").splitlines()
+    assert "/opt/jupyter/state jupyter jupyter 700" in modes
+    for name in ("jupyterhub_cookie_secret", "proxy.env", "idle_culler.env", "jupyterhub.sqlite"):
+        assert f"/opt/jupyter/state/{name} jupyter jupyter 600" in modes
+
+
+def test_venv_is_not_writable_by_the_hub_user_or_users(hub):
+    assert hub.sh("find /opt/jupyter/.venv ! -type l \\( ! -user root -o -perm /022 \\) | head -3") == ""
+    out = hub.sh("sudo -u jupyter touch /opt/jupyter/.venv/bin/x 2>&1; echo exit=$?", check=False)
+    assert "exit=0" not in out
+
+
+def test_second_run_changes_nothing(hubs):
+    inventory = next(iter(hubs.values())).inventory
+    started = time.monotonic()
+    result = run_pyinfra(inventory)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.totals["success"] == 0, result.changed_operations()
+    assert result.totals["error"] == 0
+    print(f"no-op re-run on {len(hubs)} hosts: {elapsed:.1f} s")
+
+
+def test_dry_run_changes_nothing_on_the_host(hubs):
+    paths = ("/opt/jupyter", "/etc/sudoers.d", "/etc/systemd/system", "/etc/pam.d", "/etc/passwd", "/etc/group")
+    before = {name: hub.snapshot(*paths) for name, hub in hubs.items()}
+    result = run_pyinfra(next(iter(hubs.values())).inventory, "--dry")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {name: hub.snapshot(*paths) for name, hub in hubs.items()} == before
+
+
+def test_bad_settings_stop_the_run_before_any_change(hubs, workdir):
+    hub = hubs["noble"]
+    paths = ("/opt/jupyter", "/etc/sudoers.d", "/etc/systemd/system", "/etc/passwd", "/etc/group")
+    before = hub.snapshot(*paths)
+    data = {**hub.data, "jh_idle_timeout": "soon", "jh_users": [{"name": "carol"}, {"name": "Dave"}]}
+    inventory = write_inventory(workdir / "bad-settings.py", [(hub.name, data)])
+    result = run_pyinfra(inventory)
+    assert result.returncode != 0
+    assert "jh_idle_timeout: Input should be a valid integer" in result.stderr
+    assert "jh_users[1][name]: must be a Unix user name" in result.stderr
+    assert hub.snapshot(*paths) == before
+    assert "carol" not in hub.sh("cat /etc/passwd")
+
+
+def test_a_broken_sudoers_rule_never_lands(hubs, workdir):
+    hub = hubs["bookworm"]
+    before = hub.sh("sha256sum /etc/sudoers.d/jupyterhub")
+    inventory = write_inventory(workdir / "broken-sudoers.py", [(hub.name, hub.data)])
+    result = run_pyinfra(inventory, deploy="tests/e2e/deploy_broken_sudoers.py")
+    assert result.returncode != 0
+    assert hub.sh("sha256sum /etc/sudoers.d/jupyterhub") == before
+    assert hub.sh("ls /etc/sudoers.d") == hub.sh("ls /etc/sudoers.d | grep -v staged")
+    hub.sh("visudo -c")
+    # sudo still works for the hub afterwards.
+    assert "sudospawner" in hub.sh("sudo -l -U jupyter")

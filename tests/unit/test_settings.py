@@ -1,0 +1,64 @@
+"""The settings model: defaults, and bad input refused with the setting's name."""
+
+from pathlib import PurePosixPath
+
+import pytest
+
+from tasks.settings import Settings, SettingsError
+
+HASH = "$6$saltsalt$" + "a" * 86
+
+
+def test_defaults_are_the_seeds_layout():
+    settings = Settings.from_data({})
+    assert settings.install_root == PurePosixPath("/opt/jupyter")
+    assert settings.venv == PurePosixPath("/opt/jupyter/.venv")
+    assert settings.hub_user == "jupyter"
+    assert str(settings.public_ip) == "127.0.0.1"
+
+
+def test_reads_only_prefixed_data():
+    settings = Settings.from_data(
+        {"ssh_user": "admin", "_sudo": True, "jh_idle_timeout": 600, "jh_users": [{"name": "alice", "password_hash": HASH}]}
+    )
+    assert settings.idle_timeout == 600
+    assert settings.users[0].name == "alice"
+
+
+BAD = {
+    "unknown key": ({"jh_idle_timout": 600}, "jh_idle_timout: unknown setting"),
+    "number as string": ({"jh_idle_timeout": "600"}, "jh_idle_timeout: Input should be a valid integer"),
+    "bool as string": ({"jh_notify_on_failure": "yes"}, "jh_notify_on_failure: Input should be a valid boolean"),
+    "timeout too short": ({"jh_idle_timeout": 5}, "jh_idle_timeout: Input should be greater than or equal to 60"),
+    "port out of range": ({"jh_public_port": 70000}, "jh_public_port: Input should be less than or equal to 65535"),
+    "relative install root": ({"jh_install_root": "opt/jupyter"}, "jh_install_root: must be an absolute path"),
+    "install root with ..": ({"jh_install_root": "/opt/../etc"}, "jh_install_root: must not contain '..'"),
+    "invalid user name": ({"jh_users": [{"name": "Alice Smith"}]}, "jh_users[0][name]: must be a Unix user name"),
+    "admin not a valid user name": ({"jh_admin_users": ["bob!"]}, "jh_admin_users[0]: must be a Unix user name"),
+    "admin is root": ({"jh_admin_users": ["root"]}, "jh_admin_users[0]: 'root' is a system account"),
+    "admins not a list": ({"jh_admin_users": "alice"}, "jh_admin_users: Input should be a valid list"),
+    "plaintext password": ({"jh_users": [{"name": "bob", "password_hash": "hunter2"}]}, "jh_users[0][password_hash]: must be a crypt(3) hash"),
+    "unknown user key": ({"jh_users": [{"name": "bob", "password": "x"}]}, "jh_users[0][password]: unknown setting"),
+    "duplicate users": ({"jh_users": [{"name": "bob"}, {"name": "bob"}]}, "jh_users lists bob more than once"),
+    "hub user as hub user": ({"jh_users": [{"name": "jupyter"}]}, "the hub's own account 'jupyter' cannot be a hub user"),
+    "bad address": ({"jh_public_ip": "256.1.1.1"}, "jh_public_ip: Input is not a valid IPv4 address"),
+    "bad index url": ({"jh_pip_index_url": "ftp://mirror/simple"}, "jh_pip_index_url: URL scheme should be 'http' or 'https'"),
+    "missing CA file": ({"jh_extra_ca_certificates": ["/nonexistent/ca.crt"]}, "jh_extra_ca_certificates[0]: Path does not point to a file"),
+    "unknown server release": ({"jh_server_release": "jupyterhub-99"}, "jh_server_release: 'jupyterhub-99' is not a folder of files/server/; choose one of jupyterhub-6"),
+    "check interval above timeout": ({"jh_idle_timeout": 60, "jh_idle_check_interval": 120}, "jh_idle_check_interval must not exceed jh_idle_timeout"),
+    "command without notifier": ({"jh_notify_command": "/usr/local/bin/page-admin"}, "jh_notify_command needs jh_notify_on_failure = True"),
+}
+
+
+@pytest.mark.parametrize("data, message", BAD.values(), ids=BAD.keys())
+def test_bad_input_is_refused_with_the_settings_name(data, message):
+    with pytest.raises(SettingsError) as error:
+        Settings.from_data(data)
+    assert message in str(error.value)
+    assert "no host was changed" in str(error.value)
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(SettingsError) as error:
+        Settings.from_data({"jh_idle_timeout": "1", "jh_hub_user": "Hub"})
+    assert "jh_idle_timeout" in str(error.value) and "jh_hub_user" in str(error.value)
