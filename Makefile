@@ -4,12 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 SERVER_PYTHONS := 3.10 3.11 3.12 3.13
 
-.PHONY: demo demo-down test unit e2e locks prerequisites
+.PHONY: venv demo demo-down test unit e2e locks prerequisites
 
 $(BIN)/pyinfra: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
+
+venv: $(BIN)/pyinfra
 
 prerequisites:
 	bash tests/prerequisites.sh

@@ -392,7 +392,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="the local demo target")
-    demo.add_argument("action", choices=["up", "down"])
+    demo.add_argument("action", choices=["up", "down", "info"])
     demo.add_argument("--suite", default="noble", choices=sorted(SUITES))
     images = sub.add_parser("images", help="build target images ahead of time")
     images.add_argument("suites", nargs="+", choices=sorted(SUITES))
@@ -402,6 +402,10 @@ def main() -> None:
     elif args.action == "up":
         target = demo_up(args.suite)
         log(f"demo target {target.name} ({target.suite}) at {target.address}")
+    elif args.action == "info":
+        user, password = DEMO_LOGIN
+        print(f"\nJupyterHub demo: open http://127.0.0.1:8000/ and log in as {user} / {password}")
+        print("Remove it with: make demo-down\n")
     else:
         demo_down()
 
