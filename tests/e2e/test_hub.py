@@ -148,3 +148,20 @@ def test_idle_culler_stops_idle_servers(hubs):
         time.sleep(5)
     for hub in hubs.values():
         assert "Culling server" in hub.journal("jupyterhub-idle-culler", lines=200)
+
+
+def test_permissions_task_alone_repairs_drift(hubs, workdir):
+    hub = hubs["noble"]
+    hub.sh(
+        "chmod 644 /opt/jupyter/state/proxy.env && chmod g+w /opt/jupyter/.venv/bin/jupyterhub"
+        " && chown nobody /opt/jupyter/jupyterhub_config.py && chmod 777 /opt/jupyter/state"
+    )
+    inventory = write_inventory(workdir / "permissions.py", [(hub.name, hub.data)])
+    result = run_pyinfra(inventory, deploy="tasks.permissions.fix")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert hub.sh(
+        "stat -c '%U %a' /opt/jupyter/state/proxy.env /opt/jupyter/.venv/bin/jupyterhub"
+        " /opt/jupyter/jupyterhub_config.py /opt/jupyter/state"
+    ).split("\n")[:4] == ["jupyter 600", "root 755", "root 644", "jupyter 700"]
+    again = run_pyinfra(inventory, deploy="tasks.permissions.fix")
+    assert again.totals["success"] == 0, again.changed_operations()
