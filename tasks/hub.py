@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import shlex
 from io import StringIO
-from pathlib import Path
 
 from pyinfra import host
-from pyinfra.api.util import get_template
 from pyinfra.facts.files import File, Sha1File
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
@@ -16,8 +14,8 @@ from pyinfra.operations.util import any_changed
 from tasks import server_env
 from tasks.platform import Platform
 from tasks.settings import Settings
+from tasks.templating import jinja_options, render, template_path
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SUDOERS_RULE = "/etc/sudoers.d/jupyterhub"
 UNIT_DIR = "/etc/systemd/system"
 # The hub's own API: loopback only, for the proxy, the culler and the deploy.
@@ -31,10 +29,6 @@ SECRETS = {
     "proxy.env": "CONFIGPROXY_AUTH_TOKEN={}",
     "idle_culler.env": "JUPYTERHUB_API_TOKEN={}",
 }
-
-
-def render(template: str, **data) -> str:
-    return get_template(str(TEMPLATES / template)).render(**data)
 
 
 def state_and_secrets(settings: Settings) -> None:
@@ -90,7 +84,8 @@ def units(settings: Settings, platform: Platform, restart_hub: list) -> None:
     unit_ops = [
         files.template(
             name=f"systemd unit {unit}",
-            src=str(TEMPLATES / f"{unit}.j2"),
+            src=template_path(f"{unit}.j2"),
+            jinja_env_kwargs=jinja_options(),
             dest=f"{UNIT_DIR}/{unit}",
             user="root", group="root", mode="644",
             **context,
@@ -99,7 +94,8 @@ def units(settings: Settings, platform: Platform, restart_hub: list) -> None:
     ]
     notifier = files.template(
         name="systemd unit jupyterhub-notify-failure@.service",
-        src=str(TEMPLATES / "jupyterhub-notify-failure@.service.j2"),
+        src=template_path("jupyterhub-notify-failure@.service.j2"),
+        jinja_env_kwargs=jinja_options(),
         dest=f"{UNIT_DIR}/jupyterhub-notify-failure@.service",
         user="root", group="root", mode="644",
         **context,
@@ -132,9 +128,9 @@ def units(settings: Settings, platform: Platform, restart_hub: list) -> None:
 
 
 def public_url(settings: Settings) -> str:
-    """Where the proxy answers on the host itself (through it, the hub)."""
+    """The hub's URL through the proxy, from the host itself."""
     address = "127.0.0.1" if str(settings.public_ip) == "0.0.0.0" else settings.public_ip
-    return f"http://{address}:{settings.public_port}/"
+    return f"http://{address}:{settings.public_port}{settings.base_url}"
 
 
 def wait_for_url(url: str, settings: Settings, timeout: int) -> str:
@@ -161,7 +157,8 @@ def apply(settings: Settings, platform: Platform, server_changed: bool) -> None:
     state_and_secrets(settings)
     config = files.template(
         name=f"Hub configuration {settings.config_file}",
-        src=str(TEMPLATES / "jupyterhub_config.py.j2"),
+        src=template_path("jupyterhub_config.py.j2"),
+        jinja_env_kwargs=jinja_options(),
         dest=str(settings.config_file),
         user="root", group="root", mode="644",
         s=settings,

@@ -40,9 +40,17 @@ class Platform:
     def label(self) -> str:
         return f"{self.distribution} {self.release}"
 
+    @property
+    def tls13(self) -> bool:
+        """nginx and OpenSSL can speak TLS 1.3 (not Ubuntu 16.04's 1.10 with OpenSSL 1.0.2)."""
+        return (self.distribution, self.release) != ("Ubuntu", "16.04")
 
-def target_platform() -> Platform:
-    """The current host's platform, or UnsupportedTarget naming the fix."""
+
+def target_platform(server_python: bool = True) -> Platform:
+    """The current host's platform, or UnsupportedTarget naming the fix.
+
+    server_python: the host must be able to run the hub (not needed for the web front alone).
+    """
     facts = host.get_fact(LinuxDistribution)
     name = facts["name"]
     release = facts["release_meta"].get("VERSION_ID", "")
@@ -51,7 +59,7 @@ def target_platform() -> Platform:
         supported = ", ".join(f"{d} {r}" for d, r in SYSTEM_PYTHON)
         raise UnsupportedTarget(f"{host.name}: {name} {release} is not supported; supported: {supported}")
     platform = Platform(name, release, python)
-    if tuple(int(p) for p in python.split(".")) < MIN_SERVER_PYTHON:
+    if server_python and tuple(int(p) for p in python.split(".")) < MIN_SERVER_PYTHON:
         raise UnsupportedTarget(
             f"{host.name}: {platform.label} ships Python {python}, and JupyterHub 6 needs Python "
             f"{'.'.join(map(str, MIN_SERVER_PYTHON))} or newer. Nothing was changed. Fix: deploy to "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from ipaddress import IPv4Address
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -36,6 +36,12 @@ SERVER_RELEASES = REPO / "files" / "server"
 # Debian's and Ubuntu's useradd default (NAME_REGEX), at most 32 characters.
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 RESERVED_USERS = {"root", "daemon", "bin", "sys", "nobody", "www-data", "sshd"}
+DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+URL_PATH = re.compile(r"^/([A-Za-z0-9._~-]+/)*$")
+# Paths the hub itself serves when it sits at /.
+HUB_PATHS = ("/hub/", "/user/", "/users/", "/services/", "/api/", "/.well-known/")
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 CRYPT_HASH = re.compile(r"^\$(1|5|6|y|2[aby]|gy)\$[./A-Za-z0-9$=,]+$")
 
 
@@ -72,10 +78,30 @@ def _crypt_hash(value: str) -> str:
     return value
 
 
+def _domain(value: str) -> str:
+    if not DOMAIN.match(value):
+        raise ValueError("must be a DNS name such as hub.example.org (lowercase letters, digits, dots, hyphens)")
+    return value
+
+
+def _email(value: str) -> str:
+    if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
+        raise ValueError("must be an e-mail address such as admin@example.org")
+    return value
+
+
+def _url_path(value: str) -> str:
+    if not URL_PATH.match(value):
+        raise ValueError("must be a URL path that starts and ends with / (such as /rstudio/)")
+    return value
+
+
 UserName = Annotated[StrictStr, AfterValidator(_user_name)]
 AbsolutePath = Annotated[PurePosixPath, AfterValidator(_absolute)]
 PasswordHash = Annotated[StrictStr, AfterValidator(_crypt_hash)]
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
+DomainName = Annotated[StrictStr, AfterValidator(_domain)]
+UrlPath = Annotated[StrictStr, AfterValidator(_url_path)]
 
 
 class Strict(BaseModel):
@@ -90,6 +116,14 @@ class HubUser(Strict):
     name: UserName
     # Hashed only: the plaintext never leaves the admin's machine.
     password_hash: PasswordHash | None = None
+
+
+class SubPathService(Strict):
+    """Another web app of this server that nginx serves under a path of the hub's site."""
+
+    path: UrlPath
+    upstream: HttpUrl
+    websockets: StrictBool = False
 
 
 class Settings(Strict):
@@ -118,6 +152,21 @@ class Settings(Strict):
     notify_on_failure: StrictBool = False
     notify_command: StrictStr | None = None
 
+    # The web front: with a domain, nginx terminates TLS for it and proxies to the
+    # hub (and to jh_services); the proxy then stays on loopback. Without one, no nginx.
+    domain: DomainName | None = None
+    # letsencrypt: certbot over HTTP-01 (webroot); manual: files from the controller;
+    # selfsigned: made on the server (intranets, the demo).
+    certificate: Literal["letsencrypt", "manual", "selfsigned"] = "letsencrypt"
+    acme_directory_url: HttpUrl = HttpUrl(LETS_ENCRYPT)
+    acme_staging: StrictBool = False
+    acme_email: Annotated[StrictStr, AfterValidator(_email)] | None = None
+    certificate_file: FilePath | None = None
+    certificate_key_file: FilePath | None = None
+    # Where the hub sits on the site ("/" or a path like "/jupyter/").
+    base_url: UrlPath = "/"
+    services: list[SubPathService] = []
+
     # Reaching the outside world from the targets
     # CA certificates (PEM files on the controller) the targets must trust, e.g.
     # a TLS-intercepting proxy's. Copied to /usr/local/share/ca-certificates.
@@ -143,6 +192,7 @@ class Settings(Strict):
             raise ValueError("jh_idle_check_interval must not exceed jh_idle_timeout")
         if self.notify_command and not self.notify_on_failure:
             raise ValueError("jh_notify_command needs jh_notify_on_failure = True")
+        self._check_web()
         if not (SERVER_RELEASES / self.server_release / "requirements.in").is_file():
             known = sorted(p.parent.name for p in SERVER_RELEASES.glob("*/requirements.in"))
             raise ValueError(
@@ -150,6 +200,35 @@ class Settings(Strict):
                 f"choose one of {', '.join(known)}"
             )
         return self
+
+    def _check_web(self) -> None:
+        if self.domain is None:
+            web_only = ("certificate_file", "certificate_key_file", "services", "acme_email")
+            given = [f"jh_{name}" for name in web_only if name in self.model_fields_set]
+            if given or self.base_url != "/":
+                raise ValueError(f"{', '.join(given) or 'jh_base_url'} needs jh_domain (the nginx front)")
+            return
+        if not self.public_ip.is_loopback:
+            raise ValueError("with jh_domain set, nginx faces the network: jh_public_ip must stay on loopback")
+        manual = self.certificate_file is not None, self.certificate_key_file is not None
+        if self.certificate == "manual" and not all(manual):
+            raise ValueError("jh_certificate = 'manual' needs jh_certificate_file and jh_certificate_key_file")
+        if self.certificate != "manual" and any(manual):
+            raise ValueError("jh_certificate_file and jh_certificate_key_file need jh_certificate = 'manual'")
+        if self.acme_staging and str(self.acme_directory_url) != LETS_ENCRYPT:
+            raise ValueError("jh_acme_staging chooses Let's Encrypt's staging server: leave jh_acme_directory_url unset")
+        # The hub's own paths (all of its namespace when it sits below a base URL) and
+        # earlier services: a service may neither sit inside one nor contain one.
+        taken = [*HUB_PATHS] if self.base_url == "/" else [self.base_url, "/.well-known/"]
+        for index, service in enumerate(self.services):
+            for path in taken:
+                if service.path == "/" or service.path.startswith(path) or path.startswith(service.path):
+                    raise ValueError(f"jh_services[{index}]: path {service.path} overlaps {path}")
+            taken.append(service.path)
+
+    @property
+    def acme_server(self) -> str:
+        return LETS_ENCRYPT_STAGING if self.acme_staging else str(self.acme_directory_url)
 
     # Derived paths, so templates and tasks agree on them.
     @property

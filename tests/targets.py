@@ -361,8 +361,9 @@ def demo_host(info: dict) -> tuple[str, dict]:
     user, _ = DEMO_LOGIN
     return target.name, {
         **target.inventory_data(),
-        # Published on the controller's 127.0.0.1:8000 by Docker.
-        "jh_public_ip": "0.0.0.0",
+        # nginx with a self-signed certificate; Docker publishes 443 on 127.0.0.1:8443.
+        "jh_domain": "localhost",
+        "jh_certificate": "selfsigned",
         "jh_users": [{"name": user, "password_hash": info["password_hash"]}],
         "jh_admin_users": [user],
         "jh_extra_ca_certificates": controller_ca_certificates(),
@@ -374,7 +375,7 @@ def demo_up(suite: str) -> Target:
     ensure_images(engine.client, [suite])
     target = start_target(
         engine.client, suite, DEMO_NAME, DEMO_DIR,
-        ports={"80/tcp": ("127.0.0.1", 8080), "443/tcp": ("127.0.0.1", 8443), "8000/tcp": ("127.0.0.1", 8000)},
+        ports={"443/tcp": ("127.0.0.1", 8443)},
     )
     info = {"target": asdict(target), "password_hash": password_hash(DEMO_LOGIN[1])}
     (DEMO_DIR / "target.json").write_text(json.dumps(info, indent=2))
@@ -404,7 +405,8 @@ def main() -> None:
         log(f"demo target {target.name} ({target.suite}) at {target.address}")
     elif args.action == "info":
         user, password = DEMO_LOGIN
-        print(f"\nJupyterHub demo: open http://127.0.0.1:8000/ and log in as {user} / {password}")
+        print(f"\nJupyterHub demo: open https://localhost:8443/ (a self-signed certificate: accept it)"
+              f" and log in as {user} / {password}")
         print("Remove it with: make demo-down\n")
     else:
         demo_down()

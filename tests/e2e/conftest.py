@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -12,16 +14,20 @@ from pathlib import Path
 import pytest
 
 from tests import targets as harness
+from tests.pebble import Pebble
 
 REPO = harness.REPO
-# What the deployed targets run with: short idle timeout so the culler test is quick,
-# the proxy on all addresses so the tests reach it from this machine.
+# What the deployed targets run with: a short idle timeout so the culler test is
+# quick, nginx with a certificate from Pebble, and a sub-path service.
 USERS = {"alice": "alice-password", "bob": "bob-password"}
+DOMAIN = "{name}.test"  # one per container: Pebble's DNS must not mix them up
+ECHO_PORT = 9999
 TEST_SETTINGS = {
-    "jh_public_ip": "0.0.0.0",
     "jh_idle_timeout": 60,
     "jh_idle_check_interval": 10,
     "jh_admin_users": ["alice"],
+    "jh_acme_email": "admin@jhd.test",
+    "jh_services": [{"path": "/echo/", "upstream": f"http://127.0.0.1:{ECHO_PORT}/", "websockets": True}],
 }
 
 
@@ -62,10 +68,13 @@ def run_pyinfra(inventory: Path, *args: str, deploy: str = "deploy.py", timeout:
 class Host:
     """A started target, with helpers to look inside it."""
 
-    def __init__(self, engine, target: harness.Target, data: dict):
+    def __init__(self, engine, target: harness.Target, data: dict, domain: str, ca_bundle: str):
         self.engine = engine
         self.target = target
         self.data = data
+        self.domain = domain
+        # What verifies the certificates the target serves (Pebble's roots).
+        self.ca_bundle = ca_bundle
         self.container = engine.client.containers.get(target.container_id)
 
     @property
@@ -86,13 +95,13 @@ class Host:
     def journal(self, unit: str = "jupyterhub", lines: int = 60) -> str:
         return self.sh(f"journalctl -u {unit} --no-pager -n {lines}", check=False)
 
-    def snapshot(self, *paths: str, exclude: str = r"\.sqlite$|\.pid$") -> str:
-        """Owners, modes, sizes, mtimes and checksums of every file below paths."""
-        find = f"find {' '.join(paths)} -xdev \\( -type f -o -type l \\)"
-        keep = f"grep -Ev '{exclude}'"
+    def snapshot(self, *paths: str, exclude: tuple[str, ...] = ("*.sqlite", "*.pid")) -> str:
+        """Owners, modes, sizes, mtimes and checksums of every file below paths (but `exclude` globs)."""
+        skip = " ".join(f"! -path '{pattern}'" for pattern in exclude)
+        find = f"find {' '.join(paths)} -xdev \\( -type f -o -type l \\) {skip}"
         return self.sh(
-            f"{find} -printf '%p %u %g %m %s %T@\\n' | {keep} | sort;"
-            f" {find} -type f -exec sha256sum {{}} + | {keep} | sort"
+            f"{find} -printf '%p %u %g %m %s %T@\\n' | sort;"
+            f" {find} -type f -exec sha256sum {{}} + | sort"
         )
 
 
@@ -112,21 +121,53 @@ def workdir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def start(engine, workdir):
-    """start(suite, name) -> Host: boot a target from its (cached) image."""
+def pebble(engine, workdir):
+    """A real ACME server on the Docker bridge's gateway address."""
+    ipam = engine.client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    # Docker gives the bridge the subnet's first address unless told otherwise.
+    gateway = ipam.get("Gateway") or str(ipaddress.ip_network(ipam["Subnet"])[1])
+    server = Pebble(workdir, gateway).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def resolver():
+    """Name -> address for the targets' test domains, like curl --resolve, for requests and websockets."""
+    names: dict[str, str] = {}
+    original = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        return original(names.get(host, host), *args, **kwargs)
+
+    socket.getaddrinfo = getaddrinfo
+    yield names
+    socket.getaddrinfo = original
+
+
+@pytest.fixture(scope="session")
+def start(engine, workdir, pebble, resolver):
+    """start(suite, name) -> Host: boot a target from its (cached) image, named in DNS for Pebble."""
     harness.ensure_images(engine.client, ["noble", "bookworm", "xenial"])
     users = [{"name": n, "password_hash": harness.password_hash(p)} for n, p in USERS.items()]
+    roots = str(pebble.root_certificates())
 
     def _start(suite: str, name: str) -> Host:
         target = harness.start_target(engine.client, suite, name, workdir)
+        domain = DOMAIN.format(name=name)
+        pebble.add_name(domain, target.address)
+        resolver[domain] = target.address
         data = {
             **target.inventory_data(),
             **TEST_SETTINGS,
             "jh_users": users,
-            # The targets must trust what this machine trusts (its egress is re-signed).
-            "jh_extra_ca_certificates": harness.controller_ca_certificates(),
+            "jh_domain": domain,
+            "jh_acme_directory_url": pebble.directory_url,
+            # The targets must trust what this machine trusts (its egress is re-signed),
+            # and the test ACME server's own TLS certificate.
+            "jh_extra_ca_certificates": [*harness.controller_ca_certificates(), str(pebble.tls_ca)],
         }
-        return Host(engine, target, data)
+        return Host(engine, target, data, domain, roots)
 
     return _start
 

@@ -9,11 +9,9 @@ import pytest
 from tests.e2e.conftest import USERS, run_pyinfra, write_inventory
 from tests.e2e.hub_client import HubClient
 
-PUBLIC_PORT = 8000
-
-
 def client(hub) -> HubClient:
-    return HubClient(f"http://{hub.address}:{PUBLIC_PORT}")
+    """A browser's view of the hub: HTTPS through nginx, verified against Pebble's roots."""
+    return HubClient(f"https://{hub.domain}", verify=hub.ca_bundle)
 
 
 def test_first_deploy_succeeds_on_both_targets(hubs):
@@ -63,12 +61,11 @@ def test_sudoers_rule_is_valid_and_narrow(hub):
         assert "exit=0" not in out, command
 
 
-def test_only_the_opened_ports_listen_beyond_loopback(hub):
+def test_only_ssh_and_nginx_listen_beyond_loopback(hub):
     listeners = hub.sh("ss -Htln | awk '{print $4}'").split()
     public = {addr for addr in listeners if not addr.startswith(("127.", "[::1]"))}
-    # sshd, and the proxy's public port that TEST_SETTINGS opens on 0.0.0.0.
-    assert {a.rsplit(":", 1)[1] for a in public} == {"22", str(PUBLIC_PORT)}, public
-    assert {"127.0.0.1:8081", "127.0.0.1:8001"} <= set(listeners)
+    assert {a.rsplit(":", 1)[1] for a in public} == {"22", "80", "443"}, public
+    assert {"127.0.0.1:8000", "127.0.0.1:8081", "127.0.0.1:8001"} <= set(listeners)
 
 
 def test_secrets_and_state_are_private(hub):
@@ -100,7 +97,10 @@ def test_dry_run_changes_nothing_on_the_host(hubs):
     before = {name: hub.snapshot(*paths) for name, hub in hubs.items()}
     result = run_pyinfra(next(iter(hubs.values())).inventory, "--dry")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert {name: hub.snapshot(*paths) for name, hub in hubs.items()} == before
+    for name, hub in hubs.items():
+        after = hub.snapshot(*paths)
+        changed = set(after.splitlines()) ^ set(before[name].splitlines())
+        assert not changed, f"{name}: {sorted(changed)}"
 
 
 def test_bad_settings_stop_the_run_before_any_change(hubs, workdir):

@@ -1,0 +1,157 @@
+"""nginx in front of the hub, with certificates from a real ACME server (Pebble)."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import threading
+import time
+
+import requests
+import websocket
+from cryptography import x509
+
+from tests.e2e.conftest import ECHO_PORT, run_pyinfra, write_inventory
+
+ECHO_SERVICE = f"""
+import tornado.ioloop, tornado.web, tornado.websocket
+
+class Home(tornado.web.RequestHandler):
+    def get(self):
+        self.write("echo service")
+
+class Echo(tornado.websocket.WebSocketHandler):
+    def on_message(self, message):
+        self.write_message(message)
+
+tornado.web.Application([(r"/", Home), (r"/ws", Echo)]).listen({ECHO_PORT}, address="127.0.0.1")
+tornado.ioloop.IOLoop.current().start()
+"""
+
+
+def served_certificate(host) -> x509.Certificate:
+    pem = ssl.get_server_certificate((host.domain, 443), timeout=10)
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def get(host, path: str, **kwargs) -> requests.Response:
+    return requests.get(f"https://{host.domain}{path}", verify=host.ca_bundle, timeout=10, **kwargs)
+
+
+def openssl_handshake(host, protocol: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["openssl", "s_client", "-connect", f"{host.address}:443", "-servername", host.domain,
+         f"-{protocol}", "-cipher", "DEFAULT@SECLEVEL=0"],
+        input="", capture_output=True, text=True, timeout=20,
+    )
+
+
+def test_https_certificate_from_the_acme_server_verifies(hub):
+    response = get(hub, "/hub/login")
+    assert response.status_code == 200
+    assert "Strict-Transport-Security" in response.headers
+    certificate = served_certificate(hub)
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == [hub.domain]
+    assert "Pebble" in certificate.issuer.rfc4514_string()
+
+
+def test_plain_http_redirects_to_https(hub):
+    response = requests.get(f"http://{hub.domain}/hub/login?next=%2F", allow_redirects=False, timeout=10)
+    assert response.status_code == 301
+    assert response.headers["Location"] == f"https://{hub.domain}/hub/login?next=%2F"
+
+
+def test_no_protocol_below_tls_1_2(hub):
+    assert openssl_handshake(hub, "tls1_2").returncode == 0
+    for old in ("tls1", "tls1_1"):
+        result = openssl_handshake(hub, old)
+        assert result.returncode != 0, f"{old} accepted:\n{result.stdout}"
+
+
+def test_sub_path_service_with_websocket(hub):
+    hub.sh(f"cat > /usr/local/lib/echo_service.py <<'EOF'\n{ECHO_SERVICE}\nEOF")
+    hub.sh("systemctl is-active -q echo-service || systemd-run --unit=echo-service "
+           "/opt/jupyter/.venv/bin/python /usr/local/lib/echo_service.py")
+    deadline = time.monotonic() + 20
+    while (response := get(hub, "/echo/")).status_code != 200:
+        assert time.monotonic() < deadline, response.text
+        time.sleep(0.5)
+    assert response.text == "echo service"
+    connection = websocket.create_connection(f"wss://{hub.domain}/echo/ws", sslopt={"ca_certs": hub.ca_bundle}, timeout=10)
+    try:
+        connection.send("ping through nginx")
+        assert connection.recv() == "ping through nginx"
+    finally:
+        connection.close()
+
+
+def test_renewal_serves_a_new_certificate_without_a_failed_request(hub):
+    assert hub.sh("systemctl is-enabled certbot.timer").strip() == "enabled"
+    before = served_certificate(hub).serial_number
+    failures, answered, stop = [], [], threading.Event()
+
+    def keep_asking():
+        while not stop.is_set():
+            try:
+                status = get(hub, "/hub/health").status_code
+                (answered if status == 200 else failures).append(status)
+            except requests.RequestException as error:
+                failures.append(repr(error))
+            time.sleep(0.05)
+
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
+    try:
+        hub.sh("certbot renew --force-renewal --no-random-sleep-on-renew")
+        deadline = time.monotonic() + 30
+        while served_certificate(hub).serial_number == before:
+            assert time.monotonic() < deadline, "nginx still serves the old certificate"
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        asker.join()
+    assert failures == [] and len(answered) > 10, (failures, len(answered))
+
+
+def test_a_broken_nginx_setting_is_refused_and_the_site_keeps_serving(hubs, workdir):
+    hub = hubs["noble"]
+    site_before = hub.sh("sha256sum /etc/nginx/sites-available/jupyterhub")
+    broken = {"path": "/broken/", "upstream": "http://no-such-host.invalid:8787/"}
+    data = {**hub.data, "jh_services": [*hub.data["jh_services"], broken]}
+    result = run_pyinfra(write_inventory(workdir / "broken-nginx.py", [(hub.name, data)]))
+    assert result.returncode != 0
+    assert "nginx rejected the new site; the previous one stays in effect" in result.stderr
+    assert "no-such-host.invalid" in result.stderr
+    assert hub.sh("sha256sum /etc/nginx/sites-available/jupyterhub") == site_before
+    assert hub.sh("ls /etc/nginx/sites-available") == hub.sh("ls /etc/nginx/sites-available | grep -v -e new -e previous")
+    hub.sh("nginx -t")
+    assert get(hub, "/hub/login").status_code == 200
+
+
+def test_web_front_alone_on_ubuntu_1604_keeps_an_existing_site(start, workdir):
+    """Ubuntu 16.04 cannot run the hub yet, but its nginx, certbot 0.27 and TLS front work."""
+    host = start("xenial", "jhd-test-xenial-web")
+    # The admin's own site, there before the deploy.
+    host.sh("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null")
+    host.sh("printf 'server {\\n listen 8080;\\n location / { return 200 \"other site\\\\n\"; }\\n}\\n'"
+            " > /etc/nginx/sites-available/other && ln -s /etc/nginx/sites-available/other /etc/nginx/sites-enabled/"
+            " && systemctl reload nginx")
+    inventory = write_inventory(workdir / "xenial-web.py", [(host.name, host.data)])
+
+    started = time.monotonic()
+    result = run_pyinfra(inventory, deploy="tasks.web.front")
+    assert result.returncode == 0, result.stderr[-4000:]
+    print(f"Ubuntu 16.04: first HTTPS answer {time.monotonic() - started:.0f} s after the deploy started")
+
+    assert get(host, "/", allow_redirects=False).status_code == 502  # no hub behind it on 16.04
+    assert "Pebble" in served_certificate(host).issuer.rfc4514_string()
+    assert requests.get(f"http://{host.domain}/", allow_redirects=False, timeout=10).status_code == 301
+    assert openssl_handshake(host, "tls1_1").returncode != 0
+    assert host.sh("curl -s http://127.0.0.1:8080/") == "other site\n"
+    certificate = host.sh("sha256sum /etc/letsencrypt/live/*/cert.pem")
+
+    again = run_pyinfra(inventory, deploy="tasks.web.front")
+    assert again.totals["success"] == 0, again.changed_operations()
+    assert host.sh("sha256sum /etc/letsencrypt/live/*/cert.pem") == certificate
+    assert host.sh("curl -s http://127.0.0.1:8080/") == "other site\n"
