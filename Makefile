@@ -36,9 +36,9 @@ unit: $(BIN)/pyinfra
 e2e: $(BIN)/pyinfra prerequisites
 	$(BIN)/pytest tests/e2e
 
-## Re-resolve the server environment's locks after editing files/server/*/requirements.in.
+## Re-resolve the locks after editing a requirements.in of files/server/ or files/kernels/.
 locks: $(BIN)/pyinfra
-	for release in files/server/*/; do for py in $(SERVER_PYTHONS); do \
+	for set in files/server/*/ files/kernels/*/; do for py in $(SERVER_PYTHONS); do \
 	  $(BIN)/uv pip compile -q --python-version $$py --python-platform x86_64-manylinux_2_28 \
-	    --no-header --no-annotate $$release/requirements.in -o $$release/py$$py.txt; done; done
+	    --no-header --no-annotate $${set}requirements.in -o $${set}py$$py.txt; done; done
 	cd files/proxy && npm install --package-lock-only --omit-lockfile-registry-resolved --ignore-scripts

@@ -3,12 +3,12 @@
     pyinfra inventory.py deploy.py --dry   # preview
     pyinfra inventory.py deploy.py         # apply
 
-The order follows the server's layers: system, server environment, hub, web
-front, then owners and modes. Settings and targets are checked first, for every
+The order follows the server's layers: system, server environment, kernels,
+hub, web front, then owners and modes. Settings and targets are checked first, for every
 host: bad input stops the run before any host is changed.
 """
 
-from tasks import hub, permissions, server_env, system, web
+from tasks import hub, kernels, permissions, server_env, system, web
 from tasks.platform import target_platform
 from tasks.settings import current_settings
 
@@ -17,6 +17,7 @@ platform = target_platform()
 
 system.apply(settings)
 server_changed = server_env.apply(settings, platform)
+kernels.apply(settings, platform)
 hub.apply(settings, platform, server_changed)
 web.apply(settings, platform)
 permissions.apply(settings)

@@ -26,12 +26,14 @@ def apply(settings: Settings) -> None:
         path=str(settings.install_root),
         user="root", group="root", mode="755",
     )
-    loose = host.get_fact(LooseOwnership, path=str(settings.venv), user="root", group="root")
-    if loose:
-        server.shell(
-            name=f"{settings.venv}: owned by root, writable by root only (was not: {loose[0]} ...)",
-            commands=[f"chown -R root:root {settings.venv}", f"chmod -R go-w {settings.venv}"],
-        )
+    # Kernel environments and specs too: users run them, only the deploy changes them.
+    for tree in (settings.venv, settings.kernels_dir, settings.jupyter_data_dir, settings.nltk_data):
+        loose = host.get_fact(LooseOwnership, path=str(tree), user="root", group="root")
+        if loose:
+            server.shell(
+                name=f"{tree}: owned by root, writable by root only (was not: {loose[0]} ...)",
+                commands=[f"chown -R root:root {tree}", f"chmod -R go-w {tree}"],
+            )
     files.file(
         name=f"{settings.config_file}: root, 0644",
         path=str(settings.config_file),

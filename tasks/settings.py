@@ -32,6 +32,7 @@ from pyinfra.api.exceptions import PyinfraError
 PREFIX = "jh_"
 REPO = Path(__file__).resolve().parent.parent
 SERVER_RELEASES = REPO / "files" / "server"
+KERNEL_SETS = REPO / "files" / "kernels"
 
 # Debian's and Ubuntu's useradd default (NAME_REGEX), at most 32 characters.
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -126,6 +127,31 @@ class SubPathService(Strict):
     websockets: StrictBool = False
 
 
+class Kernel(Strict):
+    """A kernel environment: a venv from the system python3 with a pinned package set."""
+
+    name: Annotated[StrictStr, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    display_name: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    # A folder of files/kernels/ with requirements.in and one lock per Python (py3.12.txt, ...).
+    packages: StrictStr
+
+    @model_validator(mode="after")
+    def _packages_exist(self) -> Kernel:
+        if not (KERNEL_SETS / self.packages / "requirements.in").is_file():
+            known = sorted(p.parent.name for p in KERNEL_SETS.glob("*/requirements.in"))
+            raise ValueError(f"packages: {self.packages!r} is not a folder of files/kernels/; choose one of {', '.join(known)}")
+        return self
+
+    @property
+    def requirement_names(self) -> list[str]:
+        lines = (KERNEL_SETS / self.packages / "requirements.in").read_text().splitlines()
+        return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+
+
+# The seed's teaching environment, as the default `python3` kernel.
+TEACHING_KERNEL = Kernel(name="python3", display_name="Python 3", packages="teaching")
+
+
 class Settings(Strict):
     """The deploy's settings, with their defaults. Data key = ``jh_`` + field name."""
 
@@ -151,6 +177,16 @@ class Settings(Strict):
     # optional command run with the failed unit's name as its argument.
     notify_on_failure: StrictBool = False
     notify_command: StrictStr | None = None
+
+    # Kernels users compute in, apart from the server venv; the one named python3
+    # replaces the server's own default kernel.
+    kernels: list[Kernel] = [TEACHING_KERNEL]
+    # Keep the environment of a kernel removed from jh_kernels (it is unregistered either way).
+    keep_removed_kernel_envs: StrictBool = False
+    # NLTK data shared read-only by every kernel (NLTK_DATA), and packages to fetch into it.
+    nltk_packages: list[Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_.-]+$")]] = []
+    # The NLTK downloader's index (None: NLTK's default).
+    nltk_index_url: HttpUrl | None = None
 
     # The web front: with a domain, nginx terminates TLS for it and proxies to the
     # hub (and to jh_services); the proxy then stays on loopback. Without one, no nginx.
@@ -188,6 +224,11 @@ class Settings(Strict):
             raise ValueError(
                 f"the hub's own account {self.hub_user!r} cannot be a hub user or admin"
             )
+        kernel_names = [k.name for k in self.kernels]
+        if len(set(kernel_names)) != len(kernel_names):
+            raise ValueError("jh_kernels: two kernels have the same name")
+        if self.nltk_packages and not any("nltk" in k.requirement_names for k in self.kernels):
+            raise ValueError("jh_nltk_packages needs a kernel in jh_kernels whose packages include nltk")
         if self.idle_check_interval > self.idle_timeout:
             raise ValueError("jh_idle_check_interval must not exceed jh_idle_timeout")
         if self.notify_command and not self.notify_on_failure:
@@ -234,6 +275,20 @@ class Settings(Strict):
     @property
     def venv(self) -> PurePosixPath:
         return self.install_root / ".venv"
+
+    @property
+    def kernels_dir(self) -> PurePosixPath:
+        """The kernel environments, one venv per kernel, owned by root."""
+        return self.install_root / "kernels"
+
+    @property
+    def jupyter_data_dir(self) -> PurePosixPath:
+        """Kernel specs live here, outside the server venv, so a rebuilt venv keeps them."""
+        return self.install_root / "share" / "jupyter"
+
+    @property
+    def nltk_data(self) -> PurePosixPath:
+        return self.install_root / "nltk_data"
 
     @property
     def state_dir(self) -> PurePosixPath:

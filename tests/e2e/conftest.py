@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
 import ipaddress
 import json
 import socket
 import subprocess
 import sys
+import threading
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +33,13 @@ TEST_SETTINGS = {
     "jh_admin_users": ["alice"],
     "jh_acme_email": "admin@jhd.test",
     "jh_services": [{"path": "/echo/", "upstream": f"http://127.0.0.1:{ECHO_PORT}/", "websockets": True}],
+    "jh_kernels": [
+        {"name": "python3", "display_name": "Python 3 (teaching)", "packages": "teaching"},
+        {"name": "minimal", "display_name": "Python 3 (minimal)", "packages": "minimal"},
+    ],
+    "jh_nltk_packages": ["jhd_test_corpus"],
 }
+NLTK_PORT = 8071
 
 
 @dataclass
@@ -121,14 +132,42 @@ def workdir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pebble(engine, workdir):
+def pebble(workdir, bridge_gateway):
     """A real ACME server on the Docker bridge's gateway address."""
-    ipam = engine.client.networks.get("bridge").attrs["IPAM"]["Config"][0]
-    # Docker gives the bridge the subnet's first address unless told otherwise.
-    gateway = ipam.get("Gateway") or str(ipaddress.ip_network(ipam["Subnet"])[1])
-    server = Pebble(workdir, gateway).start()
+    server = Pebble(workdir, bridge_gateway).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def bridge_gateway(engine) -> str:
+    """This machine's address on the Docker bridge, which the targets reach."""
+    ipam = engine.client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    # Docker gives the bridge the subnet's first address unless told otherwise.
+    return ipam.get("Gateway") or str(ipaddress.ip_network(ipam["Subnet"])[1])
+
+
+@pytest.fixture(scope="session")
+def nltk_index(workdir, bridge_gateway):
+    """A small NLTK data index with one package, served to the targets' downloader."""
+    root = workdir / "nltk-index"
+    (root / "packages" / "corpora").mkdir(parents=True)
+    package = root / "packages" / "corpora" / "jhd_test_corpus.zip"
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("jhd_test_corpus/README", "a corpus served by the tests\n")
+    base = f"http://{bridge_gateway}:{NLTK_PORT}"
+    (root / "index.xml").write_text(
+        '<?xml version="1.0"?>\n<nltk_data><packages>\n'
+        f'<package id="jhd_test_corpus" name="Test corpus" subdir="corpora" unzip="1"'
+        f' url="{base}/packages/corpora/jhd_test_corpus.zip" size="{package.stat().st_size}"'
+        f' unzipped_size="29" checksum="{hashlib.md5(package.read_bytes()).hexdigest()}" />\n'
+        "</packages><collections /></nltk_data>\n"
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer((bridge_gateway, NLTK_PORT), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"{base}/index.xml"
+    httpd.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -146,7 +185,7 @@ def resolver():
 
 
 @pytest.fixture(scope="session")
-def start(engine, workdir, pebble, resolver):
+def start(engine, workdir, pebble, resolver, nltk_index):
     """start(suite, name) -> Host: boot a target from its (cached) image, named in DNS for Pebble."""
     harness.ensure_images(engine.client, ["noble", "bookworm", "xenial"])
     users = [{"name": n, "password_hash": harness.password_hash(p)} for n, p in USERS.items()]
@@ -163,6 +202,7 @@ def start(engine, workdir, pebble, resolver):
             "jh_users": users,
             "jh_domain": domain,
             "jh_acme_directory_url": pebble.directory_url,
+            "jh_nltk_index_url": nltk_index,
             # The targets must trust what this machine trusts (its egress is re-signed),
             # and the test ACME server's own TLS certificate.
             "jh_extra_ca_certificates": [*harness.controller_ca_certificates(), str(pebble.tls_ca)],

@@ -46,6 +46,16 @@ BAD = {
     "missing CA file": ({"jh_extra_ca_certificates": ["/nonexistent/ca.crt"]}, "jh_extra_ca_certificates[0]: Path does not point to a file"),
     "unknown server release": ({"jh_server_release": "jupyterhub-99"}, "jh_server_release: 'jupyterhub-99' is not a folder of files/server/; choose one of jupyterhub-6"),
     "check interval above timeout": ({"jh_idle_timeout": 60, "jh_idle_check_interval": 120}, "jh_idle_check_interval must not exceed jh_idle_timeout"),
+    "kernel name with spaces": ({"jh_kernels": [{"name": "my kernel", "display_name": "K", "packages": "minimal"}]}, "jh_kernels[0][name]: String should match pattern"),
+    "unknown kernel packages": ({"jh_kernels": [{"name": "k", "display_name": "K", "packages": "nope"}]}, "jh_kernels[0]: packages: 'nope' is not a folder of files/kernels/; choose one of minimal, teaching"),
+    "duplicate kernels": ({"jh_kernels": [{"name": "k", "display_name": "K", "packages": "minimal"}] * 2}, "jh_kernels: two kernels have the same name"),
+    "nltk data without nltk": ({"jh_kernels": [{"name": "k", "display_name": "K", "packages": "minimal"}], "jh_nltk_packages": ["stopwords"]}, "jh_nltk_packages needs a kernel in jh_kernels whose packages include nltk"),
+    "services without a domain": ({"jh_services": [{"path": "/r/", "upstream": "http://127.0.0.1:1/"}]}, "jh_services needs jh_domain"),
+    "service inside the hub": ({"jh_domain": "hub.example.org", "jh_services": [{"path": "/user/x/", "upstream": "http://127.0.0.1:1/"}]}, "jh_services[0]: path /user/x/ overlaps /user/"),
+    "manual certificate without files": ({"jh_domain": "hub.example.org", "jh_certificate": "manual"}, "jh_certificate = 'manual' needs jh_certificate_file"),
+    "public proxy behind nginx": ({"jh_domain": "hub.example.org", "jh_public_ip": "0.0.0.0"}, "jh_public_ip must stay on loopback"),
+    "bad domain": ({"jh_domain": "Hub Server"}, "jh_domain: must be a DNS name"),
+    "unknown certificate mode": ({"jh_domain": "hub.example.org", "jh_certificate": "acme"}, "jh_certificate: Input should be 'letsencrypt', 'manual' or 'selfsigned'"),
     "command without notifier": ({"jh_notify_command": "/usr/local/bin/page-admin"}, "jh_notify_command needs jh_notify_on_failure = True"),
 }
 

@@ -1,0 +1,107 @@
+"""Kernel environments, their registration, and the shared NLTK data.
+
+Each kernel is a venv of its own under <install root>/kernels/<name>, owned by root
+(users compute in it but cannot change it), built from a pinned lock. Its kernel
+spec is written to <install root>/share/jupyter/kernels/<name>, which the hub puts
+first on the single-user servers' JUPYTER_PATH: a kernel named python3 replaces the
+server venv's own default kernel, and rebuilding the server venv keeps every kernel.
+"""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.facts.files import FindDirectories
+from pyinfra.operations import files, pip, server
+
+from tasks.locks import install_from_lock
+from tasks.platform import Platform, UnsupportedTarget
+from tasks.settings import Kernel, Settings
+
+FILES = Path(__file__).resolve().parent.parent / "files"
+
+
+def kernel_lock(kernel: Kernel, platform: Platform) -> Path:
+    lock = FILES / "kernels" / kernel.packages / f"py{platform.python}.txt"
+    if not lock.is_file():
+        raise UnsupportedTarget(
+            f"kernel {kernel.name}: files/kernels/{kernel.packages} has no lock for Python {platform.python} "
+            f"({platform.label}); generate it with `make locks`"
+        )
+    return lock
+
+
+def kernel_spec(settings: Settings, kernel: Kernel) -> str:
+    python = settings.kernels_dir / kernel.name / "bin" / "python"
+    spec = {
+        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": kernel.display_name,
+        "language": "python",
+        "metadata": {"debugger": True},
+    }
+    return json.dumps(spec, indent=1) + "\n"
+
+
+def kernel_env(settings: Settings, platform: Platform, kernel: Kernel) -> None:
+    env = settings.kernels_dir / kernel.name
+    pip.venv(name=f"Kernel {kernel.name}: venv", path=str(env), python="python3")
+    index = f" --index-url {settings.pip_index_url}" if settings.pip_index_url else ""
+    install_from_lock(
+        name=f"Kernel {kernel.name}: install {kernel.packages} (Python {platform.python})",
+        lock=kernel_lock(kernel, platform),
+        remote_dir=env,
+        stamp=env / ".installed-requirements.txt",
+        commands=[
+            f"{env}/bin/pip install --no-deps --disable-pip-version-check{index} -r {kernel_lock(kernel, platform).name}",
+            f"{env}/bin/pip check",
+        ],
+    )
+    files.put(
+        name=f"Kernel {kernel.name}: spec ({kernel.display_name})",
+        src=StringIO(kernel_spec(settings, kernel)),
+        dest=str(settings.jupyter_data_dir / "kernels" / kernel.name / "kernel.json"),
+        user="root", group="root", mode="644",
+    )
+
+
+def remove_dropped_kernels(settings: Settings) -> None:
+    wanted = {k.name for k in settings.kernels}
+    specs = settings.jupyter_data_dir / "kernels"
+    for path in host.get_fact(FindDirectories, path=str(specs), maxdepth=1) or []:
+        name = Path(path).name
+        if path == str(specs) or name in wanted:
+            continue
+        files.directory(name=f"Unregister kernel {name}", path=path, present=False)
+        if not settings.keep_removed_kernel_envs:
+            files.directory(name=f"Remove the environment of kernel {name}",
+                            path=str(settings.kernels_dir / name), present=False)
+
+
+def nltk_data(settings: Settings) -> None:
+    files.directory(name=f"Shared NLTK data {settings.nltk_data}", path=str(settings.nltk_data),
+                    user="root", group="root", mode="755")
+    if not settings.nltk_packages:
+        return
+    # The downloader of the first kernel with nltk (the settings check there is one).
+    downloader = next(k for k in settings.kernels if "nltk" in k.requirement_names)
+    python = settings.kernels_dir / downloader.name / "bin" / "python"
+    index = f" -u {settings.nltk_index_url}" if settings.nltk_index_url else ""
+    present = {Path(p).name for p in host.get_fact(FindDirectories, path=str(settings.nltk_data), maxdepth=2) or []}
+    missing = [p for p in settings.nltk_packages if p not in present]
+    if missing:
+        server.shell(
+            name=f"NLTK data: {', '.join(missing)}",
+            commands=[f"{python} -m nltk.downloader{index} -d {settings.nltk_data} {' '.join(missing)}"],
+        )
+
+
+def apply(settings: Settings, platform: Platform) -> None:
+    files.directory(name=f"Kernel environments {settings.kernels_dir}", path=str(settings.kernels_dir),
+                    user="root", group="root", mode="755")
+    for kernel in settings.kernels:
+        kernel_env(settings, platform, kernel)
+    remove_dropped_kernels(settings)
+    nltk_data(settings)

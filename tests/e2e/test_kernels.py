@@ -1,0 +1,87 @@
+"""Kernel environments apart from the server venv, NLTK data, ipywidgets; changes touch only what changed."""
+
+from __future__ import annotations
+
+import json
+
+from tests.e2e.conftest import TEST_SETTINGS, USERS, run_pyinfra, write_inventory
+from tests.e2e.hub_client import HubClient
+
+DISPLAY_NAMES = {k["name"]: k["display_name"] for k in TEST_SETTINGS["jh_kernels"]}
+
+
+def running_user(hub, name: str = "alice") -> HubClient:
+    user = HubClient(f"https://{hub.domain}", verify=hub.ca_bundle)
+    assert user.login(name, USERS[name]).status_code == 302
+    user.create_token()
+    if user.server() is None:
+        user.start_server()
+    return user
+
+
+def test_kernels_are_registered_with_their_display_names(hub):
+    specs = running_user(hub).kernelspecs()
+    assert specs["default"] == "python3"
+    assert {name: spec["spec"]["display_name"] for name, spec in specs["kernelspecs"].items()} == DISPLAY_NAMES
+    # The default python3 is the teaching environment, not the server venv.
+    assert specs["kernelspecs"]["python3"]["spec"]["argv"][0] == "/opt/jupyter/kernels/python3/bin/python"
+
+
+def test_every_kernel_runs_code_as_the_user(hub):
+    user = running_user(hub)
+    for name in DISPLAY_NAMES:
+        out = user.run_code("import getpass, sys; print(getpass.getuser(), sys.prefix)", kernel_name=name)
+        assert out == f"alice /opt/jupyter/kernels/{name}\n"
+
+
+def test_teaching_kernel_has_numpy_and_the_shared_nltk_data(hub):
+    code = (
+        "import os, numpy, nltk\n"
+        "print(numpy.arange(3).sum(), os.environ['NLTK_DATA'])\n"
+        "print(open(nltk.data.find('corpora/jhd_test_corpus/README')).read(), end='')\n"
+    )
+    out = running_user(hub).run_code(code, kernel_name="python3")
+    assert out == "3 /opt/jupyter/nltk_data\na corpus served by the tests\n"
+
+
+def test_widgets_render_in_jupyterlab(hub):
+    out = running_user(hub).run_code(
+        "import ipywidgets, json; w = ipywidgets.IntSlider(value=7); print(json.dumps(w._repr_mimebundle_()))",
+        kernel_name="minimal",
+    )
+    assert "application/vnd.jupyter.widget-view+json" in json.loads(out)
+    extensions = hub.sh("/opt/jupyter/.venv/bin/jupyter labextension list 2>&1")
+    assert "@jupyter-widgets/jupyterlab-manager" in extensions and "enabled" in extensions
+
+
+def test_users_cannot_change_kernel_environments(hub):
+    for command in ("touch /opt/jupyter/kernels/python3/bin/evil",
+                    "/opt/jupyter/kernels/minimal/bin/pip install --no-index six",
+                    "touch /opt/jupyter/share/jupyter/kernels/python3/kernel.json",
+                    "touch /opt/jupyter/nltk_data/corpora/x"):
+        out = hub.sh(f"sudo -u bob sh -c '{command}' 2>&1; echo exit=$?", check=False)
+        assert "exit=0" not in out, command
+
+
+def test_kernel_changes_touch_only_that_kernel_and_survive_a_server_rebuild(hubs, workdir):
+    hub = hubs["bookworm"]
+    kernels = TEST_SETTINGS["jh_kernels"]
+
+    renamed = [kernels[0], {**kernels[1], "display_name": "Bare Python"}]
+    result = run_pyinfra(write_inventory(workdir / "k1.py", [(hub.name, {**hub.data, "jh_kernels": renamed})]))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.changed_operations() == ["Kernel minimal: spec (Bare Python)"]
+
+    result = run_pyinfra(write_inventory(workdir / "k2.py", [(hub.name, {**hub.data, "jh_kernels": kernels[:1]})]))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert hub.sh("ls /opt/jupyter/share/jupyter/kernels /opt/jupyter/kernels").split() == [
+        "/opt/jupyter/kernels:", "python3", "/opt/jupyter/share/jupyter/kernels:", "python3"]
+    assert set(running_user(hub).kernelspecs()["kernelspecs"]) == {"python3"}
+
+    # A rebuilt server venv (and the original kernel list) keeps and restores every kernel.
+    hub.sh("systemctl stop jupyterhub && rm -rf /opt/jupyter/.venv")
+    result = run_pyinfra(hub.inventory)
+    assert result.returncode == 0, result.stderr[-3000:]
+    specs = running_user(hub).kernelspecs()
+    assert {name: spec["spec"]["display_name"] for name, spec in specs["kernelspecs"].items()} == DISPLAY_NAMES
+    assert running_user(hub).run_code("print(6*7)") == "42\n"
