@@ -83,18 +83,15 @@ def remove_dropped_kernels(settings: Settings) -> None:
 def nltk_data(settings: Settings) -> None:
     files.directory(name=f"Shared NLTK data {settings.nltk_data}", path=str(settings.nltk_data),
                     user="root", group="root", mode="755")
-    if not settings.nltk_packages:
-        return
-    # The downloader of the first kernel with nltk (the settings check there is one).
-    downloader = next(k for k in settings.kernels if "nltk" in k.requirement_names)
-    python = settings.kernels_dir / downloader.name / "bin" / "python"
-    index = f" -u {settings.nltk_index_url}" if settings.nltk_index_url else ""
     present = {Path(p).name for p in host.get_fact(FindDirectories, path=str(settings.nltk_data), maxdepth=2) or []}
     missing = [p for p in settings.nltk_packages if p not in present]
     if missing:
+        fetcher = settings.install_root / "share" / "nltk_fetch.py"
+        files.put(name="NLTK data fetcher", src=str(FILES / "nltk" / "fetch.py"), dest=str(fetcher),
+                  user="root", group="root", mode="644")
         server.shell(
             name=f"NLTK data: {', '.join(missing)}",
-            commands=[f"{python} -m nltk.downloader{index} -d {settings.nltk_data} {' '.join(missing)}"],
+            commands=[f"python3 {fetcher} {settings.nltk_index_url} {settings.nltk_data} {' '.join(missing)}"],
         )
 
 

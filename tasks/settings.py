@@ -41,6 +41,7 @@ DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0
 URL_PATH = re.compile(r"^/([A-Za-z0-9._~-]+/)*$")
 # Paths the hub itself serves when it sits at /.
 HUB_PATHS = ("/hub/", "/user/", "/users/", "/services/", "/api/", "/.well-known/")
+NLTK_INDEX = "https://raw.githubusercontent.com/nltk/nltk_data/gh-pages/index.xml"
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 CRYPT_HASH = re.compile(r"^\$(1|5|6|y|2[aby]|gy)\$[./A-Za-z0-9$=,]+$")
@@ -142,11 +143,6 @@ class Kernel(Strict):
             raise ValueError(f"packages: {self.packages!r} is not a folder of files/kernels/; choose one of {', '.join(known)}")
         return self
 
-    @property
-    def requirement_names(self) -> list[str]:
-        lines = (KERNEL_SETS / self.packages / "requirements.in").read_text().splitlines()
-        return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
-
 
 # The seed's teaching environment, as the default `python3` kernel.
 TEACHING_KERNEL = Kernel(name="python3", display_name="Python 3", packages="teaching")
@@ -184,9 +180,9 @@ class Settings(Strict):
     # Keep the environment of a kernel removed from jh_kernels (it is unregistered either way).
     keep_removed_kernel_envs: StrictBool = False
     # NLTK data shared read-only by every kernel (NLTK_DATA), and packages to fetch into it.
-    nltk_packages: list[Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_.-]+$")]] = []
-    # The NLTK downloader's index (None: NLTK's default).
-    nltk_index_url: HttpUrl | None = None
+    nltk_packages: list[Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]] = []
+    # The NLTK data index (index.xml) packages come from: NLTK's own, or a mirror.
+    nltk_index_url: HttpUrl = HttpUrl(NLTK_INDEX)
 
     # The web front: with a domain, nginx terminates TLS for it and proxies to the
     # hub (and to jh_services); the proxy then stays on loopback. Without one, no nginx.
@@ -227,8 +223,6 @@ class Settings(Strict):
         kernel_names = [k.name for k in self.kernels]
         if len(set(kernel_names)) != len(kernel_names):
             raise ValueError("jh_kernels: two kernels have the same name")
-        if self.nltk_packages and not any("nltk" in k.requirement_names for k in self.kernels):
-            raise ValueError("jh_nltk_packages needs a kernel in jh_kernels whose packages include nltk")
         if self.idle_check_interval > self.idle_timeout:
             raise ValueError("jh_idle_check_interval must not exceed jh_idle_timeout")
         if self.notify_command and not self.notify_on_failure:

@@ -49,7 +49,7 @@ BAD = {
     "kernel name with spaces": ({"jh_kernels": [{"name": "my kernel", "display_name": "K", "packages": "minimal"}]}, "jh_kernels[0][name]: String should match pattern"),
     "unknown kernel packages": ({"jh_kernels": [{"name": "k", "display_name": "K", "packages": "nope"}]}, "jh_kernels[0]: packages: 'nope' is not a folder of files/kernels/; choose one of minimal, teaching"),
     "duplicate kernels": ({"jh_kernels": [{"name": "k", "display_name": "K", "packages": "minimal"}] * 2}, "jh_kernels: two kernels have the same name"),
-    "nltk data without nltk": ({"jh_kernels": [{"name": "k", "display_name": "K", "packages": "minimal"}], "jh_nltk_packages": ["stopwords"]}, "jh_nltk_packages needs a kernel in jh_kernels whose packages include nltk"),
+    "nltk package with a slash": ({"jh_nltk_packages": ["../etc"]}, "jh_nltk_packages[0]: String should match pattern"),
     "services without a domain": ({"jh_services": [{"path": "/r/", "upstream": "http://127.0.0.1:1/"}]}, "jh_services needs jh_domain"),
     "service inside the hub": ({"jh_domain": "hub.example.org", "jh_services": [{"path": "/user/x/", "upstream": "http://127.0.0.1:1/"}]}, "jh_services[0]: path /user/x/ overlaps /user/"),
     "manual certificate without files": ({"jh_domain": "hub.example.org", "jh_certificate": "manual"}, "jh_certificate = 'manual' needs jh_certificate_file"),
