@@ -4,11 +4,11 @@
     pyinfra inventory.py deploy.py         # apply
 
 The order follows the server's layers: system, server environment, kernels,
-hub, web front, then owners and modes. Settings and targets are checked first, for every
-host: bad input stops the run before any host is changed.
+hub, web front, firewall, then owners and modes. Settings and targets are
+checked first, for every host: bad input stops the run before any host is changed.
 """
 
-from tasks import hub, kernels, permissions, server_env, system, web
+from tasks import firewall, hub, kernels, permissions, server_env, system, web
 from tasks.platform import target_platform
 from tasks.settings import current_settings
 
@@ -20,4 +20,5 @@ server_changed = server_env.apply(settings, platform)
 kernels.apply(settings, platform)
 hub.apply(settings, platform, server_changed)
 web.apply(settings, platform)
+firewall.apply(settings)
 permissions.apply(settings)

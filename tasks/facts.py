@@ -23,3 +23,17 @@ class LooseOwnership(FactBase):
 
     def process(self, output):
         return list(output)
+
+
+class UfwStatus(FactBase):
+    """Whether ufw is active, and the ports it allows ("80/tcp"). None without ufw."""
+
+    def command(self) -> str:
+        return "command -v ufw >/dev/null && ufw status || true"
+
+    def process(self, output):
+        lines = list(output)
+        if not lines:
+            return None
+        allowed = {line.split()[0] for line in lines if " ALLOW " in f" {line} " and "(v6)" not in line}
+        return {"active": "Status: active" in lines, "allowed": allowed}

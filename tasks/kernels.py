@@ -15,24 +15,11 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.facts.files import FindDirectories
-from pyinfra.operations import files, pip, server
+from pyinfra.operations import files, server
 
-from tasks.locks import install_from_lock
-from tasks.platform import Platform, UnsupportedTarget
+from tasks.locks import FILES, lock_for, venv_from_lock
+from tasks.platform import Platform
 from tasks.settings import Kernel, Settings
-
-FILES = Path(__file__).resolve().parent.parent / "files"
-
-
-def kernel_lock(kernel: Kernel, platform: Platform) -> Path:
-    lock = FILES / "kernels" / kernel.packages / f"py{platform.python}.txt"
-    if not lock.is_file():
-        raise UnsupportedTarget(
-            f"kernel {kernel.name}: files/kernels/{kernel.packages} has no lock for Python {platform.python} "
-            f"({platform.label}); generate it with `make locks`"
-        )
-    return lock
-
 
 def kernel_spec(settings: Settings, kernel: Kernel) -> str:
     python = settings.kernels_dir / kernel.name / "bin" / "python"
@@ -46,18 +33,11 @@ def kernel_spec(settings: Settings, kernel: Kernel) -> str:
 
 
 def kernel_env(settings: Settings, platform: Platform, kernel: Kernel) -> None:
-    env = settings.kernels_dir / kernel.name
-    pip.venv(name=f"Kernel {kernel.name}: venv", path=str(env), python="python3")
-    index = f" --index-url {settings.pip_index_url}" if settings.pip_index_url else ""
-    install_from_lock(
-        name=f"Kernel {kernel.name}: install {kernel.packages} (Python {platform.python})",
-        lock=kernel_lock(kernel, platform),
-        remote_dir=env,
-        stamp=env / ".installed-requirements.txt",
-        commands=[
-            f"{env}/bin/pip install --no-deps --disable-pip-version-check{index} -r {kernel_lock(kernel, platform).name}",
-            f"{env}/bin/pip check",
-        ],
+    venv_from_lock(
+        f"Kernel {kernel.name}",
+        settings.kernels_dir / kernel.name,
+        lock_for(f"kernels/{kernel.packages}", platform, f"kernel {kernel.name}"),
+        settings.pip_index_url,
     )
     files.put(
         name=f"Kernel {kernel.name}: spec ({kernel.display_name})",

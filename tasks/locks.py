@@ -13,7 +13,22 @@ from pathlib import Path, PurePosixPath
 
 from pyinfra import host
 from pyinfra.facts.files import Sha256File
-from pyinfra.operations import files, server
+from pyinfra.operations import files, pip, server
+
+from tasks.platform import Platform, UnsupportedTarget
+
+FILES = Path(__file__).resolve().parent.parent / "files"
+
+
+def lock_for(package_set: str, platform: Platform, setting: str) -> Path:
+    """files/<package_set>/py3.X.txt for the target's Python, or refuse the target."""
+    lock = FILES / package_set / f"py{platform.python}.txt"
+    if not lock.is_file():
+        raise UnsupportedTarget(
+            f"{setting}: files/{package_set} has no lock for Python {platform.python} "
+            f"({platform.label}); generate it with `make locks`"
+        )
+    return lock
 
 
 def install_from_lock(
@@ -38,3 +53,19 @@ def install_from_lock(
         commands=[" && ".join([f"cd {remote_dir}", *commands, f"cp {lock.name} {stamp}"])],
     )
     return True
+
+
+def venv_from_lock(name: str, env: PurePosixPath, lock: Path, index_url: object | None) -> bool:
+    """A venv from the system python3 with exactly the lock's packages. Returns whether it changes."""
+    pip.venv(name=f"{name}: venv {env}", path=str(env), python="python3")
+    index = f" --index-url {index_url}" if index_url else ""
+    return install_from_lock(
+        name=f"{name}: install {lock.parent.name}/{lock.name}",
+        lock=lock,
+        remote_dir=env,
+        stamp=env / ".installed-requirements.txt",
+        commands=[
+            f"{env}/bin/pip install --no-deps --disable-pip-version-check{index} -r {lock.name}",
+            f"{env}/bin/pip check",
+        ],
+    )

@@ -9,26 +9,15 @@ without a third-party apt repository. npm comes inside the wheel too.
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
-from pyinfra.operations import files, pip
+from pyinfra.operations import files
 
-from tasks.locks import install_from_lock
-from tasks.platform import Platform, UnsupportedTarget
+from tasks.locks import FILES, install_from_lock, lock_for, venv_from_lock
+from tasks.platform import Platform
 from tasks.settings import Settings
 
-FILES = Path(__file__).resolve().parent.parent / "files"
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-
-
-def server_lock(settings: Settings, platform: Platform) -> Path:
-    lock = FILES / "server" / settings.server_release / f"py{platform.python}.txt"
-    if not lock.is_file():
-        raise UnsupportedTarget(
-            f"jh_server_release {settings.server_release!r} has no lock for Python {platform.python} "
-            f"({platform.label}); generate it with `make locks`"
-        )
-    return lock
 
 
 def node_modules(settings: Settings, platform: Platform) -> PurePosixPath:
@@ -47,28 +36,16 @@ def proxy_command(settings: Settings, platform: Platform) -> list[str]:
 
 def apply(settings: Settings, platform: Platform) -> bool:
     """Returns whether the server packages will change (the hub then restarts)."""
-    lock = server_lock(settings, platform)
     files.directory(
         name=f"Install root {settings.install_root}",
         path=str(settings.install_root),
         user="root", group="root", mode="755",
     )
-    pip.venv(
-        name=f"Server venv {settings.venv}",
-        path=str(settings.venv),
-        python="python3",
-    )
-    index = f" --index-url {settings.pip_index_url}" if settings.pip_index_url else ""
-    pip_bin = settings.venv / "bin" / "pip"
-    packages_changed = install_from_lock(
-        name=f"Install the server packages ({settings.server_release}, Python {platform.python})",
-        lock=lock,
-        remote_dir=settings.venv,
-        stamp=settings.venv / ".installed-requirements.txt",
-        commands=[
-            f"{pip_bin} install --no-deps --disable-pip-version-check{index} -r {lock.name}",
-            f"{pip_bin} check",
-        ],
+    packages_changed = venv_from_lock(
+        "Server environment",
+        settings.venv,
+        lock_for(f"server/{settings.server_release}", platform, "jh_server_release"),
+        settings.pip_index_url,
     )
 
     npm_cli = node_modules(settings, platform) / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"

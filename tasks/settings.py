@@ -199,6 +199,11 @@ class Settings(Strict):
     base_url: UrlPath = "/"
     services: list[SubPathService] = []
 
+    # ufw: deny incoming traffic but SSH (this port) and the web ports (80 and 443
+    # with jh_domain, else jh_public_port). Off: the firewall is left as it is.
+    firewall: StrictBool = False
+    firewall_ssh_port: Port = 22
+
     # Reaching the outside world from the targets
     # CA certificates (PEM files on the controller) the targets must trust, e.g.
     # a TLS-intercepting proxy's. Copied to /usr/local/share/ca-certificates.

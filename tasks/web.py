@@ -21,7 +21,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import File, Link, Sha1File
 from pyinfra.operations import apt, files, server, systemd
 
-from tasks import system
+from tasks import firewall, system
 from tasks.platform import Platform, target_platform
 from tasks.settings import Settings, current_settings
 from tasks.templating import render
@@ -140,3 +140,4 @@ def front() -> None:
     settings = current_settings()
     system.trust_extra_cas(settings)
     apply(settings, target_platform(server_python=False))
+    firewall.apply(settings)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 import subprocess
 import threading
 import time
 
+import pytest
 import requests
 import websocket
 from cryptography import x509
@@ -129,29 +131,68 @@ def test_a_broken_nginx_setting_is_refused_and_the_site_keeps_serving(hubs, work
     assert get(hub, "/hub/login").status_code == 200
 
 
-def test_web_front_alone_on_ubuntu_1604_keeps_an_existing_site(start, workdir):
-    """Ubuntu 16.04 cannot run the hub yet, but its nginx, certbot 0.27 and TLS front work."""
+@pytest.fixture(scope="module")
+def xenial(start, workdir):
+    """Ubuntu 16.04 with an nginx site of the admin's own, then the web front deployed alone.
+
+    16.04 cannot run the hub yet, but its nginx 1.10, certbot 0.27 and TLS front work.
+    """
     host = start("xenial", "jhd-test-xenial-web")
-    # The admin's own site, there before the deploy.
     host.sh("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null")
     host.sh("printf 'server {\\n listen 8080;\\n location / { return 200 \"other site\\\\n\"; }\\n}\\n'"
             " > /etc/nginx/sites-available/other && ln -s /etc/nginx/sites-available/other /etc/nginx/sites-enabled/"
             " && systemctl reload nginx")
-    inventory = write_inventory(workdir / "xenial-web.py", [(host.name, host.data)])
-
+    host.deploy = lambda name, **settings: run_pyinfra(
+        write_inventory(workdir / f"xenial-{name}.py", [(host.name, {**host.data, **settings})]), deploy="tasks.web.front")
     started = time.monotonic()
-    result = run_pyinfra(inventory, deploy="tasks.web.front")
+    result = host.deploy("letsencrypt")
     assert result.returncode == 0, result.stderr[-4000:]
     print(f"Ubuntu 16.04: first HTTPS answer {time.monotonic() - started:.0f} s after the deploy started")
+    return host
 
-    assert get(host, "/", allow_redirects=False).status_code == 502  # no hub behind it on 16.04
-    assert "Pebble" in served_certificate(host).issuer.rfc4514_string()
-    assert requests.get(f"http://{host.domain}/", allow_redirects=False, timeout=10).status_code == 301
-    assert openssl_handshake(host, "tls1_1").returncode != 0
-    assert host.sh("curl -s http://127.0.0.1:8080/") == "other site\n"
-    certificate = host.sh("sha256sum /etc/letsencrypt/live/*/cert.pem")
 
-    again = run_pyinfra(inventory, deploy="tasks.web.front")
+def test_xenial_front_serves_a_certificate_and_keeps_the_existing_site(xenial):
+    assert get(xenial, "/", allow_redirects=False).status_code == 502  # no hub behind it on 16.04
+    assert "Pebble" in served_certificate(xenial).issuer.rfc4514_string()
+    assert requests.get(f"http://{xenial.domain}/", allow_redirects=False, timeout=10).status_code == 301
+    assert openssl_handshake(xenial, "tls1_1").returncode != 0
+    assert xenial.sh("curl -s http://127.0.0.1:8080/") == "other site\n"
+    certificate = xenial.sh("sha256sum /etc/letsencrypt/live/*/cert.pem")
+
+    again = xenial.deploy("letsencrypt")
     assert again.totals["success"] == 0, again.changed_operations()
-    assert host.sh("sha256sum /etc/letsencrypt/live/*/cert.pem") == certificate
-    assert host.sh("curl -s http://127.0.0.1:8080/") == "other site\n"
+    assert xenial.sh("sha256sum /etc/letsencrypt/live/*/cert.pem") == certificate
+    assert xenial.sh("curl -s http://127.0.0.1:8080/") == "other site\n"
+
+
+def test_firewall_opens_only_ssh_and_the_web(xenial):
+    result = xenial.deploy("firewall", jh_firewall=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    status = xenial.sh("ufw status")
+    assert "Status: active" in status
+    assert {line.split()[0] for line in status.splitlines() if " ALLOW " in line} == {"22/tcp", "80/tcp", "443/tcp"}
+    assert get(xenial, "/hub/", allow_redirects=False).status_code == 502
+    with pytest.raises(OSError):
+        socket.create_connection((xenial.address, 8080), timeout=3)
+    assert xenial.deploy("firewall", jh_firewall=True).totals["success"] == 0
+
+
+def test_manual_certificate_from_the_controller(xenial, workdir):
+    cert, key = workdir / "manual.crt", workdir / "manual.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", f"/CN={xenial.domain}",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    result = xenial.deploy("manual", jh_certificate="manual", jh_certificate_file=str(cert), jh_certificate_key_file=str(key))
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
+    assert served_certificate(xenial).serial_number == expected
+    assert xenial.sh(f"stat -c '%U %a' /etc/ssl/jupyterhub/{xenial.domain}.key").strip() == "root 600"
+
+
+def test_selfsigned_certificate(xenial):
+    result = xenial.deploy("selfsigned", jh_certificate="selfsigned")
+    assert result.returncode == 0, result.stderr[-3000:]
+    certificate = served_certificate(xenial)
+    assert certificate.issuer == certificate.subject
+    assert certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName) == [xenial.domain]
+    assert xenial.deploy("selfsigned", jh_certificate="selfsigned").totals["success"] == 0

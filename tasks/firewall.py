@@ -1,0 +1,27 @@
+"""ufw, when the admin asks for it: SSH and the web ports open, other incoming traffic denied."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.operations import apt, server
+
+from tasks.facts import UfwStatus
+from tasks.settings import Settings
+
+
+def open_ports(settings: Settings) -> list[int]:
+    web = [80, 443] if settings.domain else [settings.public_port]
+    return [settings.firewall_ssh_port, *web]
+
+
+def apply(settings: Settings) -> None:
+    if not settings.firewall:
+        return
+    apt.packages(name="Install ufw", packages=["ufw"], no_recommends=True, update=True, cache_time=24 * 3600)
+    status = host.get_fact(UfwStatus) or {"active": False, "allowed": set()}
+    # Ports first, then enable: the SSH connection this deploy runs over stays open.
+    for port in open_ports(settings):
+        if f"{port}/tcp" not in status["allowed"]:
+            server.shell(name=f"Firewall: allow {port}/tcp", commands=[f"ufw allow {port}/tcp"])
+    if not status["active"]:
+        server.shell(name="Firewall: deny other incoming traffic", commands=["ufw --force enable"])
