@@ -38,7 +38,9 @@ def certificate_paths(settings: Settings) -> tuple[str, str]:
     if settings.certificate == "letsencrypt":
         live = PurePosixPath("/etc/letsencrypt/live") / settings.domain
         return str(live / "fullchain.pem"), str(live / "privkey.pem")
-    return str(TLS_DIR / f"{settings.domain}.crt"), str(TLS_DIR / f"{settings.domain}.key")
+    # One pair per mode: switching modes never serves the other mode's certificate.
+    stem = settings.domain if settings.certificate == "manual" else f"{settings.domain}-selfsigned"
+    return str(TLS_DIR / f"{stem}.crt"), str(TLS_DIR / f"{stem}.key")
 
 
 def site_config(settings: Settings, platform: Platform, tls: bool) -> str:

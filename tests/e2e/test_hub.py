@@ -165,3 +165,16 @@ def test_permissions_task_alone_repairs_drift(hubs, workdir):
     ).split("\n")[:4] == ["jupyter 600", "root 755", "root 644", "jupyter 700"]
     again = run_pyinfra(inventory, deploy="tasks.permissions.fix")
     assert again.totals["success"] == 0, again.changed_operations()
+
+
+def test_dry_run_on_a_fresh_host_plans_everything_and_changes_nothing(start, workdir):
+    host = start("noble", "jhd-test-fresh")
+    watched = ("/etc", "/opt", "/usr/local")
+    volatile = ("/etc/machine-id", "/etc/mtab", "/etc/resolv.conf", "/etc/hostname", "/etc/hosts")
+    before = host.snapshot(*watched, exclude=volatile)
+    result = run_pyinfra(write_inventory(workdir / "fresh.py", [(host.name, host.data)]), "--dry")
+    assert result.returncode == 0, result.stderr[-3000:]
+    planned = {op["name"] for op in result.json["plan"]}
+    assert {"Install system packages", "Kernel python3: install teaching/py3.12.txt",
+            "Check the sudoers rule with visudo, then install it", "JupyterHub running and enabled"} <= planned
+    assert host.snapshot(*watched, exclude=volatile) == before

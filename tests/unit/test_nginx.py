@@ -94,4 +94,4 @@ def test_certificate_paths():
     assert web.certificate_paths(Settings.from_data({"jh_domain": "a.example"})) == (
         "/etc/letsencrypt/live/a.example/fullchain.pem", "/etc/letsencrypt/live/a.example/privkey.pem")
     assert web.certificate_paths(Settings.from_data({"jh_domain": "a.example", "jh_certificate": "selfsigned"}))[1] == (
-        "/etc/ssl/jupyterhub/a.example.key")
+        "/etc/ssl/jupyterhub/a.example-selfsigned.key")
