@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the target harness needs on a Debian or Ubuntu controller (as root):
-# Docker's engine (Debian's docker.io), debootstrap, and the tools the tests call.
+# Docker's engine (Debian's docker.io), debootstrap, Pebble (the test ACME server),
+# and the tools the tests call.
 set -euo pipefail
 
 declare -A wanted=(
@@ -11,6 +12,7 @@ declare -A wanted=(
   [openssl]=openssl
   [visudo]=sudo
   [nginx]=nginx-light
+  [pebble]=pebble
 )
 missing=()
 for command in "${!wanted[@]}"; do
