@@ -178,3 +178,19 @@ def test_dry_run_on_a_fresh_host_plans_everything_and_changes_nothing(start, wor
     assert {"Install system packages", "Kernel python3: install teaching/py3.12.txt",
             "Check the sudoers rule with visudo, then install it", "JupyterHub running and enabled"} <= planned
     assert host.snapshot(*watched, exclude=volatile) == before
+
+
+def test_failure_notifier(hubs, workdir):
+    hub = hubs["bookworm"]
+    data = {**hub.data, "jh_notify_on_failure": True, "jh_notify_command": "/usr/bin/logger -t jhd-test-notify"}
+    result = run_pyinfra(write_inventory(workdir / "notify.py", [(hub.name, data)]))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OnFailure=jupyterhub-notify-failure@%n.service" in hub.sh("cat /etc/systemd/system/jupyterhub.service")
+    # What systemd starts when the hub fails for good (after its restarts).
+    hub.sh("systemctl start jupyterhub-notify-failure@jupyterhub.service.service")  # %n.service
+    journal = hub.sh("journalctl --no-pager -n 50 -t jupyterhub-notify -t jhd-test-notify")
+    assert "jupyterhub.service failed; see journalctl -u jupyterhub.service" in journal
+    assert "jhd-test-notify" in journal and "jupyterhub.service" in journal.split("jhd-test-notify")[-1]
+    # Back to the settings the other tests expect.
+    assert run_pyinfra(hub.inventory).returncode == 0
+    assert "OnFailure" not in hub.sh("cat /etc/systemd/system/jupyterhub.service")
