@@ -106,7 +106,7 @@ class Host:
     def journal(self, unit: str = "jupyterhub", lines: int = 60) -> str:
         return self.sh(f"journalctl -u {unit} --no-pager -n {lines}", check=False)
 
-    def snapshot(self, *paths: str, exclude: tuple[str, ...] = ("*.sqlite", "*.pid")) -> str:
+    def snapshot(self, *paths: str, exclude: tuple[str, ...] = ("*.sqlite", "*.sqlite-*", "*.pid")) -> str:
         """Owners, modes, sizes, mtimes and checksums of every file below paths (but `exclude` globs)."""
         skip = " ".join(f"! -path '{pattern}'" for pattern in exclude)
         find = f"find {' '.join(paths)} -xdev \\( -type f -o -type l \\) {skip}"
