@@ -79,7 +79,7 @@ def install_sudoers_rule(rule: str) -> None:
     )
 
 
-def units(settings: Settings, platform: Platform, restart_hub: list) -> None:
+def units(settings: Settings, restart_hub: list) -> None:
     context = dict(s=settings, hub_bind_url=HUB_BIND_URL)
     unit_ops = [
         files.template(
@@ -167,4 +167,4 @@ def apply(settings: Settings, platform: Platform, server_changed: bool) -> None:
         proxy_command=server_env.proxy_command(settings, platform),
     )
     install_sudoers_rule(render("sudoers.j2", s=settings))
-    units(settings, platform, restart_hub=[config.will_change, server_changed])
+    units(settings, restart_hub=[config.will_change, server_changed])

@@ -17,9 +17,10 @@ from pyinfra import host
 from pyinfra.facts.files import FindDirectories
 from pyinfra.operations import files, server
 
-from tasks.locks import FILES, lock_for, venv_from_lock
+from tasks.locks import lock_for, venv_from_lock
 from tasks.platform import Platform
-from tasks.settings import Kernel, Settings
+from tasks.settings import FILES, Kernel, Settings
+
 
 def kernel_spec(settings: Settings, kernel: Kernel) -> str:
     python = settings.kernels_dir / kernel.name / "bin" / "python"

@@ -16,8 +16,7 @@ from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files, pip, server
 
 from tasks.platform import Platform, UnsupportedTarget
-
-FILES = Path(__file__).resolve().parent.parent / "files"
+from tasks.settings import FILES
 
 
 def lock_for(package_set: str, platform: Platform, setting: str) -> Path:

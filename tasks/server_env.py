@@ -13,9 +13,9 @@ from pathlib import PurePosixPath
 
 from pyinfra.operations import files
 
-from tasks.locks import FILES, install_from_lock, lock_for, venv_from_lock
+from tasks.locks import install_from_lock, lock_for, venv_from_lock
 from tasks.platform import Platform
-from tasks.settings import Settings
+from tasks.settings import FILES, Settings
 
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 

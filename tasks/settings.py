@@ -31,8 +31,10 @@ from pyinfra.api.exceptions import PyinfraError
 
 PREFIX = "jh_"
 REPO = Path(__file__).resolve().parent.parent
-SERVER_RELEASES = REPO / "files" / "server"
-KERNEL_SETS = REPO / "files" / "kernels"
+# Static inputs of the deploy: locks, PAM service, certbot hook, NLTK fetcher.
+FILES = REPO / "files"
+SERVER_RELEASES = FILES / "server"
+KERNEL_SETS = FILES / "kernels"
 
 # Debian's and Ubuntu's useradd default (NAME_REGEX), at most 32 characters.
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")

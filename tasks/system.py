@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
-from tasks.settings import Settings
+from tasks.settings import FILES, Settings
 
-FILES = Path(__file__).resolve().parent.parent / "files"
 CA_DIR = "/usr/local/share/ca-certificates/jupyterhub-deploy"
 
 PACKAGES = ["python3-venv", "sudo", "ca-certificates"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from io import StringIO
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -23,10 +23,9 @@ from pyinfra.operations import apt, files, server, systemd
 
 from tasks import firewall, system
 from tasks.platform import Platform, target_platform
-from tasks.settings import Settings, current_settings
+from tasks.settings import FILES, Settings, current_settings
 from tasks.templating import render
 
-FILES = Path(__file__).resolve().parent.parent / "files"
 SITE = "/etc/nginx/sites-available/jupyterhub"
 SITE_ENABLED = "/etc/nginx/sites-enabled/jupyterhub"
 WEBROOT = "/var/www/letsencrypt"

@@ -9,6 +9,7 @@ import pytest
 from tests.e2e.conftest import USERS, run_pyinfra, write_inventory
 from tests.e2e.hub_client import HubClient
 
+
 def client(hub) -> HubClient:
     """A browser's view of the hub: HTTPS through nginx, verified against Pebble's roots."""
     return HubClient(f"https://{hub.domain}", verify=hub.ca_bundle)

@@ -2,8 +2,9 @@
 
 import pytest
 
-from tasks.locks import FILES, lock_for
+from tasks.locks import lock_for
 from tasks.platform import MIN_SERVER_PYTHON, SYSTEM_PYTHON, Platform, UnsupportedTarget
+from tasks.settings import FILES
 
 TARGETS = [Platform(d, r, p) for (d, r), p in SYSTEM_PYTHON.items()
            if tuple(map(int, p.split("."))) >= MIN_SERVER_PYTHON]

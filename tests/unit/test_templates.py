@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import pytest
 
 from tasks import hub
-from tasks.templating import render
 from tasks.platform import Platform
 from tasks.server_env import proxy_command
 from tasks.settings import Settings
+from tasks.templating import render
 
 NOBLE = Platform("Ubuntu", "24.04", "3.12")
 CUSTOM = {
