@@ -3,19 +3,21 @@
     pyinfra inventory.py deploy.py --dry   # preview
     pyinfra inventory.py deploy.py         # apply
 
-The order follows the server's layers: system, server environment, kernels,
+The order follows the server's layers: system, conda (where needed), server
+environment, kernels,
 hub, web front, firewall, then owners and modes. Settings and targets are
 checked first, for every host: bad input stops the run before any host is changed.
 """
 
-from tasks import firewall, hub, kernels, permissions, server_env, system, web
+from tasks import conda, firewall, hub, kernels, permissions, server_env, system, web
 from tasks.platform import target_platform
 from tasks.settings import current_settings
 
 settings = current_settings()
-platform = target_platform()
+platform = target_platform(settings)
 
 system.apply(settings)
+conda.apply(settings, platform)
 server_changed = server_env.apply(settings, platform)
 kernels.apply(settings, platform)
 hub.apply(settings, platform, server_changed)

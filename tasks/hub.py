@@ -46,7 +46,7 @@ def state_and_secrets(settings: Settings) -> None:
         server.shell(
             name=f"Generate secret {name}",
             commands=[
-                f"(umask 077 && python3 -c {shlex.quote(generate)} > {path}.new)",
+                f"(umask 077 && {settings.venv}/bin/python -c {shlex.quote(generate)} > {path}.new)",
                 f"chown {settings.hub_user}:{settings.hub_user} {path}.new",
                 f"mv {path}.new {path}",
             ],
@@ -122,15 +122,9 @@ def units(settings: Settings, restart_hub: list) -> None:
     )
     server.shell(
         name="Wait until the hub answers",
-        commands=[wait_for_url(f"{public_url(settings)}hub/health", settings, timeout=90)],
+        commands=[wait_for_url(f"{settings.local_url}hub/health", settings, timeout=90)],
         _if=hub_service.did_change,
     )
-
-
-def public_url(settings: Settings) -> str:
-    """The hub's URL through the proxy, from the host itself."""
-    address = "127.0.0.1" if str(settings.public_ip) == "0.0.0.0" else settings.public_ip
-    return f"http://{address}:{settings.public_port}{settings.base_url}"
 
 
 def wait_for_url(url: str, settings: Settings, timeout: int) -> str:

@@ -14,12 +14,14 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.facts.files import FindDirectories
+from pyinfra.api import deploy
+from pyinfra.facts.files import Directory, FindDirectories
 from pyinfra.operations import files, server
 
+from tasks import conda
 from tasks.locks import lock_for, venv_from_lock
-from tasks.platform import Platform
-from tasks.settings import FILES, Kernel, Settings
+from tasks.platform import Platform, target_platform
+from tasks.settings import FILES, KERNEL_SETS, Kernel, Settings, current_settings
 
 
 def kernel_spec(settings: Settings, kernel: Kernel) -> str:
@@ -34,12 +36,20 @@ def kernel_spec(settings: Settings, kernel: Kernel) -> str:
 
 
 def kernel_env(settings: Settings, platform: Platform, kernel: Kernel) -> None:
-    venv_from_lock(
-        f"Kernel {kernel.name}",
-        settings.kernels_dir / kernel.name,
-        lock_for(f"kernels/{kernel.packages}", platform, f"kernel {kernel.name}"),
-        settings.pip_index_url,
-    )
+    env = settings.kernels_dir / kernel.name
+    if kernel.conda:
+        conda.environment(settings, f"Kernel {kernel.name}", env, KERNEL_SETS / kernel.environment)
+    else:
+        if host.get_fact(Directory, path=str(env / "conda-meta")):
+            # Was a conda kernel: the venv is made afresh (conda does the same the other way).
+            files.directory(name=f"Kernel {kernel.name}: remove its conda environment", path=str(env), present=False)
+        venv_from_lock(
+            f"Kernel {kernel.name}",
+            env,
+            lock_for(KERNEL_SETS / kernel.packages, platform, f"kernel {kernel.name}"),
+            settings.pip_index_url,
+            python=platform.python_command,
+        )
     files.put(
         name=f"Kernel {kernel.name}: spec ({kernel.display_name})",
         src=StringIO(kernel_spec(settings, kernel)),
@@ -72,7 +82,7 @@ def nltk_data(settings: Settings) -> None:
                   user="root", group="root", mode="644")
         server.shell(
             name=f"NLTK data: {', '.join(missing)}",
-            commands=[f"python3 {fetcher} {settings.nltk_index_url} {settings.nltk_data} {' '.join(missing)}"],
+            commands=[f"{settings.venv}/bin/python {fetcher} {settings.nltk_index_url} {settings.nltk_data} {' '.join(missing)}"],
         )
 
 
@@ -83,3 +93,18 @@ def apply(settings: Settings, platform: Platform) -> None:
         kernel_env(settings, platform, kernel)
     remove_dropped_kernels(settings)
     nltk_data(settings)
+
+
+@deploy("Update the kernel environments")
+def update() -> None:
+    """Only the kernels (and conda, if they need it); the server and the hub keep running.
+
+        pyinfra inventory.py tasks.kernels.update
+
+    Each kernel whose definition (lock or environment file) changed is brought to
+    it; the others are left as they are.
+    """
+    settings = current_settings()
+    platform = target_platform(settings)
+    conda.apply(settings, platform)
+    apply(settings, platform)

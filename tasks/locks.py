@@ -19,44 +19,47 @@ from tasks.platform import Platform, UnsupportedTarget
 from tasks.settings import FILES
 
 
-def lock_for(package_set: str, platform: Platform, setting: str) -> Path:
-    """files/<package_set>/py3.X.txt for the target's Python, or refuse the target."""
-    lock = FILES / package_set / f"py{platform.python}.txt"
+def lock_for(package_set: Path, platform: Platform, setting: str) -> Path:
+    """<package_set>/py3.X.txt for the Python the target's venvs are built from, or refuse the target."""
+    lock = package_set / f"py{platform.python}.txt"
     if not lock.is_file():
+        shown = package_set.relative_to(FILES.parent) if package_set.is_relative_to(FILES) else package_set
         raise UnsupportedTarget(
-            f"{setting}: files/{package_set} has no lock for Python {platform.python} "
+            f"{setting}: {shown} has no lock for Python {platform.python} "
             f"({platform.label}); generate it with `make locks`"
         )
     return lock
 
 
 def install_from_lock(
-    name: str, lock: Path, remote_dir: PurePosixPath, stamp: PurePosixPath, commands: list[str]
+    name: str, lock: Path, remote_dir: PurePosixPath, stamp: PurePosixPath, commands: list[str],
+    upload_as: str | None = None,
 ) -> bool:
-    """Upload ``lock`` into ``remote_dir`` and run ``commands`` there unless ``stamp`` matches it.
+    """Upload ``lock`` into ``remote_dir`` (as ``upload_as``) and run ``commands`` there unless ``stamp`` matches it.
 
     Returns whether anything will be installed.
     """
     desired = hashlib.sha256(lock.read_bytes()).hexdigest()
     if host.get_fact(Sha256File, path=str(stamp)) == desired:
         return False
+    uploaded = upload_as or lock.name
     files.put(
         name=f"{name}: upload {lock.name}",
         src=str(lock),
-        dest=str(remote_dir / lock.name),
+        dest=str(remote_dir / uploaded),
         user="root", group="root", mode="644",
     )
     server.shell(
         name=name,
         # One shell: pyinfra runs each command in a new one, and cd must carry.
-        commands=[" && ".join([f"cd {remote_dir}", *commands, f"cp {lock.name} {stamp}"])],
+        commands=[" && ".join([f"cd {remote_dir}", *commands, f"cp {uploaded} {stamp}"])],
     )
     return True
 
 
-def venv_from_lock(name: str, env: PurePosixPath, lock: Path, index_url: object | None) -> bool:
-    """A venv from the system python3 with exactly the lock's packages. Returns whether it changes."""
-    pip.venv(name=f"{name}: venv {env}", path=str(env), python="python3")
+def venv_from_lock(name: str, env: PurePosixPath, lock: Path, index_url: object | None, python: str) -> bool:
+    """A venv from ``python`` with exactly the lock's packages. Returns whether it changes."""
+    pip.venv(name=f"{name}: venv {env}", path=str(env), python=python)
     index = f" --index-url {index_url}" if index_url else ""
     return install_from_lock(
         name=f"{name}: install {lock.parent.name}/{lock.name}",

@@ -27,7 +27,7 @@ def apply(settings: Settings) -> None:
         user="root", group="root", mode="755",
     )
     # Kernel environments and specs too: users run them, only the deploy changes them.
-    for tree in (settings.venv, settings.kernels_dir, settings.jupyter_data_dir, settings.nltk_data):
+    for tree in (settings.server_envs, settings.kernels_dir, settings.jupyter_data_dir, settings.nltk_data):
         loose = host.get_fact(LooseOwnership, path=str(tree), user="root", group="root")
         if loose:
             server.shell(

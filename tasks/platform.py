@@ -12,6 +12,8 @@ from pyinfra import host
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.server import LinuxDistribution
 
+from tasks.settings import Settings
+
 # The python3 each release ships; the server venv needs one JupyterHub 6 supports.
 SYSTEM_PYTHON = {
     ("Ubuntu", "16.04"): "3.5",
@@ -24,6 +26,8 @@ SYSTEM_PYTHON = {
     ("Debian", "13"): "3.13",
 }
 MIN_SERVER_PYTHON = (3, 10)
+# The Python of files/conda/server-python.yml, for targets whose own is older.
+CONDA_SERVER_PYTHON = "3.12"
 
 
 class UnsupportedTarget(PyinfraError):
@@ -34,11 +38,19 @@ class UnsupportedTarget(PyinfraError):
 class Platform:
     distribution: str
     release: str
-    python: str  # "3.12"
+    system_python: str  # "3.12": the distribution's python3
+    # The Python the server venv and venv kernels are built from, and its command.
+    python: str
+    python_command: str = "python3"
 
     @property
     def label(self) -> str:
         return f"{self.distribution} {self.release}"
+
+    @property
+    def conda_server(self) -> bool:
+        """The server's Python (and Node.js) come from conda."""
+        return self.python_command != "python3"
 
     @property
     def tls13(self) -> bool:
@@ -46,10 +58,10 @@ class Platform:
         return (self.distribution, self.release) != ("Ubuntu", "16.04")
 
 
-def target_platform(server_python: bool = True) -> Platform:
+def target_platform(settings: Settings | None = None) -> Platform:
     """The current host's platform, or UnsupportedTarget naming the fix.
 
-    server_python: the host must be able to run the hub (not needed for the web front alone).
+    settings: where the hub runs (None: the web front alone, which needs no server Python).
     """
     facts = host.get_fact(LinuxDistribution)
     name = facts["name"]
@@ -58,12 +70,18 @@ def target_platform(server_python: bool = True) -> Platform:
     if python is None:
         supported = ", ".join(f"{d} {r}" for d, r in SYSTEM_PYTHON)
         raise UnsupportedTarget(f"{host.name}: {name} {release} is not supported; supported: {supported}")
-    platform = Platform(name, release, python)
-    if server_python and tuple(int(p) for p in python.split(".")) < MIN_SERVER_PYTHON:
+    system = Platform(name, release, python, python)
+    if settings is None:
+        return system
+    too_old = tuple(int(p) for p in python.split(".")) < MIN_SERVER_PYTHON
+    if settings.server_python == "conda" or (settings.server_python == "auto" and too_old):
+        conda_python = settings.conda_server_env / "bin" / f"python{CONDA_SERVER_PYTHON}"
+        return Platform(name, release, python, CONDA_SERVER_PYTHON, str(conda_python))
+    if too_old:
         raise UnsupportedTarget(
-            f"{host.name}: {platform.label} ships Python {python}, and JupyterHub 6 needs Python "
-            f"{'.'.join(map(str, MIN_SERVER_PYTHON))} or newer. Nothing was changed. Fix: deploy to "
-            "Ubuntu 22.04/24.04 or Debian 12/13, or upgrade this host's release; a server Python "
-            "from conda for older releases is not built yet."
+            f"{host.name}: {system.label} ships Python {python}, and JupyterHub 6 needs Python "
+            f"{'.'.join(map(str, MIN_SERVER_PYTHON))} or newer. Nothing was changed. Fix: set "
+            "jh_server_python to 'auto' or 'conda' (the server Python then comes from conda), "
+            "or deploy to Ubuntu 22.04/24.04 or Debian 12/13."
         )
-    return platform
+    return system

@@ -9,6 +9,7 @@ allows, and no host is changed.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from ipaddress import IPv4Address
 from pathlib import Path, PurePosixPath
@@ -47,6 +48,14 @@ NLTK_INDEX = "https://raw.githubusercontent.com/nltk/nltk_data/gh-pages/index.xm
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 CRYPT_HASH = re.compile(r"^\$(1|5|6|y|2[aby]|gy)\$[./A-Za-z0-9$=,]+$")
+# Miniforge (conda-forge's installer) for x86_64, pinned; conda is updated only when this pin
+# changes. Checksum as in spack-packages (miniforge3, 26.1.1-3); aarch64 sites set both settings.
+MINIFORGE_VERSION = "26.1.1-3"
+MINIFORGE_URL = (
+    "https://github.com/conda-forge/miniforge/releases/download/"
+    f"{MINIFORGE_VERSION}/Miniforge3-{MINIFORGE_VERSION}-Linux-x86_64.sh"
+)
+MINIFORGE_SHA256 = "b25b828b702df4dd2a6d24d4eb56cfa912471dd8e3342cde2c3d86fe3dc2d870"
 
 
 class SettingsError(PyinfraError):
@@ -131,19 +140,33 @@ class SubPathService(Strict):
 
 
 class Kernel(Strict):
-    """A kernel environment: a venv from the system python3 with a pinned package set."""
+    """A kernel environment: a venv with a pinned package set, or a conda environment file."""
 
     name: Annotated[StrictStr, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
     display_name: Annotated[StrictStr, Field(min_length=1, max_length=100)]
-    # A folder of files/kernels/ with requirements.in and one lock per Python (py3.12.txt, ...).
-    packages: StrictStr
+    # venv: a folder of files/kernels/ with requirements.in and one lock per Python
+    # (py3.12.txt, ...), installed with pip into a venv of the server's base Python.
+    packages: StrictStr | None = None
+    # conda: an environment file of files/kernels/ (teaching.yml, ...), made with conda.
+    environment: StrictStr | None = None
 
     @model_validator(mode="after")
-    def _packages_exist(self) -> Kernel:
-        if not (KERNEL_SETS / self.packages / "requirements.in").is_file():
+    def _one_definition(self) -> Kernel:
+        if (self.packages is None) == (self.environment is None):
+            raise ValueError("give either packages (a venv) or environment (a conda environment file), not both or neither")
+        if self.packages is not None and not (KERNEL_SETS / self.packages / "requirements.in").is_file():
             known = sorted(p.parent.name for p in KERNEL_SETS.glob("*/requirements.in"))
             raise ValueError(f"packages: {self.packages!r} is not a folder of files/kernels/; choose one of {', '.join(known)}")
+        if self.environment is not None and (
+            "/" in self.environment or not self.environment.endswith(".yml") or not (KERNEL_SETS / self.environment).is_file()
+        ):
+            known = sorted(p.name for p in KERNEL_SETS.glob("*.yml"))
+            raise ValueError(f"environment: {self.environment!r} is not an environment file of files/kernels/; choose one of {', '.join(known)}")
         return self
+
+    @property
+    def conda(self) -> bool:
+        return self.environment is not None
 
 
 # The seed's teaching environment, as the default `python3` kernel.
@@ -161,8 +184,29 @@ class Settings(Strict):
     admin_users: list[UserName] = []
 
     # The server environment: a folder of files/server/ with requirements.in and
-    # one lock per target Python (py3.12.txt, ...).
+    # one lock per target Python (py3.12.txt, ...), or the absolute path of such a
+    # folder on the controller (a site's own pinned set).
     server_release: StrictStr = "jupyterhub-6"
+    # The Python the server venv (and venv kernels) are built from: the system's
+    # python3, or conda's (files/conda/server-python.yml, with Node.js). auto: the
+    # system's where it is 3.10 or newer, else conda's (Ubuntu 16.04-20.04, Debian 11).
+    server_python: Literal["auto", "system", "conda"] = "auto"
+    # Hub database and config backups taken before a server upgrade, kept this many times.
+    upgrade_backups_kept: Annotated[StrictInt, Field(ge=1, le=100)] = 5
+
+    # Conda (Miniforge by default; a Miniconda installer works too), installed when a
+    # kernel has an environment file or the server Python comes from conda.
+    conda_prefix: AbsolutePath = PurePosixPath("/opt/miniconda3")
+    conda_installer_url: HttpUrl = HttpUrl(MINIFORGE_URL)
+    conda_installer_sha256: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")] = MINIFORGE_SHA256
+    # The installer as a file on the controller (offline sites): uploaded instead of
+    # downloaded, and checked against jh_conda_installer_sha256 before any host is touched.
+    conda_installer_file: FilePath | None = None
+    conda_channels: list[Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_.-]+$")]] = Field(
+        default=["conda-forge"], min_length=1
+    )
+    # A mirror of the channels (conda's channel_alias): channel names resolve below it.
+    conda_channel_alias: HttpUrl | None = None
 
     # The hub
     # Where the proxy listens for browsers. Loopback by default: nginx (or an SSH
@@ -215,6 +259,18 @@ class Settings(Strict):
     # An npm registry (a mirror); None keeps npm's own default.
     npm_registry_url: HttpUrl | None = None
 
+    # Day-2 operations (README: "Day-2 operations")
+    # tasks.backup.backup: the controller folder archives go to (a subfolder per host),
+    # and whether users' home directories go in too.
+    backup_dir: Path = Path("backups")
+    backup_home_dirs: StrictBool = False
+    # tasks.backup.restore: the archive to put back (made by tasks.backup.backup).
+    restore_archive: FilePath | None = None
+    # tasks.uninstall.remove: also remove the conda installation / the hub users'
+    # accounts and home directories (kept by default).
+    uninstall_conda: StrictBool = False
+    uninstall_users: StrictBool = False
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.hub_user == self.users_group:
@@ -235,13 +291,26 @@ class Settings(Strict):
         if self.notify_command and not self.notify_on_failure:
             raise ValueError("jh_notify_command needs jh_notify_on_failure = True")
         self._check_web()
-        if not (SERVER_RELEASES / self.server_release / "requirements.in").is_file():
+        if not (self.server_release_dir / "requirements.in").is_file():
             known = sorted(p.parent.name for p in SERVER_RELEASES.glob("*/requirements.in"))
             raise ValueError(
-                f"jh_server_release: {self.server_release!r} is not a folder of files/server/; "
-                f"choose one of {', '.join(known)}"
+                f"jh_server_release: {self.server_release!r} is not a folder of files/server/ "
+                f"(choose one of {', '.join(known)}) nor the absolute path of a folder with a requirements.in"
             )
+        self._check_conda()
         return self
+
+    def _check_conda(self) -> None:
+        if self.conda_prefix == self.install_root or self.install_root in self.conda_prefix.parents:
+            raise ValueError("jh_conda_prefix must be outside jh_install_root")
+        if self.conda_installer_file is not None:
+            actual = hashlib.sha256(self.conda_installer_file.read_bytes()).hexdigest()
+            if actual != self.conda_installer_sha256:
+                raise ValueError(
+                    f"jh_conda_installer_file {self.conda_installer_file} has sha256 {actual}, "
+                    f"but jh_conda_installer_sha256 is {self.conda_installer_sha256}: "
+                    "give the installer that matches the pinned checksum"
+                )
 
     def _check_web(self) -> None:
         if self.domain is None:
@@ -269,13 +338,35 @@ class Settings(Strict):
             taken.append(service.path)
 
     @property
+    def server_release_dir(self) -> Path:
+        release = Path(self.server_release)
+        return release if release.is_absolute() else SERVER_RELEASES / self.server_release
+
+    @property
+    def local_url(self) -> str:
+        """The hub's URL through the proxy, from the host itself."""
+        address = "127.0.0.1" if str(self.public_ip) == "0.0.0.0" else self.public_ip
+        return f"http://{address}:{self.public_port}{self.base_url}"
+
+    @property
     def acme_server(self) -> str:
         return LETS_ENCRYPT_STAGING if self.acme_staging else str(self.acme_directory_url)
 
     # Derived paths, so templates and tasks agree on them.
     @property
     def venv(self) -> PurePosixPath:
+        """The server venv: a link to one of server_envs, switched over on upgrades."""
         return self.install_root / ".venv"
+
+    @property
+    def server_envs(self) -> PurePosixPath:
+        """Server venvs, one per lock: the current one and the one before it (for rollback)."""
+        return self.install_root / "envs"
+
+    @property
+    def conda_server_env(self) -> PurePosixPath:
+        """The conda environment with the server's Python and Node.js (old distributions)."""
+        return self.conda_prefix / "envs" / "jupyterhub-server"
 
     @property
     def kernels_dir(self) -> PurePosixPath:

@@ -9,7 +9,8 @@ from tasks.settings import FILES, Settings
 
 CA_DIR = "/usr/local/share/ca-certificates/jupyterhub-deploy"
 
-PACKAGES = ["python3-venv", "sudo", "ca-certificates"]
+# curl: downloads (the conda installer).
+PACKAGES = ["python3-venv", "sudo", "ca-certificates", "curl"]
 
 
 def trust_extra_cas(settings: Settings) -> None:

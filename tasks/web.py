@@ -140,5 +140,5 @@ def apply(settings: Settings, platform: Platform) -> None:
 def front() -> None:
     settings = current_settings()
     system.trust_extra_cas(settings)
-    apply(settings, target_platform(server_python=False))
+    apply(settings, target_platform())
     firewall.apply(settings)

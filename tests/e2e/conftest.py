@@ -39,7 +39,7 @@ TEST_SETTINGS = {
     ],
     "jh_nltk_packages": ["jhd_test_corpus"],
 }
-NLTK_PORT = 8071
+FILE_SERVER_PORT = 8071
 
 
 @dataclass
@@ -58,6 +58,10 @@ class DeployResult:
 
     def changed_operations(self) -> list[str]:
         return [op["name"] for op in self.json["results"]["operations"] if op["success"]]
+
+    def planned_operations(self) -> list[str]:
+        """The operations a run (or a --dry preview) planned, by name."""
+        return [op["name"] for op in self.json["plan"]]
 
 
 def write_inventory(path: Path, hosts: list[tuple[str, dict]]) -> Path:
@@ -148,14 +152,26 @@ def bridge_gateway(engine) -> str:
 
 
 @pytest.fixture(scope="session")
-def nltk_index(workdir, bridge_gateway):
+def file_server(workdir, bridge_gateway) -> tuple[Path, str]:
+    """(folder, its URL): files this machine serves to the targets over HTTP."""
+    root = workdir / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer((bridge_gateway, FILE_SERVER_PORT), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield root, f"http://{bridge_gateway}:{FILE_SERVER_PORT}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def nltk_index(file_server):
     """A small NLTK data index with one package, served to the targets' downloader."""
-    root = workdir / "nltk-index"
+    served, base_url = file_server
+    root, base = served / "nltk", f"{base_url}/nltk"
     (root / "packages" / "corpora").mkdir(parents=True)
     package = root / "packages" / "corpora" / "jhd_test_corpus.zip"
     with zipfile.ZipFile(package, "w") as archive:
         archive.writestr("jhd_test_corpus/README", "a corpus served by the tests\n")
-    base = f"http://{bridge_gateway}:{NLTK_PORT}"
     (root / "index.xml").write_text(
         '<?xml version="1.0"?>\n<nltk_data><packages>\n'
         f'<package id="jhd_test_corpus" name="Test corpus" subdir="corpora" unzip="1"'
@@ -163,11 +179,7 @@ def nltk_index(workdir, bridge_gateway):
         f' unzipped_size="29" checksum="{hashlib.md5(package.read_bytes()).hexdigest()}" />\n'
         "</packages><collections /></nltk_data>\n"
     )
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    httpd = http.server.ThreadingHTTPServer((bridge_gateway, NLTK_PORT), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"{base}/index.xml"
-    httpd.shutdown()
+    return f"{base}/index.xml"
 
 
 @pytest.fixture(scope="session")

@@ -79,7 +79,7 @@ def test_kernel_changes_touch_only_that_kernel_and_survive_a_server_rebuild(hubs
     assert set(running_user(hub).kernelspecs()["kernelspecs"]) == {"python3"}
 
     # A rebuilt server venv (and the original kernel list) keeps and restores every kernel.
-    hub.sh("systemctl stop jupyterhub && rm -rf /opt/jupyter/.venv")
+    hub.sh("systemctl stop jupyterhub && rm -rf /opt/jupyter/.venv /opt/jupyter/envs")
     result = run_pyinfra(hub.inventory)
     assert result.returncode == 0, result.stderr[-3000:]
     specs = running_user(hub).kernelspecs()

@@ -1,4 +1,4 @@
-"""Ubuntu 16.04 (Python 3.5): the deploy refuses before it changes anything."""
+"""Ubuntu 16.04 (Python 3.5) told to use its own python3: the deploy refuses before it changes anything."""
 
 from tests.e2e.conftest import run_pyinfra, write_inventory
 
@@ -10,7 +10,7 @@ def test_xenial_is_refused_before_any_change(start, workdir):
     host = start("xenial", "jhd-test-xenial")
     before = host.snapshot(*WATCHED, exclude=VOLATILE)
     packages_before = host.sh("dpkg-query -W | wc -l")
-    inventory = write_inventory(workdir / "xenial.py", [(host.name, host.data)])
+    inventory = write_inventory(workdir / "xenial.py", [(host.name, {**host.data, "jh_server_python": "system"})])
 
     result = run_pyinfra(inventory)
 

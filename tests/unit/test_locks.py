@@ -1,18 +1,22 @@
-"""Every package set has a lock for every supported target's Python."""
+"""Every package set has a lock for the Python every supported target builds its venvs from."""
 
 import pytest
 
 from tasks.locks import lock_for
-from tasks.platform import MIN_SERVER_PYTHON, SYSTEM_PYTHON, Platform, UnsupportedTarget
+from tasks.platform import CONDA_SERVER_PYTHON, MIN_SERVER_PYTHON, SYSTEM_PYTHON, Platform, UnsupportedTarget
 from tasks.settings import FILES
 
-TARGETS = [Platform(d, r, p) for (d, r), p in SYSTEM_PYTHON.items()
-           if tuple(map(int, p.split("."))) >= MIN_SERVER_PYTHON]
-PACKAGE_SETS = [f"{kind}/{path.parent.name}" for kind in ("server", "kernels")
-                for path in sorted((FILES / kind).glob("*/requirements.in"))]
+
+def base_python(system_python: str) -> str:
+    """The system's python3 where it is new enough, else conda's (jh_server_python = auto)."""
+    return system_python if tuple(map(int, system_python.split("."))) >= MIN_SERVER_PYTHON else CONDA_SERVER_PYTHON
 
 
-@pytest.mark.parametrize("package_set", PACKAGE_SETS)
+TARGETS = [Platform(d, r, p, base_python(p)) for (d, r), p in SYSTEM_PYTHON.items()]
+PACKAGE_SETS = [path.parent for kind in ("server", "kernels") for path in sorted((FILES / kind).glob("*/requirements.in"))]
+
+
+@pytest.mark.parametrize("package_set", PACKAGE_SETS, ids=lambda p: f"{p.parent.name}/{p.name}")
 @pytest.mark.parametrize("platform", TARGETS, ids=lambda p: p.label)
 def test_lock_exists_and_pins_everything(package_set, platform):
     lock = lock_for(package_set, platform, "setting")
@@ -22,4 +26,10 @@ def test_lock_exists_and_pins_everything(package_set, platform):
 
 def test_missing_lock_refuses_the_target():
     with pytest.raises(UnsupportedTarget, match="jh_server_release: files/server/jupyterhub-6 has no lock for Python 3.9"):
-        lock_for("server/jupyterhub-6", Platform("Debian", "11", "3.9"), "jh_server_release")
+        lock_for(FILES / "server" / "jupyterhub-6", Platform("Debian", "11", "3.9", "3.9"), "jh_server_release")
+
+
+def test_conda_server_python_matches_its_environment_file():
+    text = (FILES / "conda" / "server-python.yml").read_text()
+    assert f"  - python={CONDA_SERVER_PYTHON}\n" in text
+    assert "  - nodejs=" in text

@@ -10,8 +10,8 @@ from tasks.platform import Platform
 from tasks.settings import Settings
 from tasks.templating import render
 
-NOBLE = Platform("Ubuntu", "24.04", "3.12")
-XENIAL = Platform("Ubuntu", "16.04", "3.5")
+NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
+XENIAL = Platform("Ubuntu", "16.04", "3.5", "3.5")
 RSTUDIO = {"path": "/rstudio/", "upstream": "http://127.0.0.1:8787/", "websockets": True}
 CASES = {
     "hub at /": ({"jh_domain": "hub.example.org"}, NOBLE),

@@ -1,5 +1,6 @@
 """The settings model: defaults, and bad input refused with the setting's name."""
 
+import hashlib
 from pathlib import PurePosixPath
 
 import pytest
@@ -44,7 +45,7 @@ BAD = {
     "bad address": ({"jh_public_ip": "256.1.1.1"}, "jh_public_ip: Input is not a valid IPv4 address"),
     "bad index url": ({"jh_pip_index_url": "ftp://mirror/simple"}, "jh_pip_index_url: URL scheme should be 'http' or 'https'"),
     "missing CA file": ({"jh_extra_ca_certificates": ["/nonexistent/ca.crt"]}, "jh_extra_ca_certificates[0]: Path does not point to a file"),
-    "unknown server release": ({"jh_server_release": "jupyterhub-99"}, "jh_server_release: 'jupyterhub-99' is not a folder of files/server/; choose one of jupyterhub-6"),
+    "unknown server release": ({"jh_server_release": "jupyterhub-99"}, "jh_server_release: 'jupyterhub-99' is not a folder of files/server/ (choose one of jupyterhub-5, jupyterhub-6)"),
     "check interval above timeout": ({"jh_idle_timeout": 60, "jh_idle_check_interval": 120}, "jh_idle_check_interval must not exceed jh_idle_timeout"),
     "kernel name with spaces": ({"jh_kernels": [{"name": "my kernel", "display_name": "K", "packages": "minimal"}]}, "jh_kernels[0][name]: String should match pattern"),
     "unknown kernel packages": ({"jh_kernels": [{"name": "k", "display_name": "K", "packages": "nope"}]}, "jh_kernels[0]: packages: 'nope' is not a folder of files/kernels/; choose one of minimal, teaching"),
@@ -56,6 +57,13 @@ BAD = {
     "public proxy behind nginx": ({"jh_domain": "hub.example.org", "jh_public_ip": "0.0.0.0"}, "jh_public_ip must stay on loopback"),
     "bad domain": ({"jh_domain": "Hub Server"}, "jh_domain: must be a DNS name"),
     "unknown certificate mode": ({"jh_domain": "hub.example.org", "jh_certificate": "acme"}, "jh_certificate: Input should be 'letsencrypt', 'manual' or 'selfsigned'"),
+    "kernel with two definitions": ({"jh_kernels": [{"name": "k", "display_name": "K", "packages": "minimal", "environment": "teaching.yml"}]}, "jh_kernels[0]: give either packages (a venv) or environment (a conda environment file)"),
+    "unknown environment file": ({"jh_kernels": [{"name": "k", "display_name": "K", "environment": "../x.yml"}]}, "jh_kernels[0]: environment: '../x.yml' is not an environment file of files/kernels/; choose one of teaching.yml"),
+    "unknown server python": ({"jh_server_python": "3.12"}, "jh_server_python: Input should be 'auto', 'system' or 'conda'"),
+    "bad installer checksum": ({"jh_conda_installer_sha256": "abc"}, "jh_conda_installer_sha256: String should match pattern '^[0-9a-f]{64}$'"),
+    "no conda channels": ({"jh_conda_channels": []}, "jh_conda_channels: List should have at least 1 item"),
+    "conda inside the install root": ({"jh_conda_prefix": "/opt/jupyter/conda"}, "jh_conda_prefix must be outside jh_install_root"),
+    "bad channel alias": ({"jh_conda_channel_alias": "mirror.example.org"}, "jh_conda_channel_alias: Input should be a valid URL"),
     "command without notifier": ({"jh_notify_command": "/usr/local/bin/page-admin"}, "jh_notify_command needs jh_notify_on_failure = True"),
 }
 
@@ -72,3 +80,20 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(SettingsError) as error:
         Settings.from_data({"jh_idle_timeout": "1", "jh_hub_user": "Hub"})
     assert "jh_idle_timeout" in str(error.value) and "jh_hub_user" in str(error.value)
+
+
+def test_offline_installer_must_match_the_pinned_checksum(tmp_path):
+    installer = tmp_path / "Miniforge3-Linux-x86_64.sh"
+    installer.write_bytes(b"not the pinned installer\n")
+    with pytest.raises(SettingsError) as error:
+        Settings.from_data({"jh_conda_installer_file": str(installer)})
+    assert f"jh_conda_installer_file {installer} has sha256" in str(error.value)
+    assert "give the installer that matches the pinned checksum" in str(error.value)
+    pinned = hashlib.sha256(installer.read_bytes()).hexdigest()
+    settings = Settings.from_data({"jh_conda_installer_file": str(installer), "jh_conda_installer_sha256": pinned})
+    assert settings.conda_installer_file == installer
+
+
+def test_server_release_may_be_a_folder_on_the_controller(tmp_path):
+    (tmp_path / "requirements.in").write_text("jupyterhub==6.1.1\n")
+    assert Settings.from_data({"jh_server_release": str(tmp_path)}).server_release_dir == tmp_path

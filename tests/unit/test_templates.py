@@ -12,7 +12,7 @@ from tasks.server_env import proxy_command
 from tasks.settings import Settings
 from tasks.templating import render
 
-NOBLE = Platform("Ubuntu", "24.04", "3.12")
+NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
 CUSTOM = {
     "jh_install_root": "/srv/hub",
     "jh_hub_user": "hubd",

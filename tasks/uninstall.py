@@ -1,0 +1,105 @@
+"""Remove what the deploy installed, and say what was removed.
+
+    pyinfra inventory.py tasks.uninstall.remove --dry   # lists what would go
+    pyinfra inventory.py tasks.uninstall.remove
+
+Removes the hub's units, sudoers rule, PAM service, nginx site, certificate
+renewal hook, self-signed/manual certificates, trusted extra CAs, the install root
+(server venvs, kernels, state: take a backup first) and the hub's system account.
+Kept unless asked: the conda installation (jh_uninstall_conda), the hub users'
+accounts and home directories (jh_uninstall_users). Kept always: system packages
+(nginx, certbot, ...), Let's Encrypt certificates (certbot owns them) and the
+firewall rules. A second run finds nothing left and changes nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.files import Directory, File, Link
+from pyinfra.facts.server import Groups, Users, Which
+from pyinfra.operations import files, server, systemd
+
+from tasks.conda import INSTALLER_CACHE
+from tasks.hub import SUDOERS_RULE, UNIT_DIR
+from tasks.settings import Settings, current_settings
+from tasks.system import CA_DIR
+from tasks.web import RENEW_HOOK, SITE, SITE_ENABLED, TLS_DIR
+
+UNITS = ("jupyterhub.service", "jupyterhub-idle-culler.service", "jupyterhub-notify-failure@.service")
+
+
+def exists(path: str) -> bool:
+    return bool(host.get_fact(File, path=path) or host.get_fact(Directory, path=path) or host.get_fact(Link, path=path))
+
+
+def remove_path(path: str, removed: list[str]) -> bool:
+    """Remove a file, link or directory if it exists; returns whether it did."""
+    if not exists(path):
+        return False
+    if host.get_fact(Directory, path=path):
+        files.directory(name=f"Remove {path}", path=path, present=False)
+    else:
+        files.file(name=f"Remove {path}", path=path, present=False)
+    removed.append(path)
+    return True
+
+
+def services(removed: list[str]) -> None:
+    for unit in UNITS[:2]:
+        if host.get_fact(File, path=f"{UNIT_DIR}/{unit}"):
+            systemd.service(name=f"Stop and disable {unit}", service=unit, running=False, enabled=False)
+    if any([remove_path(f"{UNIT_DIR}/{unit}", removed) for unit in UNITS]):
+        systemd.daemon_reload(name="Reload systemd units")
+
+
+def web_front(removed: list[str]) -> None:
+    site_removed = any([remove_path(path, removed) for path in (SITE_ENABLED, SITE, f"{SITE}.previous")])
+    remove_path(RENEW_HOOK, removed)
+    remove_path(str(TLS_DIR), removed)
+    if site_removed and host.get_fact(Which, command="nginx"):
+        server.shell(name="Reload nginx without the hub's site",
+                     commands=["nginx -t && (systemctl reload nginx || ! systemctl is-active -q nginx)"])
+    if remove_path(CA_DIR, removed):
+        server.shell(name="Rebuild the system CA store", commands=["update-ca-certificates --fresh"])
+
+
+def accounts(settings: Settings, removed: list[str]) -> None:
+    users = host.get_fact(Users)
+    if settings.hub_user in users:
+        server.user(name=f"Remove the hub's account {settings.hub_user}", user=settings.hub_user, present=False)
+        removed.append(f"user {settings.hub_user}")
+    groups = host.get_fact(Groups)
+    if settings.hub_user in groups:
+        server.group(name=f"Remove group {settings.hub_user}", group=settings.hub_user, present=False)
+        removed.append(f"group {settings.hub_user}")
+    if not settings.uninstall_users:
+        return
+    for user in settings.users:
+        if user.name in users:
+            server.user(name=f"Remove hub user {user.name}", user=user.name, present=False)
+            removed.append(f"user {user.name}")
+            remove_path(users[user.name]["home"], removed)
+    if settings.users_group in groups:
+        server.group(name=f"Remove group {settings.users_group}", group=settings.users_group, present=False)
+        removed.append(f"group {settings.users_group}")
+
+
+@deploy("Uninstall the hub")
+def remove() -> None:
+    settings = current_settings()
+    removed: list[str] = []
+    services(removed)
+    for path in (SUDOERS_RULE, f"{SUDOERS_RULE}.staged", "/etc/pam.d/jupyterhub"):
+        remove_path(path, removed)
+    web_front(removed)
+    for path in (str(settings.install_root), str(INSTALLER_CACHE), "/var/backups/jupyterhub-deploy"):
+        remove_path(path, removed)
+    if settings.uninstall_conda:
+        remove_path(str(settings.conda_prefix), removed)
+    accounts(settings, removed)
+    listing = "\n".join(f"  {item}" for item in removed) or "  nothing: the hub is not installed here"
+    # stderr, beside pyinfra's own progress (stdout stays clean for --json).
+    print(f"--> {host.name}: uninstall removes\n{listing}", file=sys.stderr, flush=True)
