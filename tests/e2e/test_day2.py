@@ -1,0 +1,204 @@
+"""Day-2 operations on a real Ubuntu 24.04 hub: upgrade 5.5 -> 6 with rollback, status,
+backup and restore onto a fresh host, uninstall. Tests run in file order on one host."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.e2e.conftest import REPO, USERS, run_pyinfra, write_inventory
+from tests.e2e.hub_client import HubClient
+
+# No nginx here (jh_domain unset): the proxy listens on the container's address.
+WEB = ("jh_domain", "jh_services", "jh_acme_email", "jh_acme_directory_url")
+ALEMBIC_VERSION = (
+    "/opt/jupyter/.venv/bin/python -c \"import sqlite3; print(sqlite3.connect("
+    "'/opt/jupyter/state/jupyterhub.sqlite').execute('select version_num from alembic_version').fetchone()[0])\""
+)
+
+
+def settings_for(host, **overrides) -> dict:
+    data = {key: value for key, value in host.data.items() if key not in WEB}
+    return {**data, "jh_public_ip": "0.0.0.0", "jh_nltk_packages": [],
+            "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}], **overrides}
+
+
+def deploy(host, workdir, name: str, entry: str = "deploy.py", *args: str, **overrides):
+    inventory = write_inventory(workdir / f"{name}.py", [(host.name, settings_for(host, **overrides))])
+    return run_pyinfra(inventory, *args, deploy=entry)
+
+
+def hub_version(host) -> str:
+    return requests.get(f"http://{host.address}:8000/hub/api/", timeout=10).json()["version"]
+
+
+def logged_in(host, name: str = "alice") -> HubClient:
+    user = HubClient(f"http://{host.address}:8000")
+    response = user.login(name, USERS[name])
+    assert response.status_code == 302, f"{name} cannot log in ({response.status_code}):\n{host.journal()}"
+    return user
+
+
+def token_owner(host, token: str) -> str | None:
+    response = requests.get(f"http://{host.address}:8000/hub/api/user",
+                            headers={"Authorization": f"token {token}"}, timeout=10)
+    return response.json().get("name") if response.ok else None
+
+
+class Downtime:
+    """Polls /hub/health every 0.2 s in the background; the longest run of failures, in seconds."""
+
+    def __init__(self, url: str):
+        self.url, self.longest, self._since = url, 0.0, None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            try:
+                ok = requests.get(self.url, timeout=2).ok
+            except requests.RequestException:
+                ok = False
+            if ok:
+                self._since = None
+            else:
+                self._since = self._since or now
+                self.longest = max(self.longest, time.monotonic() - self._since)
+            time.sleep(0.2)
+
+    def __enter__(self) -> Downtime:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture(scope="module")
+def day2(start, workdir):
+    """A hub on the previous JupyterHub release (5.5), with alice's API token."""
+    host = start("noble", "jhd-test-day2")
+    result = deploy(host, workdir, "day2-5", jh_server_release="jupyterhub-5")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert hub_version(host) == "5.5.4"
+    user = logged_in(host)
+    host.token = user.create_token()
+    host.sh("sudo -u alice sh -c 'echo her notes > /home/alice/notes.txt'")
+    return host
+
+
+def test_upgrade_from_5_5_to_6_keeps_users_tokens_and_kernels(day2, workdir, capsys):
+    schema_before = day2.sh(ALEMBIC_VERSION).strip()
+    with Downtime(f"http://{day2.address}:8000/hub/health") as downtime:
+        result = deploy(day2, workdir, "day2-6")
+    assert result.returncode == 0, result.stderr[-4000:]
+    with capsys.disabled():
+        print(f"\n[upgrade 5.5.4 -> 6.1.1] the hub did not answer for {downtime.longest:.1f} s")
+    assert hub_version(day2) == "6.1.1"
+    assert day2.sh(ALEMBIC_VERSION).strip() != schema_before, "upgrade-db did not migrate the database"
+    assert token_owner(day2, day2.token) == "alice"
+    user = logged_in(day2)
+    user.create_token()
+    user.start_server()
+    assert user.run_code("print(6*7)") == "42\n"
+    # The database was backed up first; the previous environment stays for a rollback.
+    assert len(day2.sh("ls -d /opt/jupyter/state/backups/*/").split()) == 1
+    assert len(day2.sh("ls /opt/jupyter/envs").split()) == 2
+    assert deploy(day2, workdir, "day2-6").totals["success"] == 0
+
+
+def test_upgrade_that_cannot_be_built_leaves_the_hub_serving(day2, workdir, tmp_path):
+    release = tmp_path / "unsatisfiable"
+    release.mkdir()
+    (release / "requirements.in").write_text("jupyterhub==99.0.0\n")
+    (release / "py3.12.txt").write_text("jupyterhub==99.0.0\n")
+    link = day2.sh("readlink /opt/jupyter/.venv")
+    with Downtime(f"http://{day2.address}:8000/hub/health") as downtime:
+        result = deploy(day2, workdir, "day2-broken", jh_server_release=str(release))
+    assert result.returncode != 0
+    assert downtime.longest == 0
+    assert day2.sh("readlink /opt/jupyter/.venv") == link
+    assert hub_version(day2) == "6.1.1"
+    logged_in(day2)
+
+
+def test_failed_migration_rolls_back_to_the_previous_release(day2, workdir):
+    """Going back to 5.5 fails at upgrade-db (it does not know 6's schema): the switch undoes itself."""
+    link = day2.sh("readlink /opt/jupyter/.venv")
+    result = deploy(day2, workdir, "day2-downgrade", jh_server_release="jupyterhub-5")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "upgrade failed at: jupyterhub upgrade-db; rolling back to" in output, output[-3000:]
+    assert "rolled back: the hub runs on" in output
+    assert day2.sh("readlink /opt/jupyter/.venv") == link
+    assert hub_version(day2) == "6.1.1"
+    assert token_owner(day2, day2.token) == "alice"
+    logged_in(day2)
+
+
+def test_status_shows_services_versions_and_user_servers(day2, workdir):
+    user = logged_in(day2)
+    user.create_token()
+    user.start_server()
+    inventory = write_inventory(workdir / "day2-status.py", [(day2.name, settings_for(day2))])
+    result = subprocess.run([sys.executable, "-m", "pyinfra", "-y", str(inventory), "tasks.status.show"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = " ".join(result.stdout.split())
+    for line in ("service jupyterhub: active", "service jupyterhub-idle-culler: active", "JupyterHub: 6.1.1",
+                 "server Python: 3.12", "kernel python3: Python 3.12", "user servers: alice"):
+        assert line in printed, f"{line!r} missing from:\n{result.stdout}"
+
+
+def test_backup_restores_users_tokens_and_homes_onto_a_fresh_host(day2, workdir, start, capsys):
+    backups = workdir / "backups"
+    began = time.monotonic()
+    result = deploy(day2, workdir, "day2-backup", "tasks.backup.backup", jh_backup_dir=str(backups), jh_backup_home_dirs=True)
+    backup_seconds = time.monotonic() - began
+    assert result.returncode == 0, result.stderr[-3000:]
+    [archive] = (backups / day2.name).glob("*.tar.gz")
+
+    fresh = start("noble", "jhd-test-day2-restored")
+    assert deploy(fresh, workdir, "day2-fresh").returncode == 0
+    assert token_owner(fresh, day2.token) is None
+    began = time.monotonic()
+    result = deploy(fresh, workdir, "day2-restore", "tasks.backup.restore", jh_restore_archive=str(archive))
+    restore_seconds = time.monotonic() - began
+    assert result.returncode == 0, result.stderr[-3000:]
+    with capsys.disabled():
+        print(f"\n[backup] {backup_seconds:.1f} s ({archive.stat().st_size} bytes); [restore] {restore_seconds:.1f} s")
+    assert token_owner(fresh, day2.token) == "alice"
+    logged_in(fresh)
+    assert fresh.sh("stat -c '%U %a' /opt/jupyter/state/jupyterhub.sqlite").split() == ["jupyter", "600"]
+    assert fresh.sh("stat -c %U /home/alice/notes.txt && cat /home/alice/notes.txt").split() == ["alice", "her", "notes"]
+    again = deploy(fresh, workdir, "day2-restore", "tasks.backup.restore", jh_restore_archive=str(archive))
+    assert again.totals["success"] == 0, again.changed_operations()
+
+
+def test_uninstall_removes_the_hub_and_keeps_users_data(day2, workdir):
+    before = day2.snapshot("/etc", "/opt", exclude=("*.sqlite", "*.sqlite-*", "*.pid", "/etc/machine-id"))
+    preview = deploy(day2, workdir, "day2-uninstall", "tasks.uninstall.remove", "--dry")
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    assert "uninstall removes" in preview.stderr and "/etc/sudoers.d/jupyterhub" in preview.stderr
+    assert day2.snapshot("/etc", "/opt", exclude=("*.sqlite", "*.sqlite-*", "*.pid", "/etc/machine-id")) == before
+
+    result = deploy(day2, workdir, "day2-uninstall", "tasks.uninstall.remove")
+    assert result.returncode == 0, result.stderr[-3000:]
+    left = day2.sh("ls /etc/systemd/system/jupyterhub* /etc/sudoers.d/jupyterhub /etc/pam.d/jupyterhub /opt/jupyter"
+                   " 2>&1 || true")
+    assert left.count("No such file") == 4, left
+    assert day2.sh("getent passwd jupyter || echo gone").strip() == "gone"
+    assert day2.sh("cat /home/alice/notes.txt").strip() == "her notes"
+    day2.sh("visudo -c")
+
+    again = deploy(day2, workdir, "day2-uninstall", "tasks.uninstall.remove")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.totals["success"] == 0, again.changed_operations()
+    assert "nothing: the hub is not installed here" in again.stderr
