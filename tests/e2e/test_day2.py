@@ -96,6 +96,11 @@ def day2(start, workdir):
 
 def test_upgrade_from_5_5_to_6_keeps_users_tokens_and_kernels(day2, workdir, capsys):
     schema_before = day2.sh(ALEMBIC_VERSION).strip()
+    preview = deploy(day2, workdir, "day2-6", "deploy.py", "--dry")
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    assert any(name.startswith("Switch the server environment to jupyterhub-6-") for name in preview.planned_operations())
+    assert day2.sh("ls /opt/jupyter/envs").split() == [day2.sh("readlink /opt/jupyter/.venv").strip().rsplit("/", 1)[1]]
+    assert hub_version(day2) == "5.5.4"
     with Downtime(f"http://{day2.address}:8000/hub/health") as downtime:
         result = deploy(day2, workdir, "day2-6")
     assert result.returncode == 0, result.stderr[-4000:]

@@ -67,10 +67,14 @@ def test_kernel_changes_touch_only_that_kernel_and_survive_a_server_rebuild(hubs
     hub = hubs["bookworm"]
     kernels = TEST_SETTINGS["jh_kernels"]
 
+    # The kernels-only entry point: the hub keeps running.
+    hub_pid = hub.sh("systemctl show -p MainPID --value jupyterhub")
     renamed = [kernels[0], {**kernels[1], "display_name": "Bare Python"}]
-    result = run_pyinfra(write_inventory(workdir / "k1.py", [(hub.name, {**hub.data, "jh_kernels": renamed})]))
+    result = run_pyinfra(write_inventory(workdir / "k1.py", [(hub.name, {**hub.data, "jh_kernels": renamed})]),
+                         deploy="tasks.kernels.update")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.changed_operations() == ["Kernel minimal: spec (Bare Python)"]
+    assert hub.sh("systemctl show -p MainPID --value jupyterhub") == hub_pid
 
     result = run_pyinfra(write_inventory(workdir / "k2.py", [(hub.name, {**hub.data, "jh_kernels": kernels[:1]})]))
     assert result.returncode == 0, result.stderr[-3000:]
