@@ -1,7 +1,9 @@
 """Kernel environments, their registration, and the shared NLTK data.
 
-Each kernel is a venv of its own under <install root>/kernels/<name>, owned by root
-(users compute in it but cannot change it), built from a pinned lock. Its kernel
+Each kernel is an environment of its own under <install root>/kernels/<name>, owned
+by root (users compute in it but cannot change it): a venv of the server's base
+Python built from a pinned lock, or a conda environment from an environment file,
+each remade only when its definition changes. Its kernel
 spec is written to <install root>/share/jupyter/kernels/<name>, which the hub puts
 first on the single-user servers' JUPYTER_PATH: a kernel named python3 replaces the
 server venv's own default kernel, and rebuilding the server venv keeps every kernel.
