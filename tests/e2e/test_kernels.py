@@ -73,7 +73,7 @@ def test_kernel_changes_touch_only_that_kernel_and_survive_a_server_rebuild(hubs
     result = run_pyinfra(write_inventory(workdir / "k1.py", [(hub.name, {**hub.data, "jh_kernels": renamed})]),
                          deploy="tasks.kernels.update")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.changed_operations() == ["Kernel minimal: spec (Bare Python)"]
+    assert result.changed_operations() == ["Update the kernel environments | Kernel minimal: spec (Bare Python)"]
     assert hub.sh("systemctl show -p MainPID --value jupyterhub") == hub_pid
 
     result = run_pyinfra(write_inventory(workdir / "k2.py", [(hub.name, {**hub.data, "jh_kernels": kernels[:1]})]))
