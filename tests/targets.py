@@ -35,6 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("JHD_CACHE", Path.home() / ".cache" / "jupyterhub-deploy"))
 LABEL = "jupyterhub-deploy.target"
 PRIVATE_SOCKET = "/run/jhd-dockerd.sock"
+PRIVATE_PIDFILE = Path("/run/jhd-dockerd.pid")
+# The host's iptables before our dockerd changed them, for whoever stops it (make demo-down).
+IPTABLES_BEFORE = CACHE / "iptables-before-dockerd.txt"
 
 SUITES = {
     # suite: (distribution, debootstrap script to use)
@@ -191,7 +194,6 @@ class Engine:
 
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
-        self.iptables_before: str | None = None
         self.client = self._existing() or self._start()
 
     @staticmethod
@@ -209,14 +211,14 @@ class Engine:
     def _start(self) -> docker.DockerClient:
         if not shutil.which("dockerd"):
             raise RuntimeError("No Docker engine answers and dockerd is not installed (apt-get install docker.io)")
-        self.iptables_before = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
         CACHE.mkdir(parents=True, exist_ok=True)
+        IPTABLES_BEFORE.write_text(subprocess.run(["iptables-save"], capture_output=True, text=True).stdout)
         log_file = open(CACHE / "dockerd.log", "a")
         self.process = subprocess.Popen(
             [
                 "dockerd", "-H", f"unix://{PRIVATE_SOCKET}",
                 "--data-root", "/var/lib/jhd-docker", "--exec-root", "/run/jhd-docker",
-                "--pidfile", "/run/jhd-dockerd.pid", "--storage-driver", "overlay2",
+                "--pidfile", str(PRIVATE_PIDFILE), "--storage-driver", "overlay2",
             ],
             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -243,12 +245,31 @@ class Engine:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
-        restore = self.iptables_before or ""
-        for table, chains in (("filter", ("INPUT", "FORWARD", "OUTPUT")), ("nat", ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"))):
-            if f"*{table}" not in restore:
-                restore += f"*{table}\n" + "".join(f":{c} ACCEPT [0:0]\n" for c in chains) + "COMMIT\n"
-        subprocess.run(["iptables-restore"], input=restore, text=True, check=True)
         self.process = None
+        restore_host_network()
+
+    def stop_idle_private_engine(self) -> None:
+        """Stop our private dockerd that an earlier command started (the demo's), once no container is left."""
+        if os.environ.get("DOCKER_HOST") != f"unix://{PRIVATE_SOCKET}" or self.client.containers.list(all=True):
+            return
+        pid = int(PRIVATE_PIDFILE.read_text())
+        os.kill(pid, 15)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        restore_host_network()
+        log("stopped dockerd on " + PRIVATE_SOCKET)
+
+
+def restore_host_network() -> None:
+    """Put back the iptables found before our dockerd started, and drop its bridge."""
+    restore = IPTABLES_BEFORE.read_text() if IPTABLES_BEFORE.exists() else ""
+    for table, chains in (("filter", ("INPUT", "FORWARD", "OUTPUT")), ("nat", ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"))):
+        if f"*{table}" not in restore:
+            restore += f"*{table}\n" + "".join(f":{c} ACCEPT [0:0]\n" for c in chains) + "COMMIT\n"
+    subprocess.run(["iptables-restore"], input=restore, text=True, check=True)
+    IPTABLES_BEFORE.unlink(missing_ok=True)
+    subprocess.run(["ip", "link", "delete", "docker0"], stderr=subprocess.DEVNULL, check=False)
 
 
 # ------------------------------------------------------------------ containers
@@ -386,7 +407,7 @@ def demo_down() -> None:
     engine = Engine()
     remove_container(engine.client, DEMO_NAME)
     (DEMO_DIR / "target.json").unlink(missing_ok=True)
-    engine.stop()
+    engine.stop_idle_private_engine()
 
 
 def main() -> None:
