@@ -39,7 +39,9 @@ def remove_path(path: str, removed: list[str]) -> bool:
     """Remove a file, link or directory if it exists; returns whether it did."""
     if not exists(path):
         return False
-    if host.get_fact(Directory, path=path):
+    if host.get_fact(Link, path=path):
+        files.link(name=f"Remove {path}", path=path, present=False)
+    elif host.get_fact(Directory, path=path):
         files.directory(name=f"Remove {path}", path=path, present=False)
     else:
         files.file(name=f"Remove {path}", path=path, present=False)

@@ -135,7 +135,8 @@ def test_a_broken_nginx_setting_is_refused_and_the_site_keeps_serving(hubs, work
 def xenial(start, workdir):
     """Ubuntu 16.04 with an nginx site of the admin's own, then the web front deployed alone.
 
-    16.04 cannot run the hub yet, but its nginx 1.10, certbot 0.27 and TLS front work.
+    16.04's hub needs conda's Python (unreachable here), but its nginx 1.10, certbot 0.27
+    and TLS front work alone.
     """
     host = start("xenial", "jhd-test-xenial-web")
     host.sh("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null")
@@ -196,3 +197,18 @@ def test_selfsigned_certificate(xenial):
     assert certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
         x509.DNSName) == [xenial.domain]
     assert xenial.deploy("selfsigned", jh_certificate="selfsigned").totals["success"] == 0
+
+
+def test_uninstall_removes_the_site_and_keeps_the_admins_own(xenial, workdir):
+    inventory = write_inventory(workdir / "xenial-uninstall.py", [(xenial.name, xenial.data)])
+    result = run_pyinfra(inventory, deploy="tasks.uninstall.remove")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "/etc/nginx/sites-available/jupyterhub" in result.stderr  # in the list it prints
+    assert xenial.sh("ls /etc/nginx/sites-enabled").split() == ["other"]
+    gone = ("/etc/nginx/sites-available/jupyterhub", "/etc/ssl/jupyterhub",
+            "/etc/letsencrypt/renewal-hooks/deploy/jupyterhub-reload-nginx")
+    assert xenial.sh(f"ls -d {' '.join(gone)} 2>&1 || true").count("No such file") == len(gone)
+    xenial.sh("nginx -t")
+    assert xenial.sh("curl -s http://127.0.0.1:8080/") == "other site\n"
+    again = run_pyinfra(inventory, deploy="tasks.uninstall.remove")
+    assert again.returncode == 0 and again.totals["success"] == 0, again.changed_operations()
