@@ -18,7 +18,7 @@ from tasks.settings import MINIFORGE_URL
 from tests.e2e.conftest import USERS, run_pyinfra, write_inventory
 from tests.e2e.hub_client import HubClient
 
-WATCHED = ("/etc", "/opt", "/usr/local", "/var/cache/jupyterhub-deploy")
+WATCHED = ("/etc", "/opt", "/usr/local", "/var/cache")
 VOLATILE = ("/etc/machine-id", "/etc/mtab", "/etc/resolv.conf", "/etc/hostname", "/etc/hosts")
 CONDA_KERNELS = [
     {"name": "python3", "display_name": "Python 3 (conda)", "environment": "teaching.yml"},
