@@ -370,7 +370,7 @@ class Settings(Strict):
 
     @property
     def kernels_dir(self) -> PurePosixPath:
-        """The kernel environments, one venv per kernel, owned by root."""
+        """The kernel environments (a venv or a conda environment per kernel), owned by root."""
         return self.install_root / "kernels"
 
     @property
