@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SERVER_PYTHONS := 3.10 3.11 3.12 3.13
 
-.PHONY: venv demo demo-down test unit e2e locks prerequisites
+.PHONY: venv demo demo-down test lint unit e2e locks prerequisites
 
 $(BIN)/pyinfra: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,19 +16,24 @@ venv: $(BIN)/pyinfra
 prerequisites:
 	bash tests/prerequisites.sh
 
-## Start a local Ubuntu 24.04 container and deploy the hub to it.
+## Start a local Ubuntu 24.04 container and deploy the hub to it (its inventory: .demo/inventory.py).
 demo: $(BIN)/pyinfra prerequisites
-	$(BIN)/python -m tests.targets demo up
-	$(BIN)/pyinfra -y inventory.py deploy.py --limit demo
-	$(BIN)/python -m tests.targets demo info
+	$(BIN)/python -m tests.harness demo up
+	$(BIN)/pyinfra -y .demo/inventory.py deploy.py
+	$(BIN)/python -m tests.harness demo info
 
 ## Remove the demo container.
 demo-down: $(BIN)/pyinfra
-	$(BIN)/python -m tests.targets demo down
+	$(BIN)/python -m tests.harness demo down
 
-## Every test: unit tests, then end-to-end tests on real targets.
+## Every test: lint, unit tests, then end-to-end tests on real targets.
 test: $(BIN)/pyinfra prerequisites
+	bash tests/lint.sh
 	$(BIN)/pytest
+
+## ruff (format check and lint) and shellcheck over the repository.
+lint: $(BIN)/pyinfra
+	bash tests/lint.sh
 
 unit: $(BIN)/pyinfra
 	$(BIN)/pytest tests/unit

@@ -1,19 +1,18 @@
-"""The servers to deploy to.
+"""The servers to deploy to: edit this file.
 
-Add your servers to `hubs` (with per-host settings if they differ from
-group_data/all.py). The `demo` group is the local demo container that
-`make demo` starts; it exists only while that container runs.
+Add each server to `hubs` as a name pyinfra reaches over SSH, or as (name, data)
+with per-host connection settings and per-host `jh_` settings that differ from
+group_data/all.py:
+
+    hubs = [
+        "hub.example.org",
+        ("hub2.example.org", {"ssh_user": "admin", "_sudo": True, "jh_domain": "hub2.example.org"}),
+    ]
+
+Then: .venv/bin/pyinfra inventory.py deploy.py (see README.md). The local demo
+(`make demo`) has its own inventory, .demo/inventory.py, written while it runs.
 """
-
-import json
-from pathlib import Path
 
 hubs = [
     # ("hub.example.org", {"ssh_user": "admin", "_sudo": True}),
 ]
-
-_demo = Path(__file__).resolve().parent / ".demo" / "target.json"
-if _demo.exists():
-    from tests.targets import demo_host
-
-    demo = [demo_host(json.loads(_demo.read_text()))]

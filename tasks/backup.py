@@ -9,13 +9,16 @@ SQLite's backup API while the hub runs), the secrets (so browser sessions and
 tokens stay valid), the config (for reference: the deploy writes it from the
 settings), and with jh_backup_home_dirs the hub users' home directories.
 Unix accounts come from the settings (jh_users) on the restored host.
+
+Archives hold secrets: on the host they exist only in a directory only root can
+enter, and on the controller they are written 0600 in a 0700 folder.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
-from pathlib import PurePosixPath
+import os
+from datetime import UTC, datetime
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -23,63 +26,79 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.files import Link, Sha256File
 from pyinfra.operations import files, server
 
-from tasks.settings import FILES, Settings, SettingsError, current_settings
+from tasks import layout
+from tasks.ops import private_transfer, root_directory, root_file, script, ship_scripts
+from tasks.settings import Settings, SettingsError, current_settings
 
-REMOTE_DIR = PurePosixPath("/var/backups/jupyterhub-deploy")
-
-
-def upload_script(settings: Settings, name: str) -> PurePosixPath:
-    script = settings.install_root / "share" / name
-    files.put(name=f"Script {name}", src=str(FILES / "backup" / name), dest=str(script),
-              user="root", group="root", mode="755")
-    return script
+RESTORED_STAMP = layout.BACKUP_STAGING / "restored-archive-sha256"
 
 
 def require_installed_hub(settings: Settings, operation: str) -> None:
-    if not host.get_fact(Link, path=str(settings.venv)):
-        raise PyinfraError(f"{host.name}: no hub is installed here ({settings.venv} is missing); "
-                           f"run deploy.py before {operation}")
+    if not host.get_fact(Link, path=str(settings.layout.venv)):
+        raise PyinfraError(
+            f"{host.name}: no hub is installed here ({settings.layout.venv} is missing); "
+            f"run deploy.py before {operation}"
+        )
+
+
+def prepare(settings: Settings) -> None:
+    ship_scripts(settings.layout)
+    root_directory(f"Backup staging {layout.BACKUP_STAGING}", layout.BACKUP_STAGING, mode="700")
 
 
 @deploy("Back up the hub's state to the controller")
 def backup() -> None:
     settings = current_settings()
+    paths = settings.layout
     require_installed_hub(settings, "a backup")
-    name = f"{host.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.tar.gz"
-    remote = REMOTE_DIR / name
-    local = (settings.backup_dir / host.name / name).resolve()
-    files.directory(name=f"Backup staging {REMOTE_DIR}", path=str(REMOTE_DIR), user="root", group="root", mode="700")
-    script = upload_script(settings, "archive-hub-state")
-    homes = "yes" if settings.backup_home_dirs else "no"
-    server.shell(name=f"Archive the hub's state as {remote}",
-                 commands=[f"{script} {remote} {settings.install_root} {settings.users_group} {homes}"])
-    files.get(name=f"Copy the archive to the controller: {local}", src=str(remote), dest=str(local),
-              create_local_dir=True)
+    name = f"{host.name}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.tar.gz"
+    remote = layout.BACKUP_STAGING / name
+    local_dir = (settings.backup_dir / host.name).resolve()
+    # Everything this run writes on the controller is private: folders 0700, files 0600.
+    os.umask(0o077)
+    local_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    local_dir.chmod(0o700)
+    prepare(settings)
+    server.shell(
+        name=f"Archive the hub's state as {remote}",
+        commands=[script(
+            paths, "archive-hub-state", remote, paths.venv / "bin" / "python", paths.state_dir, paths.database,
+            paths.config_file, settings.hub_user, settings.users_group,
+            "yes" if settings.backup_home_dirs else "no", *layout.SECRETS,
+        )],
+    )
+    files.get(name=f"Copy the archive to the controller: {local_dir / name}", src=str(remote),
+              dest=str(local_dir / name), **private_transfer())
     files.file(name=f"Remove {remote} from the host", path=str(remote), present=False)
 
 
 @deploy("Restore the hub's state from an archive")
 def restore() -> None:
     settings = current_settings()
+    paths = settings.layout
     archive = settings.restore_archive
     if archive is None:
-        raise SettingsError("tasks.backup.restore needs jh_restore_archive: an archive made by tasks.backup.backup "
-                            "(--data jh_restore_archive=backups/<host>/<archive>.tar.gz)")
+        raise SettingsError(
+            "tasks.backup.restore needs jh_restore_archive: an archive made by tasks.backup.backup "
+            "(--data jh_restore_archive=backups/<host>/<archive>.tar.gz)"
+        )
     require_installed_hub(settings, "a restore")
     # Restoring the same archive again changes nothing.
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    stamp = settings.state_dir / ".restored-archive-sha256"
-    if host.get_fact(Sha256File, path=str(stamp)) == hashlib.sha256(f"{digest}\n".encode()).hexdigest():
+    if host.get_fact(Sha256File, path=str(RESTORED_STAMP)) == hashlib.sha256(f"{digest}\n".encode()).hexdigest():
         return
-    remote = REMOTE_DIR / "restore.tar.gz"
-    files.directory(name=f"Backup staging {REMOTE_DIR}", path=str(REMOTE_DIR), user="root", group="root", mode="700")
-    files.put(name=f"Upload {archive.name}", src=str(archive), dest=str(remote), user="root", group="root", mode="600")
-    script = upload_script(settings, "restore-hub-state")
+    prepare(settings)
+    remote = layout.BACKUP_STAGING / "restore.tar.gz"
+    root_file(f"Upload {archive.name}", archive, remote, mode="600", **private_transfer())
     server.shell(
         name=f"Restore the hub's database and secrets from {archive.name} (the hub restarts)",
         commands=[
-            f"{script} {remote} {settings.install_root} {settings.hub_user} {settings.local_url}hub/health",
-            f"echo {digest} > {stamp}",
+            script(
+                paths, "restore-hub-state", remote, paths.venv, paths.state_dir, paths.database, paths.config_file,
+                settings.hub_user, settings.users_group, f"{settings.local_url}hub/health",
+                paths.state_dir / layout.UPGRADE_BACKUPS, *layout.SECRETS,
+            ),
+            f"echo {digest} > {RESTORED_STAMP}",
             f"rm -f {remote}",
         ],
     )

@@ -25,6 +25,25 @@ class LooseOwnership(FactBase):
         return list(output)
 
 
+class ExposedFiles(FactBase):
+    """Regular files named ``names`` in ``directory`` that group or others may access.
+
+    find lists without following links; the fix is then made by the files' owner.
+    """
+
+    default = list
+
+    def command(self, directory: str, names: list[str]) -> str:
+        match = " -o ".join(f"-name {shlex.quote(name)}" for name in names)
+        return (
+            f"find {shlex.quote(directory)} -maxdepth 1 -type f \\( {match} \\) -perm /077 -printf '%f\\n'"
+            " 2>/dev/null || true"
+        )
+
+    def process(self, output):
+        return sorted(output)
+
+
 class UfwStatus(FactBase):
     """Whether ufw is active, and the ports it allows ("80/tcp"). None without ufw."""
 
@@ -37,3 +56,53 @@ class UfwStatus(FactBase):
             return None
         allowed = {line.split()[0] for line in lines if " ALLOW " in f" {line} " and "(v6)" not in line}
         return {"active": "Status: active" in lines, "allowed": allowed}
+
+
+# useradd's and groupadd's defaults where /etc/login.defs does not set them (Debian, Ubuntu).
+LOGIN_DEFS_DEFAULTS = {"UID_MIN": 1000, "GID_MIN": 1000}
+
+
+class LoginDefs(FactBase):
+    """UID_MIN and GID_MIN of /etc/login.defs (1000 where unset): ids below them are system accounts.
+
+    The last setting of a name wins, as in login.defs itself; a value that is not a decimal
+    number keeps the default.
+    """
+
+    @staticmethod
+    def default():
+        return dict(LOGIN_DEFS_DEFAULTS)
+
+    def command(self) -> str:
+        return "grep -E '^[[:space:]]*(UID_MIN|GID_MIN)[[:space:]]' /etc/login.defs 2>/dev/null || true"
+
+    def process(self, output):
+        values = self.default()
+        for line in output:
+            fields = line.split()
+            if len(fields) >= 2 and fields[0] in values and fields[1].isdigit():
+                values[fields[0]] = int(fields[1])
+        return values
+
+
+class GroupEntries(FactBase):
+    """Every group the host knows (``getent group``: /etc/group and NSS), name -> (gid, member names).
+
+    Members are the supplementary ones listed with the group; primary members are in the
+    users' own entries. Where a name appears twice (two NSS sources), the first wins, as for getent.
+    """
+
+    default = dict
+
+    def command(self) -> str:
+        return "getent group 2>/dev/null || cat /etc/group"
+
+    def process(self, output):
+        groups = {}
+        for line in output:
+            fields = line.strip().split(":")
+            if len(fields) < 4 or not fields[0] or not fields[2].isdigit():
+                continue
+            members = [member.strip() for member in fields[3].split(",") if member.strip()]
+            groups.setdefault(fields[0], (int(fields[2]), members))
+        return groups

@@ -22,12 +22,13 @@ from pyinfra.operations import files, server
 
 from tasks import conda
 from tasks.locks import lock_for, venv_from_lock
+from tasks.ops import command, root_directory, root_file
 from tasks.platform import Platform, target_platform
-from tasks.settings import FILES, KERNEL_SETS, Kernel, Settings, current_settings
+from tasks.settings import KERNEL_SETS, Kernel, Settings, current_settings
 
 
 def kernel_spec(settings: Settings, kernel: Kernel) -> str:
-    python = settings.kernels_dir / kernel.name / "bin" / "python"
+    python = settings.layout.kernels_dir / kernel.name / "bin" / "python"
     spec = {
         "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": kernel.display_name,
@@ -38,31 +39,22 @@ def kernel_spec(settings: Settings, kernel: Kernel) -> str:
 
 
 def kernel_env(settings: Settings, platform: Platform, kernel: Kernel) -> None:
-    env = settings.kernels_dir / kernel.name
+    env = settings.layout.kernels_dir / kernel.name
     if kernel.conda:
         conda.environment(settings, f"Kernel {kernel.name}", env, KERNEL_SETS / kernel.environment)
     else:
         if host.get_fact(Directory, path=str(env / "conda-meta")):
             # Was a conda kernel: the venv is made afresh (conda does the same the other way).
             files.directory(name=f"Kernel {kernel.name}: remove its conda environment", path=str(env), present=False)
-        venv_from_lock(
-            f"Kernel {kernel.name}",
-            env,
-            lock_for(KERNEL_SETS / kernel.packages, platform, f"kernel {kernel.name}"),
-            settings.pip_index_url,
-            python=platform.python_command,
-        )
-    files.put(
-        name=f"Kernel {kernel.name}: spec ({kernel.display_name})",
-        src=StringIO(kernel_spec(settings, kernel)),
-        dest=str(settings.jupyter_data_dir / "kernels" / kernel.name / "kernel.json"),
-        user="root", group="root", mode="644",
-    )
+        lock = lock_for(KERNEL_SETS / kernel.packages, platform, f"kernel {kernel.name}")
+        venv_from_lock(f"Kernel {kernel.name}", settings, env, lock, python=platform.python_command)
+    root_file(f"Kernel {kernel.name}: spec ({kernel.display_name})", StringIO(kernel_spec(settings, kernel)),
+              settings.layout.jupyter_data_dir / "kernels" / kernel.name / "kernel.json")
 
 
 def remove_dropped_kernels(settings: Settings) -> None:
     wanted = {k.name for k in settings.kernels}
-    specs = settings.jupyter_data_dir / "kernels"
+    specs = settings.layout.jupyter_data_dir / "kernels"
     for path in host.get_fact(FindDirectories, path=str(specs), maxdepth=1) or []:
         name = Path(path).name
         if path == str(specs) or name in wanted:
@@ -70,27 +62,24 @@ def remove_dropped_kernels(settings: Settings) -> None:
         files.directory(name=f"Unregister kernel {name}", path=path, present=False)
         if not settings.keep_removed_kernel_envs:
             files.directory(name=f"Remove the environment of kernel {name}",
-                            path=str(settings.kernels_dir / name), present=False)
+                            path=str(settings.layout.kernels_dir / name), present=False)
 
 
 def nltk_data(settings: Settings) -> None:
-    files.directory(name=f"Shared NLTK data {settings.nltk_data}", path=str(settings.nltk_data),
-                    user="root", group="root", mode="755")
-    present = {Path(p).name for p in host.get_fact(FindDirectories, path=str(settings.nltk_data), maxdepth=2) or []}
+    root_directory(f"Shared NLTK data {settings.layout.nltk_data}", settings.layout.nltk_data)
+    present = {Path(p).name for p in host.get_fact(FindDirectories, path=str(settings.layout.nltk_data), maxdepth=2) or []}
     missing = [p for p in settings.nltk_packages if p not in present]
     if missing:
-        fetcher = settings.install_root / "share" / "nltk_fetch.py"
-        files.put(name="NLTK data fetcher", src=str(FILES / "nltk" / "fetch.py"), dest=str(fetcher),
-                  user="root", group="root", mode="644")
+        paths = settings.layout
         server.shell(
             name=f"NLTK data: {', '.join(missing)}",
-            commands=[f"{settings.venv}/bin/python {fetcher} {settings.nltk_index_url} {settings.nltk_data} {' '.join(missing)}"],
+            commands=[command(paths.venv / "bin" / "python", paths.script("nltk-fetch"), settings.nltk_index_url,
+                              paths.nltk_data, *missing)],
         )
 
 
 def apply(settings: Settings, platform: Platform) -> None:
-    files.directory(name=f"Kernel environments {settings.kernels_dir}", path=str(settings.kernels_dir),
-                    user="root", group="root", mode="755")
+    root_directory(f"Kernel environments {settings.layout.kernels_dir}", settings.layout.kernels_dir)
     for kernel in settings.kernels:
         kernel_env(settings, platform, kernel)
     remove_dropped_kernels(settings)

@@ -13,10 +13,11 @@ from pathlib import Path, PurePosixPath
 
 from pyinfra import host
 from pyinfra.facts.files import Sha256File
-from pyinfra.operations import files, pip, server
+from pyinfra.operations import pip, server
 
+from tasks.ops import root_file, script
 from tasks.platform import Platform, UnsupportedTarget
-from tasks.settings import FILES
+from tasks.settings import FILES, Settings
 
 
 def lock_for(package_set: Path, platform: Platform, setting: str) -> Path:
@@ -31,43 +32,29 @@ def lock_for(package_set: Path, platform: Platform, setting: str) -> Path:
     return lock
 
 
-def install_from_lock(
-    name: str, lock: Path, remote_dir: PurePosixPath, stamp: PurePosixPath, commands: list[str],
-    upload_as: str | None = None,
-) -> bool:
-    """Upload ``lock`` into ``remote_dir`` (as ``upload_as``) and run ``commands`` there unless ``stamp`` matches it.
+def installed(lock: Path, stamp: PurePosixPath) -> bool:
+    """Whether the stamp on the host is this lock."""
+    return host.get_fact(Sha256File, path=str(stamp)) == hashlib.sha256(lock.read_bytes()).hexdigest()
+
+
+def install_from_lock(name: str, settings: Settings, lock: Path, dest: PurePosixPath, stamp: PurePosixPath,
+                      install_script: str, *args: object) -> bool:
+    """Upload ``lock`` as ``dest`` and run files/bin/``install_script`` with ``args`` unless ``stamp`` matches it.
 
     Returns whether anything will be installed.
     """
-    desired = hashlib.sha256(lock.read_bytes()).hexdigest()
-    if host.get_fact(Sha256File, path=str(stamp)) == desired:
+    if installed(lock, stamp):
         return False
-    uploaded = upload_as or lock.name
-    files.put(
-        name=f"{name}: upload {lock.name}",
-        src=str(lock),
-        dest=str(remote_dir / uploaded),
-        user="root", group="root", mode="644",
-    )
-    server.shell(
-        name=name,
-        # One shell: pyinfra runs each command in a new one, and cd must carry.
-        commands=[" && ".join([f"cd {remote_dir}", *commands, f"cp {uploaded} {stamp}"])],
-    )
+    root_file(f"{name}: upload {lock.name}", lock, dest)
+    server.shell(name=name, commands=[script(settings.layout, install_script, *args)])
     return True
 
 
-def venv_from_lock(name: str, env: PurePosixPath, lock: Path, index_url: object | None, python: str) -> bool:
+def venv_from_lock(name: str, settings: Settings, env: PurePosixPath, lock: Path, python: str) -> bool:
     """A venv from ``python`` with exactly the lock's packages. Returns whether it changes."""
     pip.venv(name=f"{name}: venv {env}", path=str(env), python=python)
-    index = f" --index-url {index_url}" if index_url else ""
+    stamp = env / ".installed-requirements.txt"
     return install_from_lock(
-        name=f"{name}: install {lock.parent.name}/{lock.name}",
-        lock=lock,
-        remote_dir=env,
-        stamp=env / ".installed-requirements.txt",
-        commands=[
-            f"{env}/bin/pip install --no-deps --disable-pip-version-check{index} -r {lock.name}",
-            f"{env}/bin/pip check",
-        ],
+        f"{name}: install {lock.parent.name}/{lock.name}", settings, lock, env / lock.name, stamp,
+        "install-venv-lock", env, env / lock.name, stamp, settings.pip_index_url or "",
     )

@@ -3,6 +3,9 @@
 Runs as part of deploy.py, and alone when something on a host drifted:
 
     pyinfra inventory.py tasks.permissions.fix
+
+Root fixes what root owns; inside the hub's state directory the hub user fixes its
+own files (root never chowns or chmods through a path the hub account can replace).
 """
 
 from __future__ import annotations
@@ -12,50 +15,42 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
-from tasks.facts import LooseOwnership
-from tasks.hub import SECRETS, SUDOERS_RULE
+from tasks import layout
+from tasks.facts import ExposedFiles, LooseOwnership
+from tasks.ops import command, root_directory
 from tasks.settings import Settings, current_settings
 
 
 def apply(settings: Settings) -> None:
-    hub = settings.hub_user
+    hub, paths = settings.hub_user, settings.layout
     # The install root and the server venv belong to root: neither the hub user
     # nor hub users may change the code the hub runs as root's delegate.
-    files.directory(
-        name=f"{settings.install_root}: root, 0755",
-        path=str(settings.install_root),
-        user="root", group="root", mode="755",
-    )
+    root_directory(f"{paths.install_root}: root, 0755", paths.install_root)
     # Kernel environments and specs too: users run them, only the deploy changes them.
-    for tree in (settings.server_envs, settings.kernels_dir, settings.jupyter_data_dir, settings.nltk_data):
+    for tree in (paths.server_envs, paths.kernels_dir, paths.jupyter_data_dir, paths.nltk_data, paths.libexec):
         loose = host.get_fact(LooseOwnership, path=str(tree), user="root", group="root")
         if loose:
+            # -R does not follow links; these trees are root's alone.
             server.shell(
                 name=f"{tree}: owned by root, writable by root only (was not: {loose[0]} ...)",
-                commands=[f"chown -R root:root {tree}", f"chmod -R go-w {tree}"],
+                commands=[command("chown", "-R", "root:root", tree), command("chmod", "-R", "go-w", tree)],
             )
-    files.file(
-        name=f"{settings.config_file}: root, 0644",
-        path=str(settings.config_file),
-        user="root", group="root", mode="644",
-    )
-    files.directory(
-        name=f"{settings.state_dir}: {hub}, 0700",
-        path=str(settings.state_dir),
-        user=hub, group=hub, mode="700",
-    )
-    private = [*SECRETS, "jupyterhub.sqlite"]
-    for name in private:
-        path = str(settings.state_dir / name)
-        # Only files that exist: the hub creates its database on first start.
-        if host.get_fact(File, path=path):
-            files.file(name=f"{path}: {hub}, 0600", path=path, user=hub, group=hub, mode="600")
-    if host.get_fact(File, path=SUDOERS_RULE):
-        files.file(
-            name=f"{SUDOERS_RULE}: root, 0440",
-            path=SUDOERS_RULE,
-            user="root", group="root", mode="440",
+    files.file(name=f"{paths.config_file}: root, 0644", path=str(paths.config_file),
+               user="root", group="root", mode="644")
+    # The state directory itself sits in root's install root: the hub cannot replace it.
+    files.directory(name=f"{paths.state_dir}: {hub}, 0700", path=str(paths.state_dir),
+                    user=hub, group=hub, mode="700")
+    private = (*layout.SECRETS, layout.DATABASE)
+    exposed = host.get_fact(ExposedFiles, directory=str(paths.state_dir), names=private)
+    if exposed:
+        server.shell(
+            name=f"{paths.state_dir}: {', '.join(exposed)} private to {hub} again (0600)",
+            commands=[command("runuser", "-u", hub, "--", "chmod", "600", "--",
+                              *(paths.state_dir / name for name in exposed))],
         )
+    if host.get_fact(File, path=str(layout.SUDOERS_RULE)):
+        files.file(name=f"{layout.SUDOERS_RULE}: root, 0440", path=str(layout.SUDOERS_RULE),
+                   user="root", group="root", mode="440")
 
 
 @deploy("Fix owners and modes")

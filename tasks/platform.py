@@ -75,7 +75,7 @@ def target_platform(settings: Settings | None = None) -> Platform:
         return system
     too_old = tuple(int(p) for p in python.split(".")) < MIN_SERVER_PYTHON
     if settings.server_python == "conda" or (settings.server_python == "auto" and too_old):
-        conda_python = settings.conda_server_env / "bin" / f"python{CONDA_SERVER_PYTHON}"
+        conda_python = settings.layout.conda_server_env / "bin" / f"python{CONDA_SERVER_PYTHON}"
         return Platform(name, release, python, CONDA_SERVER_PYTHON, str(conda_python))
     if too_old:
         raise UnsupportedTarget(

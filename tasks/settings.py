@@ -5,19 +5,32 @@ Settings are pyinfra host/group data whose names start with ``jh_`` (``jh_users`
 silently ignored value. ``deploy.py`` validates the settings of every host before
 any operation is planned: bad input stops the run, naming the setting and what it
 allows, and no host is changed.
+
+No setting can inject into a shell line, a unit file, the sudoers rule, the nginx site
+or the hub's Python config: every string is checked against a whitelist, matched
+against the whole value (``re.fullmatch``; no trailing newline slips through), and
+what is checked is what the deploy renders. Names, paths and URLs are checked here,
+with the rule in the error message; what depends on a host (its existing accounts)
+is checked from facts before that host changes (tasks/preflight.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from ipaddress import IPv4Address
-from pathlib import Path, PurePosixPath
+import warnings
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Annotated, Any, Literal
 
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.utils import CryptographyDeprecationWarning
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     FilePath,
@@ -30,6 +43,8 @@ from pydantic import (
 )
 from pyinfra.api.exceptions import PyinfraError
 
+from tasks.layout import HUB_API_PORT, PROXY_API_PORT, Layout
+
 PREFIX = "jh_"
 REPO = Path(__file__).resolve().parent.parent
 # Static inputs of the deploy: locks, PAM service, certbot hook, NLTK fetcher.
@@ -37,17 +52,72 @@ FILES = REPO / "files"
 SERVER_RELEASES = FILES / "server"
 KERNEL_SETS = FILES / "kernels"
 
+# Every pattern here is used with re.fullmatch: it must match the whole value.
 # Debian's and Ubuntu's useradd default (NAME_REGEX), at most 32 characters.
-USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-RESERVED_USERS = {"root", "daemon", "bin", "sys", "nobody", "www-data", "sshd"}
-DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-URL_PATH = re.compile(r"^/([A-Za-z0-9._~-]+/)*$")
+USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+DOMAIN = re.compile(rf"(?=.{{1,253}}\Z)(?:{_LABEL}\.)*{_LABEL}")
+URL_PATH = re.compile(r"/(?:[A-Za-z0-9._~-]+/)*")
+CRYPT_HASH = re.compile(r"\$(?:1|5|6|y|2[aby]|gy)\$[./A-Za-z0-9$=,]+")
+EMAIL = re.compile(r"[A-Za-z0-9_%+][A-Za-z0-9._%+-]{0,63}@(?P<domain>.+)")
+# A file or folder name of files/ (a kernel set, an environment file, a server release, a CA file's stem).
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+KERNEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+NLTK_PACKAGE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+CONDA_CHANNEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+# Absolute paths: letters, digits and . _ - between single slashes. No %, so no systemd
+# specifiers; no spaces, quotes or $, so nothing a shell line, a unit or sudoers reads.
+HOST_PATH = re.compile(r"(?:/[A-Za-z0-9._-]+)+/?")
+NOTIFY_ARGUMENT = re.compile(r"[A-Za-z0-9._/:=@+,-]+")
+# URLs as given: letters, digits, -._~:/?#[]@!+,= and %XX escapes. Not &: URLs reach shell
+# lines unquoted, where & ends a command; not $ ; | < > ( ) { } \ * ' " ` or whitespace.
+URL_CHAR = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!+,=-]")
+URL_TEXT = re.compile(r"(?:[A-Za-z0-9._~:/?#\[\]@!+,=-]|%[0-9A-Fa-f]{2})+")
+# A jh_services upstream: http(s)://host[:port]/path/, nothing else (nginx's proxy_pass).
+UPSTREAM = re.compile(
+    r"https?://(?P<host>\[[0-9A-Fa-f:.]+\]|[a-z0-9.-]+)(?::(?P<port>[1-9][0-9]{0,4}))?(?P<path>(?:/[A-Za-z0-9._~-]+)*/)?"
+)
+# Names a host resolves to itself (Debian's /etc/hosts, RFC 6761).
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+
+# Where jh_install_root and jh_conda_prefix may not be (nor below): the system's own trees.
+SYSTEM_DIRS = tuple(
+    PurePosixPath(p)
+    for p in (
+        "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt",
+        "/proc", "/root", "/run", "/sbin", "/snap", "/sys", "/tmp", "/usr", "/var",
+    )
+)  # fmt: skip
+# Folders for sites' own software: a folder below them is fine, they themselves are not.
+SHARED_DIRS = (PurePosixPath("/opt"), PurePosixPath("/srv"))
+
+# Accounts and groups of Debian's base-passwd, systemd and Ubuntu's server image: the
+# deploy must neither make nor reuse them (names starting with _ or systemd- are theirs too).
+SYSTEM_NAMES = frozenset({
+    # base-passwd users
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
+    "www-data", "backup", "list", "irc", "gnats", "nobody",
+    # base-passwd groups
+    "adm", "tty", "disk", "kmem", "dialout", "fax", "voice", "cdrom", "floppy", "tape", "sudo", "audio",
+    "dip", "operator", "src", "shadow", "utmp", "video", "sasl", "plugdev", "staff", "users", "nogroup",
+    # systemd, dbus, OpenSSH, rsyslog, cron, udev and Ubuntu's server image
+    "messagebus", "sshd", "ssh", "syslog", "crontab", "input", "kvm", "render", "sgx", "netdev", "uuidd",
+    "tcpdump", "tss", "landscape", "pollinate", "polkitd", "dnsmasq", "usbmux", "fwupd-refresh", "ssl-cert",
+})  # fmt: skip
+SYSTEM_PREFIXES = ("_", "systemd-")
+# Groups whose members are root in all but name or read what only root should
+# (tasks/preflight.py refuses memberships in them on the host).
+PRIVILEGED_GROUPS = frozenset({
+    "sudo", "admin", "wheel", "lpadmin", "root", "sys", "disk", "kmem", "staff", "shadow", "adm",
+    "systemd-journal", "ssl-cert", "docker", "lxd", "incus-admin", "libvirt", "libvirtd", "microk8s",
+})  # fmt: skip
+
 # Paths the hub itself serves when it sits at /.
 HUB_PATHS = ("/hub/", "/user/", "/users/", "/services/", "/api/", "/.well-known/")
 NLTK_INDEX = "https://raw.githubusercontent.com/nltk/nltk_data/gh-pages/index.xml"
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
-CRYPT_HASH = re.compile(r"^\$(1|5|6|y|2[aby]|gy)\$[./A-Za-z0-9$=,]+$")
 # Miniforge (conda-forge's installer) for x86_64, pinned; conda is updated only when this pin
 # changes. Checksum as in spack-packages (miniforge3, 26.1.1-3); aarch64 sites set both settings.
 MINIFORGE_VERSION = "26.1.1-3"
@@ -56,34 +126,109 @@ MINIFORGE_URL = (
     f"{MINIFORGE_VERSION}/Miniforge3-{MINIFORGE_VERSION}-Linux-x86_64.sh"
 )
 MINIFORGE_SHA256 = "b25b828b702df4dd2a6d24d4eb56cfa912471dd8e3342cde2c3d86fe3dc2d870"
+# PEM files larger than this are not certificates or keys (Mozilla's whole CA bundle is a fifth of it).
+PEM_LIMIT = 1024 * 1024
+PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 
 
 class SettingsError(PyinfraError):
     """Raised for bad settings; pyinfra prints it without a traceback."""
 
 
+def _whole(pattern: re.Pattern[str], allowed: str) -> AfterValidator:
+    """A check that the whole string matches pattern; the message says what is allowed."""
+
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(allowed)
+        return value
+
+    return AfterValidator(check)
+
+
 def _user_name(value: str) -> str:
-    if not USER_NAME.match(value):
-        raise ValueError(
-            "must be a Unix user name: a lowercase letter or _, then up to 31 of a-z 0-9 _ -"
-        )
-    if value in RESERVED_USERS:
-        raise ValueError(f"{value!r} is a system account and cannot be used here")
+    if not USER_NAME.fullmatch(value):
+        raise ValueError("must be a Unix user name: a lowercase letter or _, then up to 31 of a-z 0-9 _ -")
     return value
 
 
-def _absolute(value: PurePosixPath) -> PurePosixPath:
-    if not value.is_absolute():
-        raise ValueError("must be an absolute path (start with /)")
-    if ".." in value.parts:
-        raise ValueError("must not contain '..'")
-    if value == PurePosixPath("/"):
-        raise ValueError("must not be /")
+def _system_name(value: str) -> bool:
+    return value in SYSTEM_NAMES or value.startswith(SYSTEM_PREFIXES)
+
+
+def _account_name(value: str) -> str:
+    _user_name(value)
+    if _system_name(value):
+        raise ValueError(f"{value!r} is a system account or group on Debian/Ubuntu; choose another name")
+    if value in PRIVILEGED_GROUPS:
+        raise ValueError(f"{value!r} is a privileged group: an account of that name would get it; choose another name")
+    return value
+
+
+def _group_name(value: str) -> str:
+    _user_name(value)
+    if value in PRIVILEGED_GROUPS:
+        raise ValueError(f"{value!r} is a privileged group (its members would get hub logins); choose another group")
+    if _system_name(value):
+        raise ValueError(f"{value!r} is a system group or account on Debian/Ubuntu; choose another group")
+    return value
+
+
+def _path_problem(text: str) -> str | None:
+    """Why text is not an absolute path of the conservative kind, or None."""
+    if not text.startswith("/"):
+        return "must be an absolute path (start with /)"
+    parts = text.rstrip("/").split("/")[1:]
+    if text == "/":
+        return "must not be /"
+    if ".." in parts:
+        return "must not contain '..'"
+    if not HOST_PATH.fullmatch(text) or "." in parts:
+        return "must be an absolute path of letters, digits and . _ - between single slashes (no //, no . parts)"
+    return None
+
+
+def _host_path_text(value: Any) -> Any:
+    """The path as given (before pathlib drops // and . parts)."""
+    if isinstance(value, PurePath):
+        value = str(value)
+    if isinstance(value, str) and (problem := _path_problem(value)):
+        raise ValueError(problem)
+    return value
+
+
+def _host_path(value: PurePosixPath) -> PurePosixPath:
+    for system in SYSTEM_DIRS:
+        if value == system or system in value.parents:
+            raise ValueError(
+                f"must not be {system} or below it (a system directory); use e.g. /opt/jupyter or /srv/jupyter"
+            )
+    if value in SHARED_DIRS:
+        raise ValueError(f"must not be {value} itself; use a folder below it such as {value}/jupyter")
+    return value
+
+
+def _server_release(value: str) -> str:
+    # A path here is read on the controller (a site's own locks, in a home folder or a
+    # temporary one), never written on a host: the host-path characters apply, the
+    # system-directory rule does not. Its folder name names the server venv on the host.
+    if value.startswith("/"):
+        problem = _path_problem(value)
+        if problem:
+            raise ValueError(problem)
+        if not PLAIN_NAME.fullmatch(PurePosixPath(value).name):
+            raise ValueError("the folder's name must start with a letter or digit (it names the server venv)")
+    elif not PLAIN_NAME.fullmatch(value):
+        raise ValueError(
+            "must be a folder name of files/server/ (letters, digits, . _ -, starting with a letter or digit) "
+            "or the absolute path of such a folder"
+        )
     return value
 
 
 def _crypt_hash(value: str) -> str:
-    if not CRYPT_HASH.match(value):
+    if not CRYPT_HASH.fullmatch(value):
         raise ValueError(
             "must be a crypt(3) hash such as the output of `openssl passwd -6` "
             "(starts with $6$, $5$, $y$ ...); plaintext passwords are not accepted"
@@ -92,29 +237,254 @@ def _crypt_hash(value: str) -> str:
 
 
 def _domain(value: str) -> str:
-    if not DOMAIN.match(value):
+    if not DOMAIN.fullmatch(value):
         raise ValueError("must be a DNS name such as hub.example.org (lowercase letters, digits, dots, hyphens)")
     return value
 
 
 def _email(value: str) -> str:
-    if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
-        raise ValueError("must be an e-mail address such as admin@example.org")
+    match = EMAIL.fullmatch(value)
+    if not match or not DOMAIN.fullmatch(match["domain"]) or "." not in match["domain"]:
+        raise ValueError(
+            "must be an e-mail address such as admin@example.org: letters, digits and . _ % + - "
+            "(not first: . -), then @ and a DNS name with a dot (lowercase)"
+        )
     return value
 
 
 def _url_path(value: str) -> str:
-    if not URL_PATH.match(value):
-        raise ValueError("must be a URL path that starts and ends with / (such as /rstudio/)")
+    if not URL_PATH.fullmatch(value) or {".", ".."} & set(value.split("/")):
+        raise ValueError("must be a URL path that starts and ends with / (such as /rstudio/): letters, digits, . _ ~ -")
     return value
 
 
-UserName = Annotated[StrictStr, AfterValidator(_user_name)]
-AbsolutePath = Annotated[PurePosixPath, AfterValidator(_absolute)]
+def _url_text(value: Any) -> Any:
+    """The URL as given: pydantic would drop tabs and newlines, and escape spaces, silently."""
+    if isinstance(value, HttpUrl):
+        value = str(value)
+    if isinstance(value, str) and value and not URL_TEXT.fullmatch(value):
+        bad = next(c for c in re.sub(r"%[0-9A-Fa-f]{2}", "", value) if not URL_CHAR.fullmatch(c))
+        found = "a % that starts no %XX escape" if bad == "%" else repr(bad)
+        raise ValueError(f"must be an http(s) URL of letters, digits, -._~:/?#[]@!+,= and %XX escapes; it has {found}")
+    return value
+
+
+def _url(value: HttpUrl) -> HttpUrl:
+    if value.username is not None or value.password is not None:
+        raise ValueError("must not hold a user name or password (user:password@); give credentials another way")
+    # What the deploy renders is str(value), which pydantic normalised: check it too.
+    if not URL_TEXT.fullmatch(str(value)):
+        raise ValueError("must be an http(s) URL of letters, digits, -._~:/?#[]@!+,= and %XX escapes")
+    return value
+
+
+UPSTREAM_FORM = (
+    "must be http(s)://host[:port]/path/ with a lowercase DNS name or an IP address as host and a path "
+    "ending in / (letters, digits, . _ ~ -); no query, fragment, user:password or nginx variables"
+)
+
+
+def _upstream_problem(text: str) -> str | None:
+    match = UPSTREAM.fullmatch(text)
+    if not match:
+        return UPSTREAM_FORM
+    host = match["host"]
+    if host.startswith("["):
+        try:
+            IPv6Address(host[1:-1])
+        except ValueError:
+            return f"{UPSTREAM_FORM}; {host} is not an IPv6 address"
+    else:
+        try:
+            IPv4Address(host)
+        except ValueError:
+            # A name ending in a number is an address in another spelling (2130706433, 127.1, 0x7f.1).
+            if not DOMAIN.fullmatch(host) or not host.rsplit(".", 1)[-1][0].isalpha():
+                return f"{UPSTREAM_FORM}; {host!r} is neither a DNS name nor a dotted IPv4 address"
+    if match["port"] and int(match["port"]) > 65535:
+        return "the port must be 1-65535"
+    if {".", ".."} & set((match["path"] or "/").split("/")):
+        return f"{UPSTREAM_FORM}; no . or .. parts"
+    return None
+
+
+def _local_host(host: str) -> bool:
+    """Whether host (as in a URL) is this machine's loopback or unspecified address, or localhost."""
+    host = host.removeprefix("[").removesuffix("]")
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        address = ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified
+
+
+def _upstream_text(value: Any) -> Any:
+    value = _url_text(value)
+    if isinstance(value, str) and (problem := _upstream_problem(value)):
+        raise ValueError(problem)
+    return value
+
+
+def _upstream(value: HttpUrl) -> HttpUrl:
+    _url(value)
+    if problem := _upstream_problem(str(value)):
+        raise ValueError(problem)
+    if _local_host(value.host or ""):
+        if value.port == HUB_API_PORT:
+            raise ValueError(f"must not point at the hub's own API (port {HUB_API_PORT} on this host)")
+        if value.port == PROXY_API_PORT:
+            raise ValueError(f"must not point at the proxy's API (port {PROXY_API_PORT} on this host)")
+    return value
+
+
+def _notify_command(value: str) -> str:
+    program, *arguments = value.split(" ")
+    if _path_problem(program) or program.endswith("/") or not all(NOTIFY_ARGUMENT.fullmatch(a) for a in arguments):
+        raise ValueError(
+            "must be the absolute path of a program, then arguments separated by single spaces, each of "
+            "letters, digits and . _ / : = @ + , - (no quotes, $, %, ; or backslashes)"
+        )
+    return value
+
+
+def _display_name(value: str) -> str:
+    for char in value:
+        if not char.isprintable():
+            raise ValueError(
+                f"must be printable text; it has {char!r} (U+{ord(char):04X}), a control or invisible character"
+            )
+    if value != value.strip():
+        raise ValueError("must not start or end with a space")
+    return value
+
+
+def _kernel_set(value: str) -> str:
+    if not PLAIN_NAME.fullmatch(value):
+        raise ValueError(
+            f"must be a folder name of files/kernels/ (letters, digits, . _ -; no /); choose one of {_known_sets()}"
+        )
+    return value
+
+
+def _environment_file(value: str) -> str:
+    if not PLAIN_NAME.fullmatch(value) or not value.endswith(".yml"):
+        known = ", ".join(sorted(p.name for p in KERNEL_SETS.glob("*.yml")))
+        raise ValueError(
+            f"{value!r} is not an environment file of files/kernels/ (a file name ending in .yml, no /); choose one of {known}"
+        )
+    return value
+
+
+def _known_sets() -> str:
+    return ", ".join(sorted(p.parent.name for p in KERNEL_SETS.glob("*/requirements.in")))
+
+
+def _pem_blocks(path: Path, what: str) -> list[tuple[str, str]]:
+    """The PEM blocks of path as (label, text); refuses anything but blocks and whitespace."""
+    if path.stat().st_size > PEM_LIMIT:
+        raise ValueError(f"is larger than 1 MiB: not {what} in PEM form")
+    try:
+        text = path.read_bytes().decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"is not a PEM text file (binary or non-ASCII content); it must hold {what} in PEM form "
+            "(a DER file converts with `openssl x509 -inform der`)"
+        ) from None
+    if what != "a private key" and PRIVATE_KEY_BLOCK.search(text):
+        # The key itself is not repeated in the message.
+        where = "it goes in jh_certificate_key_file" if what == "a certificate" else "give the certificate only"
+        raise ValueError(f"holds a private key where {what} belongs ({where}); the key is not shown here")
+    blocks = [(match[1], match[0]) for match in PEM_BLOCK.finditer(text)]
+    if PEM_BLOCK.sub("", text).strip():
+        raise ValueError(f"holds text outside its PEM blocks: it must hold {what} in PEM form and nothing else")
+    return blocks
+
+
+def _certificates(path: Path, what: str) -> list[x509.Certificate]:
+    """The certificates of a PEM file that holds certificates and nothing else."""
+    blocks = _pem_blocks(path, what)
+    if not blocks:
+        raise ValueError(f"holds no PEM certificate (-----BEGIN CERTIFICATE-----); it must hold {what}")
+    certificates = []
+    for number, (label, block) in enumerate(blocks, 1):
+        if label != "CERTIFICATE":
+            raise ValueError(f"holds a {label} block (block {number}): only CERTIFICATE blocks are allowed")
+        try:
+            with warnings.catch_warnings():  # old roots with a negative serial number
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                certificates.append(x509.load_pem_x509_certificate(block.encode()))
+        except ValueError:
+            raise ValueError(f"block {number} is not a valid certificate") from None
+    return certificates
+
+
+def _ca_file(path: Path) -> Path:
+    # Uploaded as <stem>.crt (tasks/system.py); update-ca-certificates reads only *.crt.
+    if not PLAIN_NAME.fullmatch(path.stem):
+        raise ValueError(
+            f"the file name {path.name!r} must start with a letter or digit and hold only letters, digits "
+            "and . _ - (it is uploaded as <name without suffix>.crt)"
+        )
+    # A CA certificate: basicConstraints CA:TRUE, or no basicConstraints at all (old v1
+    # roots, and self-signed certificates made without extensions). CA:FALSE is a
+    # server's certificate: its issuer belongs here, not it.
+    for number, certificate in enumerate(_certificates(path, "a CA certificate"), 1):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            continue
+        except ValueError:
+            raise ValueError(f"certificate {number} has malformed extensions") from None
+        if not constraints.ca:
+            raise ValueError(
+                f"certificate {number} is not a CA certificate (basicConstraints CA:FALSE): "
+                "give the certificate of the CA that issued it"
+            )
+    return path
+
+
+def _certificate_file(path: Path) -> Path:
+    _certificates(path, "a certificate")
+    return path
+
+
+def _private_key(path: Path) -> Any:
+    blocks = _pem_blocks(path, "a private key")
+    if len(blocks) != 1 or not blocks[0][0].endswith("PRIVATE KEY"):
+        raise ValueError("must hold exactly one PEM private key (-----BEGIN PRIVATE KEY-----) and nothing else")
+    try:
+        return serialization.load_pem_private_key(blocks[0][1].encode(), password=None)
+    except TypeError:
+        raise ValueError("holds an encrypted private key: nginx needs it without a passphrase") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ValueError("does not hold a valid PEM private key") from None
+
+
+def _private_key_file(path: Path) -> Path:
+    _private_key(path)
+    return path
+
+
+def _public_key(key: Any) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+AccountName = Annotated[StrictStr, AfterValidator(_account_name)]
+GroupName = Annotated[StrictStr, AfterValidator(_group_name)]
+HostPath = Annotated[PurePosixPath, BeforeValidator(_host_path_text), AfterValidator(_host_path)]
 PasswordHash = Annotated[StrictStr, AfterValidator(_crypt_hash)]
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
 DomainName = Annotated[StrictStr, AfterValidator(_domain)]
 UrlPath = Annotated[StrictStr, AfterValidator(_url_path)]
+Url = Annotated[HttpUrl, BeforeValidator(_url_text), AfterValidator(_url)]
+Upstream = Annotated[HttpUrl, BeforeValidator(_upstream_text), AfterValidator(_upstream)]
+CaFile = Annotated[FilePath, AfterValidator(_ca_file)]
 
 
 class Strict(BaseModel):
@@ -126,7 +496,7 @@ class Strict(BaseModel):
 class HubUser(Strict):
     """A Unix account the deploy creates for a hub user."""
 
-    name: UserName
+    name: AccountName
     # Hashed only: the plaintext never leaves the admin's machine.
     password_hash: PasswordHash | None = None
 
@@ -135,33 +505,43 @@ class SubPathService(Strict):
     """Another web app of this server that nginx serves under a path of the hub's site."""
 
     path: UrlPath
-    upstream: HttpUrl
+    # Literally http(s)://host:port/path/: it becomes nginx's proxy_pass.
+    upstream: Upstream
     websockets: StrictBool = False
 
 
 class Kernel(Strict):
     """A kernel environment: a venv with a pinned package set, or a conda environment file."""
 
-    name: Annotated[StrictStr, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
-    display_name: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    name: Annotated[
+        StrictStr,
+        Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$"),
+        _whole(KERNEL_NAME, "must be a-z 0-9 . _ - (up to 64, starting with a letter or digit)"),
+    ]
+    # Shown in JupyterLab's launcher (kernel.json) and in operation names.
+    display_name: Annotated[StrictStr, Field(min_length=1, max_length=100), AfterValidator(_display_name)]
     # venv: a folder of files/kernels/ with requirements.in and one lock per Python
     # (py3.12.txt, ...), installed with pip into a venv of the server's base Python.
-    packages: StrictStr | None = None
+    packages: Annotated[StrictStr, AfterValidator(_kernel_set)] | None = None
     # conda: an environment file of files/kernels/ (teaching.yml, ...), made with conda.
-    environment: StrictStr | None = None
+    environment: Annotated[StrictStr, AfterValidator(_environment_file)] | None = None
 
     @model_validator(mode="after")
     def _one_definition(self) -> Kernel:
         if (self.packages is None) == (self.environment is None):
-            raise ValueError("give either packages (a venv) or environment (a conda environment file), not both or neither")
+            raise ValueError(
+                "give either packages (a venv) or environment (a conda environment file), not both or neither"
+            )
         if self.packages is not None and not (KERNEL_SETS / self.packages / "requirements.in").is_file():
-            known = sorted(p.parent.name for p in KERNEL_SETS.glob("*/requirements.in"))
-            raise ValueError(f"packages: {self.packages!r} is not a folder of files/kernels/; choose one of {', '.join(known)}")
-        if self.environment is not None and (
-            "/" in self.environment or not self.environment.endswith(".yml") or not (KERNEL_SETS / self.environment).is_file()
-        ):
+            raise ValueError(
+                f"packages: {self.packages!r} is not a folder of files/kernels/; choose one of {_known_sets()}"
+            )
+        if self.environment is not None and not (KERNEL_SETS / self.environment).is_file():
             known = sorted(p.name for p in KERNEL_SETS.glob("*.yml"))
-            raise ValueError(f"environment: {self.environment!r} is not an environment file of files/kernels/; choose one of {', '.join(known)}")
+            raise ValueError(
+                f"environment: {self.environment!r} is not an environment file of files/kernels/; "
+                f"choose one of {', '.join(known)}"
+            )
         return self
 
     @property
@@ -177,16 +557,18 @@ class Settings(Strict):
     """The deploy's settings, with their defaults. Data key = ``jh_`` + field name."""
 
     # Layout and accounts
-    install_root: AbsolutePath = PurePosixPath("/opt/jupyter")
-    hub_user: UserName = "jupyter"
-    users_group: UserName = "jupyterhub-users"
+    # Never / nor a system directory (/etc, /usr, ...); /opt and /srv only below them.
+    install_root: HostPath = PurePosixPath("/opt/jupyter")
+    hub_user: AccountName = "jupyter"
+    users_group: GroupName = "jupyterhub-users"
     users: list[HubUser] = []
-    admin_users: list[UserName] = []
+    # Hub users, or existing accounts (tasks/preflight.py checks those on the host).
+    admin_users: list[AccountName] = []
 
     # The server environment: a folder of files/server/ with requirements.in and
     # one lock per target Python (py3.12.txt, ...), or the absolute path of such a
     # folder on the controller (a site's own pinned set).
-    server_release: StrictStr = "jupyterhub-6"
+    server_release: Annotated[StrictStr, AfterValidator(_server_release)] = "jupyterhub-6"
     # The Python the server venv (and venv kernels) are built from: the system's
     # python3, or conda's (files/conda/server-python.yml, with Node.js). auto: the
     # system's where it is 3.10 or newer, else conda's (Ubuntu 16.04-20.04, Debian 11).
@@ -196,17 +578,19 @@ class Settings(Strict):
 
     # Conda (Miniforge by default; a Miniconda installer works too), installed when a
     # kernel has an environment file or the server Python comes from conda.
-    conda_prefix: AbsolutePath = PurePosixPath("/opt/miniconda3")
-    conda_installer_url: HttpUrl = HttpUrl(MINIFORGE_URL)
-    conda_installer_sha256: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")] = MINIFORGE_SHA256
+    conda_prefix: HostPath = PurePosixPath("/opt/miniconda3")
+    conda_installer_url: Url = HttpUrl(MINIFORGE_URL)
+    conda_installer_sha256: Annotated[
+        StrictStr, Field(pattern=r"^[0-9a-f]{64}$"), _whole(SHA256, "must be 64 lowercase hexadecimal digits")
+    ] = MINIFORGE_SHA256
     # The installer as a file on the controller (offline sites): uploaded instead of
     # downloaded, and checked against jh_conda_installer_sha256 before any host is touched.
     conda_installer_file: FilePath | None = None
-    conda_channels: list[Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_.-]+$")]] = Field(
-        default=["conda-forge"], min_length=1
-    )
+    conda_channels: list[
+        Annotated[StrictStr, _whole(CONDA_CHANNEL, "must be a channel name: letters, digits, _ . - (not first: . -)")]
+    ] = Field(default=["conda-forge"], min_length=1)
     # A mirror of the channels (conda's channel_alias): channel names resolve below it.
-    conda_channel_alias: HttpUrl | None = None
+    conda_channel_alias: Url | None = None
 
     # The hub
     # Where the proxy listens for browsers. Loopback by default: nginx (or an SSH
@@ -218,7 +602,8 @@ class Settings(Strict):
     # systemd OnFailure= notifier: off, or on (writes to the journal) with an
     # optional command run with the failed unit's name as its argument.
     notify_on_failure: StrictBool = False
-    notify_command: StrictStr | None = None
+    # Becomes ExecStart=<command> %i: a program path and plain arguments only.
+    notify_command: Annotated[StrictStr, AfterValidator(_notify_command)] | None = None
 
     # Kernels users compute in, apart from the server venv; the one named python3
     # replaces the server's own default kernel.
@@ -226,9 +611,15 @@ class Settings(Strict):
     # Keep the environment of a kernel removed from jh_kernels (it is unregistered either way).
     keep_removed_kernel_envs: StrictBool = False
     # NLTK data shared read-only by every kernel (NLTK_DATA), and packages to fetch into it.
-    nltk_packages: list[Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]] = []
+    nltk_packages: list[
+        Annotated[
+            StrictStr,
+            Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"),
+            _whole(NLTK_PACKAGE, "must be an NLTK package id: letters, digits, _ . - (not first: . -)"),
+        ]
+    ] = []
     # The NLTK data index (index.xml) packages come from: NLTK's own, or a mirror.
-    nltk_index_url: HttpUrl = HttpUrl(NLTK_INDEX)
+    nltk_index_url: Url = HttpUrl(NLTK_INDEX)
 
     # The web front: with a domain, nginx terminates TLS for it and proxies to the
     # hub (and to jh_services); the proxy then stays on loopback. Without one, no nginx.
@@ -236,11 +627,12 @@ class Settings(Strict):
     # letsencrypt: certbot over HTTP-01 (webroot); manual: files from the controller;
     # selfsigned: made on the server (intranets, the demo).
     certificate: Literal["letsencrypt", "manual", "selfsigned"] = "letsencrypt"
-    acme_directory_url: HttpUrl = HttpUrl(LETS_ENCRYPT)
+    acme_directory_url: Url = HttpUrl(LETS_ENCRYPT)
     acme_staging: StrictBool = False
     acme_email: Annotated[StrictStr, AfterValidator(_email)] | None = None
-    certificate_file: FilePath | None = None
-    certificate_key_file: FilePath | None = None
+    # PEM certificates only (the server's first), and its one unencrypted private key.
+    certificate_file: Annotated[FilePath, AfterValidator(_certificate_file)] | None = None
+    certificate_key_file: Annotated[FilePath, AfterValidator(_private_key_file)] | None = None
     # Where the hub sits on the site ("/" or a path like "/jupyter/").
     base_url: UrlPath = "/"
     services: list[SubPathService] = []
@@ -252,12 +644,13 @@ class Settings(Strict):
 
     # Reaching the outside world from the targets
     # CA certificates (PEM files on the controller) the targets must trust, e.g.
-    # a TLS-intercepting proxy's. Copied to /usr/local/share/ca-certificates.
-    extra_ca_certificates: list[FilePath] = []
+    # a TLS-intercepting proxy's. Copied to /usr/local/share/ca-certificates as <stem>.crt:
+    # PEM CA certificates only (never a key), plain file names, no two with one stem.
+    extra_ca_certificates: list[CaFile] = []
     # A package index for pip (a mirror); None keeps pip's own default.
-    pip_index_url: HttpUrl | None = None
+    pip_index_url: Url | None = None
     # An npm registry (a mirror); None keeps npm's own default.
-    npm_registry_url: HttpUrl | None = None
+    npm_registry_url: Url | None = None
 
     # Day-2 operations (README: "Day-2 operations")
     # tasks.backup.backup: the controller folder archives go to (a subfolder per host),
@@ -280,9 +673,7 @@ class Settings(Strict):
         if duplicates:
             raise ValueError(f"jh_users lists {', '.join(duplicates)} more than once")
         if self.hub_user in names or self.hub_user in self.admin_users:
-            raise ValueError(
-                f"the hub's own account {self.hub_user!r} cannot be a hub user or admin"
-            )
+            raise ValueError(f"the hub's own account {self.hub_user!r} cannot be a hub user or admin")
         kernel_names = [k.name for k in self.kernels]
         if len(set(kernel_names)) != len(kernel_names):
             raise ValueError("jh_kernels: two kernels have the same name")
@@ -290,6 +681,7 @@ class Settings(Strict):
             raise ValueError("jh_idle_check_interval must not exceed jh_idle_timeout")
         if self.notify_command and not self.notify_on_failure:
             raise ValueError("jh_notify_command needs jh_notify_on_failure = True")
+        self._check_ca_names()
         self._check_web()
         if not (self.server_release_dir / "requirements.in").is_file():
             known = sorted(p.parent.name for p in SERVER_RELEASES.glob("*/requirements.in"))
@@ -303,6 +695,8 @@ class Settings(Strict):
     def _check_conda(self) -> None:
         if self.conda_prefix == self.install_root or self.install_root in self.conda_prefix.parents:
             raise ValueError("jh_conda_prefix must be outside jh_install_root")
+        if self.conda_prefix in self.install_root.parents:
+            raise ValueError("jh_install_root must be outside jh_conda_prefix")
         if self.conda_installer_file is not None:
             actual = hashlib.sha256(self.conda_installer_file.read_bytes()).hexdigest()
             if actual != self.conda_installer_sha256:
@@ -326,8 +720,18 @@ class Settings(Strict):
             raise ValueError("jh_certificate = 'manual' needs jh_certificate_file and jh_certificate_key_file")
         if self.certificate != "manual" and any(manual):
             raise ValueError("jh_certificate_file and jh_certificate_key_file need jh_certificate = 'manual'")
+        if self.certificate_file is not None and self.certificate_key_file is not None:
+            certificate = _certificates(self.certificate_file, "a certificate")[0]
+            key = _private_key(self.certificate_key_file)
+            if _public_key(certificate.public_key()) != _public_key(key.public_key()):
+                raise ValueError(
+                    "jh_certificate_key_file: not the key of the first certificate in jh_certificate_file "
+                    "(their public keys differ)"
+                )
         if self.acme_staging and str(self.acme_directory_url) != LETS_ENCRYPT:
-            raise ValueError("jh_acme_staging chooses Let's Encrypt's staging server: leave jh_acme_directory_url unset")
+            raise ValueError(
+                "jh_acme_staging chooses Let's Encrypt's staging server: leave jh_acme_directory_url unset"
+            )
         # The hub's own paths (all of its namespace when it sits below a base URL) and
         # earlier services: a service may neither sit inside one nor contain one.
         taken = [*HUB_PATHS] if self.base_url == "/" else [self.base_url, "/.well-known/"]
@@ -336,6 +740,28 @@ class Settings(Strict):
                 if service.path == "/" or service.path.startswith(path) or path.startswith(service.path):
                     raise ValueError(f"jh_services[{index}]: path {service.path} overlaps {path}")
             taken.append(service.path)
+            # nginx must not proxy to itself nor expose the hub's proxy under another path.
+            if _local_host(service.upstream.host or ""):
+                if service.upstream.port == self.public_port:
+                    raise ValueError(
+                        f"jh_services[{index}][upstream]: must not point at the hub's proxy "
+                        f"(jh_public_port {self.public_port} on this host)"
+                    )
+                if service.upstream.port in (80, 443):
+                    raise ValueError(
+                        f"jh_services[{index}][upstream]: must not point at nginx itself (port {service.upstream.port} on this host)"
+                    )
+
+    def _check_ca_names(self) -> None:
+        # tasks/system.py uploads each as <stem>.crt: two with one stem would overwrite each other.
+        stems: dict[str, int] = {}
+        for index, certificate in enumerate(self.extra_ca_certificates):
+            if certificate.stem in stems:
+                raise ValueError(
+                    f"jh_extra_ca_certificates[{index}]: {certificate.name} would be uploaded as {certificate.stem}.crt "
+                    f"like jh_extra_ca_certificates[{stems[certificate.stem]}]; rename one"
+                )
+            stems[certificate.stem] = index
 
     @property
     def server_release_dir(self) -> Path:
@@ -352,49 +778,10 @@ class Settings(Strict):
     def acme_server(self) -> str:
         return LETS_ENCRYPT_STAGING if self.acme_staging else str(self.acme_directory_url)
 
-    # Derived paths, so templates and tasks agree on them.
     @property
-    def venv(self) -> PurePosixPath:
-        """The server venv: a link to one of server_envs, switched over on upgrades."""
-        return self.install_root / ".venv"
-
-    @property
-    def server_envs(self) -> PurePosixPath:
-        """Server venvs, one per lock: the current one and the one before it (for rollback)."""
-        return self.install_root / "envs"
-
-    @property
-    def conda_server_env(self) -> PurePosixPath:
-        """The conda environment with the server's Python and Node.js (old distributions)."""
-        return self.conda_prefix / "envs" / "jupyterhub-server"
-
-    @property
-    def kernels_dir(self) -> PurePosixPath:
-        """The kernel environments (a venv or a conda environment per kernel), owned by root."""
-        return self.install_root / "kernels"
-
-    @property
-    def jupyter_data_dir(self) -> PurePosixPath:
-        """Kernel specs live here, outside the server venv, so a rebuilt venv keeps them."""
-        return self.install_root / "share" / "jupyter"
-
-    @property
-    def nltk_data(self) -> PurePosixPath:
-        return self.install_root / "nltk_data"
-
-    @property
-    def state_dir(self) -> PurePosixPath:
-        """The hub's database and secrets, owned by the hub user."""
-        return self.install_root / "state"
-
-    @property
-    def proxy_dir(self) -> PurePosixPath:
-        """configurable-http-proxy's node_modules: inside the venv, replaced with it."""
-        return self.venv / "share" / "configurable-http-proxy"
-
-    @property
-    def config_file(self) -> PurePosixPath:
-        return self.install_root / "jupyterhub_config.py"
+    def layout(self) -> Layout:
+        """Where everything lives on the host (tasks/layout.py)."""
+        return Layout(self.install_root, self.conda_prefix)
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Settings:

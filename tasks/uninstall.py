@@ -22,21 +22,18 @@ from pyinfra.facts.files import Directory, File, Link
 from pyinfra.facts.server import Groups, Users, Which
 from pyinfra.operations import files, server, systemd
 
-from tasks.conda import INSTALLER_CACHE
-from tasks.hub import SUDOERS_RULE, UNIT_DIR
+from tasks import layout
+from tasks.preflight import check_accounts
 from tasks.settings import Settings, current_settings
-from tasks.system import CA_DIR
-from tasks.web import RENEW_HOOK, SITE, SITE_ENABLED, TLS_DIR
-
-UNITS = ("jupyterhub.service", "jupyterhub-idle-culler.service", "jupyterhub-notify-failure@.service")
 
 
 def exists(path: str) -> bool:
     return bool(host.get_fact(File, path=path) or host.get_fact(Directory, path=path) or host.get_fact(Link, path=path))
 
 
-def remove_path(path: str, removed: list[str]) -> bool:
-    """Remove a file, link or directory if it exists; returns whether it did."""
+def remove_path(path, removed: list[str]) -> bool:
+    """Remove a file, link or directory if it exists (never through a link); returns whether it did."""
+    path = str(path)
     if not exists(path):
         return False
     if host.get_fact(Link, path=path):
@@ -50,21 +47,22 @@ def remove_path(path: str, removed: list[str]) -> bool:
 
 
 def services(removed: list[str]) -> None:
-    for unit in UNITS[:2]:
-        if host.get_fact(File, path=f"{UNIT_DIR}/{unit}"):
+    for unit in layout.SERVICES:
+        if host.get_fact(File, path=str(layout.UNIT_DIR / unit)):
             systemd.service(name=f"Stop and disable {unit}", service=unit, running=False, enabled=False)
-    if any([remove_path(f"{UNIT_DIR}/{unit}", removed) for unit in UNITS]):
+    if any([remove_path(layout.UNIT_DIR / unit, removed) for unit in layout.UNITS]):
         systemd.daemon_reload(name="Reload systemd units")
 
 
 def web_front(removed: list[str]) -> None:
-    site_removed = any([remove_path(path, removed) for path in (SITE_ENABLED, SITE, f"{SITE}.previous")])
-    remove_path(RENEW_HOOK, removed)
-    remove_path(str(TLS_DIR), removed)
+    site = layout.NGINX_SITE
+    site_removed = any([remove_path(path, removed) for path in (layout.NGINX_SITE_ENABLED, site, f"{site}.previous")])
+    remove_path(layout.RENEW_HOOK, removed)
+    remove_path(layout.TLS_DIR, removed)
     if site_removed and host.get_fact(Which, command="nginx"):
         server.shell(name="Reload nginx without the hub's site",
                      commands=["nginx -t && (systemctl reload nginx || ! systemctl is-active -q nginx)"])
-    if remove_path(CA_DIR, removed):
+    if remove_path(layout.CA_DIR, removed):
         server.shell(name="Rebuild the system CA store", commands=["update-ca-certificates --fresh"])
 
 
@@ -92,15 +90,17 @@ def accounts(settings: Settings, removed: list[str]) -> None:
 @deploy("Uninstall the hub")
 def remove() -> None:
     settings = current_settings()
+    # Never remove an account the deploy did not make (jh_hub_user = "mail" by mistake).
+    check_accounts(settings)
     removed: list[str] = []
     services(removed)
-    for path in (SUDOERS_RULE, f"{SUDOERS_RULE}.staged", "/etc/pam.d/jupyterhub"):
+    for path in (layout.SUDOERS_RULE, f"{layout.SUDOERS_RULE}.staged", layout.PAM_SERVICE):
         remove_path(path, removed)
     web_front(removed)
-    for path in (str(settings.install_root), str(INSTALLER_CACHE), "/var/backups/jupyterhub-deploy"):
+    for path in (settings.install_root, layout.INSTALLER_CACHE, layout.BACKUP_STAGING):
         remove_path(path, removed)
     if settings.uninstall_conda:
-        remove_path(str(settings.conda_prefix), removed)
+        remove_path(settings.conda_prefix, removed)
     accounts(settings, removed)
     listing = "\n".join(f"  {item}" for item in removed) or "  nothing: the hub is not installed here"
     # stderr, beside pyinfra's own progress (stdout stays clean for --json).

@@ -21,124 +21,109 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import File, Link, Sha1File
 from pyinfra.operations import apt, files, server, systemd
 
-from tasks import firewall, system
+from tasks import firewall, layout, system
+from tasks.ops import command, private_transfer, render, root_directory, root_file, script, ship_scripts
 from tasks.platform import Platform, target_platform
 from tasks.settings import FILES, Settings, current_settings
-from tasks.templating import render
 
-SITE = "/etc/nginx/sites-available/jupyterhub"
-SITE_ENABLED = "/etc/nginx/sites-enabled/jupyterhub"
-WEBROOT = "/var/www/letsencrypt"
-TLS_DIR = PurePosixPath("/etc/ssl/jupyterhub")
-RENEW_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/jupyterhub-reload-nginx"
+# Manual and self-signed keys: in a directory only root can enter, so a key is never
+# readable, not even while it is being written.
+KEY_DIR = layout.TLS_DIR / "private"
 
 
-def certificate_paths(settings: Settings) -> tuple[str, str]:
+def certificate_paths(settings: Settings) -> tuple[PurePosixPath, PurePosixPath]:
     if settings.certificate == "letsencrypt":
-        live = PurePosixPath("/etc/letsencrypt/live") / settings.domain
-        return str(live / "fullchain.pem"), str(live / "privkey.pem")
+        live = layout.LETSENCRYPT_LIVE / settings.domain
+        return live / "fullchain.pem", live / "privkey.pem"
     # One pair per mode: switching modes never serves the other mode's certificate.
     stem = settings.domain if settings.certificate == "manual" else f"{settings.domain}-selfsigned"
-    return str(TLS_DIR / f"{stem}.crt"), str(TLS_DIR / f"{stem}.key")
+    return layout.TLS_DIR / f"{stem}.crt", KEY_DIR / f"{stem}.key"
 
 
 def site_config(settings: Settings, platform: Platform, tls: bool) -> str:
     certificate, key = certificate_paths(settings)
     return render(
-        "nginx-site.conf.j2", s=settings, tls=tls, tls13=platform.tls13, webroot=WEBROOT,
+        "nginx-site.conf.j2", settings, tls=tls, tls13=platform.tls13, webroot=layout.ACME_WEBROOT,
         certificate=certificate, certificate_key=key,
         hub_upstream=f"http://127.0.0.1:{settings.public_port}",
     )
 
 
-def install_site(config: str, stage: str) -> None:
+def install_site(settings: Settings, config: str, stage: str) -> bool:
     """Put the site in place and reload nginx, unless `nginx -t` rejects it.
 
     A rejected config is replaced by the previous one (or removed, if there was
     none) before nginx ever loads it, and the run fails showing nginx's error.
     Compared with the live site at plan time, so a rejected change is retried.
+    Returns whether the site changes.
     """
     desired = hashlib.sha1(config.encode()).hexdigest()
-    if host.get_fact(Sha1File, path=SITE) == desired and host.get_fact(Link, path=SITE_ENABLED):
-        return
-    files.put(
-        name=f"Stage the nginx site ({stage})",
-        src=StringIO(config),
-        dest=f"{SITE}.new",
-        user="root", group="root", mode="644",
-    )
-    script = f"""
-if [ -e {SITE} ]; then cp -p {SITE} {SITE}.previous; fi
-mv {SITE}.new {SITE}
-ln -sfn {SITE} {SITE_ENABLED}
-if ! errors=$(nginx -t 2>&1); then
-    if [ -e {SITE}.previous ]; then mv {SITE}.previous {SITE}; else rm -f {SITE} {SITE_ENABLED}; fi
-    echo "nginx rejected the new site; the previous one stays in effect:" >&2
-    echo "$errors" >&2
-    exit 1
-fi
-rm -f {SITE}.previous
-systemctl reload-or-restart nginx
-"""
-    server.shell(name=f"Check the nginx site with nginx -t, then reload ({stage})", commands=[script])
+    if (host.get_fact(Sha1File, path=str(layout.NGINX_SITE)) == desired
+            and host.get_fact(Link, path=str(layout.NGINX_SITE_ENABLED))):
+        return False
+    staged = f"{layout.NGINX_SITE}.new"
+    root_file(f"Stage the nginx site ({stage})", StringIO(config), staged)
+    server.shell(name=f"Check the nginx site with nginx -t, then reload ({stage})", commands=[
+        script(settings.layout, "install-nginx-site", staged, layout.NGINX_SITE, layout.NGINX_SITE_ENABLED),
+    ])
+    return True
 
 
-def tls_certificate(settings: Settings, platform: Platform) -> None:
+def tls_certificate(settings: Settings, platform: Platform) -> bool:
+    """The certificate for the site; returns whether a manual one is replaced (nginx must reload)."""
     certificate, key = certificate_paths(settings)
+    if settings.certificate != "letsencrypt":
+        root_directory(f"{layout.TLS_DIR}", layout.TLS_DIR)
+        root_directory(f"{KEY_DIR}", KEY_DIR, mode="700")
     if settings.certificate == "manual":
-        files.directory(name=f"{TLS_DIR}", path=str(TLS_DIR), user="root", group="root", mode="755")
-        files.put(name="TLS certificate", src=str(settings.certificate_file), dest=certificate,
-                  user="root", group="root", mode="644")
-        files.put(name="TLS private key", src=str(settings.certificate_key_file), dest=key,
-                  user="root", group="root", mode="600")
-    elif settings.certificate == "selfsigned":
-        files.directory(name=f"{TLS_DIR}", path=str(TLS_DIR), user="root", group="root", mode="755")
-        if not host.get_fact(File, path=key):
-            # A config file rather than -addext: Ubuntu 16.04's OpenSSL 1.0.2 lacks it.
-            server.shell(
-                name=f"Self-signed certificate for {settings.domain}",
-                commands=[
-                    f"printf '[req]\\ndistinguished_name=dn\\n[dn]\\n[san]\\nsubjectAltName=DNS:{settings.domain}\\n'"
-                    f" > {TLS_DIR}/openssl.cnf"
-                    f" && (umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj /CN={settings.domain}"
-                    f" -config {TLS_DIR}/openssl.cnf -extensions san -keyout {key}.new -out {certificate})"
-                    f" && mv {key}.new {key} && chmod 644 {certificate} && rm {TLS_DIR}/openssl.cnf",
-                ],
-            )
-    elif not host.get_fact(Link, path=certificate):  # certbot's live/ files are links
+        changed = [
+            root_file("TLS certificate", settings.certificate_file, certificate),
+            root_file("TLS private key", settings.certificate_key_file, key, mode="600", **private_transfer()),
+        ]
+        return any(op.will_change for op in changed)
+    if settings.certificate == "selfsigned":
+        if not host.get_fact(File, path=str(key)):
+            server.shell(name=f"Self-signed certificate for {settings.domain}",
+                         commands=[script(settings.layout, "selfsigned-certificate", settings.domain, certificate, key)])
+        return False
+    if not host.get_fact(Link, path=str(certificate)):  # certbot's live/ files are links
         # Chicken and egg: serve the challenge over HTTP first, then ask for the certificate.
-        install_site(site_config(settings, platform, tls=False), stage="HTTP only, for the ACME challenge")
-        contact = f"--email {settings.acme_email}" if settings.acme_email else "--register-unsafely-without-email"
+        install_site(settings, site_config(settings, platform, tls=False), stage="HTTP only, for the ACME challenge")
+        contact = ("--email", settings.acme_email) if settings.acme_email else ("--register-unsafely-without-email",)
         server.shell(
             name=f"Certificate for {settings.domain} from {settings.acme_server}",
-            commands=[
-                f"certbot certonly --non-interactive --agree-tos --webroot -w {WEBROOT} -d {settings.domain}"
-                f" --server {settings.acme_server} {contact}"
-            ],
+            commands=[command(
+                "certbot", "certonly", "--non-interactive", "--agree-tos", "--webroot", "-w", layout.ACME_WEBROOT,
+                "-d", settings.domain, "--server", settings.acme_server, *contact,
+            )],
         )
-    if settings.certificate == "letsencrypt":
-        files.put(name="certbot hook: reload nginx after renewal", src=str(FILES / "letsencrypt" / "reload-nginx"),
-                  dest=RENEW_HOOK, user="root", group="root", mode="755")
-        systemd.service(name="certbot's renewal timer", service="certbot.timer", running=True, enabled=True)
+    root_file("certbot hook: reload nginx after renewal", FILES / "letsencrypt" / "reload-nginx", layout.RENEW_HOOK,
+              mode="755")
+    systemd.service(name="certbot's renewal timer", service="certbot.timer", running=True, enabled=True)
+    return False
 
 
 def apply(settings: Settings, platform: Platform) -> None:
     if settings.domain is None:
-        link = files.link(name="No nginx site for the hub", path=SITE_ENABLED, present=False)
-        files.file(name="No nginx site file for the hub", path=SITE, present=False)
+        link = files.link(name="No nginx site for the hub", path=str(layout.NGINX_SITE_ENABLED), present=False)
+        files.file(name="No nginx site file for the hub", path=str(layout.NGINX_SITE), present=False)
         systemd.service(name="Reload nginx", service="nginx", reloaded=True, _if=link.did_change)
         return
     packages = ["nginx"] + (["certbot"] if settings.certificate == "letsencrypt" else ["openssl"])
     apt.packages(name="Install nginx", packages=packages, no_recommends=True, update=True, cache_time=24 * 3600)
-    files.directory(name=f"ACME webroot {WEBROOT}", path=WEBROOT, user="root", group="root", mode="755")
-    tls_certificate(settings, platform)
-    install_site(site_config(settings, platform, tls=True), stage="HTTPS")
+    root_directory(f"ACME webroot {layout.ACME_WEBROOT}", layout.ACME_WEBROOT)
+    rotated = tls_certificate(settings, platform)
+    site_changed = install_site(settings, site_config(settings, platform, tls=True), stage="HTTPS")
     systemd.service(name="nginx running and enabled", service="nginx", running=True, enabled=True)
+    if rotated and not site_changed:
+        # A new manual certificate under the same names: nginx reads it on reload only.
+        server.shell(name="Reload nginx for the new certificate", commands=["nginx -t -q && systemctl reload nginx"])
 
 
 @deploy("Web front (nginx and TLS) alone")
 def front() -> None:
     settings = current_settings()
     system.trust_extra_cas(settings)
+    ship_scripts(settings.layout)
     apply(settings, target_platform())
     firewall.apply(settings)

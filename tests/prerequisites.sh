@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the target harness needs on a Debian or Ubuntu controller (as root):
 # Docker's engine (Debian's docker.io), debootstrap, Pebble (the test ACME server),
-# and the tools the tests call.
+# and the tools the tests call (shellcheck for tests/lint.sh).
 set -euo pipefail
 
 declare -A wanted=(
@@ -13,6 +13,7 @@ declare -A wanted=(
   [visudo]=sudo
   [nginx]=nginx-light
   [pebble]=pebble
+  [shellcheck]=shellcheck
 )
 missing=()
 for command in "${!wanted[@]}"; do

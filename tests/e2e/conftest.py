@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import targets as harness
+from tests import harness
 from tests.pebble import Pebble
 
 REPO = harness.REPO
@@ -66,10 +66,7 @@ class DeployResult:
 
 def write_inventory(path: Path, hosts: list[tuple[str, dict]]) -> Path:
     """A pyinfra inventory file holding these hosts in the group `hubs`."""
-    path.write_text(
-        "import json\n"
-        f"hubs = [tuple(h) for h in json.loads({json.dumps(json.dumps(hosts))})]\n"
-    )
+    path.write_text(f"import json\nhubs = [tuple(h) for h in json.loads({json.dumps(json.dumps(hosts))})]\n")
     return path
 
 
@@ -114,19 +111,13 @@ class Host:
         """Owners, modes, sizes, mtimes and checksums of every file below paths (but `exclude` globs)."""
         skip = " ".join(f"! -path '{pattern}'" for pattern in exclude)
         find = f"find {' '.join(paths)} -xdev \\( -type f -o -type l \\) {skip}"
-        return self.sh(
-            f"{find} -printf '%p %u %g %m %s %T@\\n' | sort;"
-            f" {find} -type f -exec sha256sum {{}} + | sort"
-        )
+        return self.sh(f"{find} -printf '%p %u %g %m %s %T@\\n' | sort; {find} -type f -exec sha256sum {{}} + | sort")
 
 
 @pytest.fixture(scope="session")
 def engine():
     engine = harness.Engine()
     yield engine
-    for container in engine.client.containers.list(all=True, filters={"label": harness.LABEL}):
-        if container.name != harness.DEMO_NAME:
-            container.remove(force=True)
     engine.stop()
 
 
@@ -203,8 +194,11 @@ def start(engine, workdir, pebble, resolver, nltk_index):
     users = [{"name": n, "password_hash": harness.password_hash(p)} for n, p in USERS.items()]
     roots = str(pebble.root_certificates())
 
+    started = []
+
     def _start(suite: str, name: str) -> Host:
         target = harness.start_target(engine.client, suite, name, workdir)
+        started.append(name)
         domain = DOMAIN.format(name=name)
         pebble.add_name(domain, target.address)
         resolver[domain] = target.address
@@ -221,14 +215,18 @@ def start(engine, workdir, pebble, resolver, nltk_index):
         }
         return Host(engine, target, data, domain, roots)
 
-    return _start
+    yield _start
+    # Only this session's containers: another session may share the engine.
+    for name in started:
+        harness.remove_container(engine.client, name)
 
 
 @pytest.fixture(scope="session")
 def hubs(start, workdir) -> dict[str, Host]:
     """Ubuntu 24.04 and Debian 12 targets after one full deploy to both."""
+    suites = ["noble", "bookworm"]
     with ThreadPoolExecutor(2) as pool:
-        hosts = dict(zip(["noble", "bookworm"], pool.map(lambda s: start(s, f"jhd-test-{s}"), ["noble", "bookworm"])))
+        hosts = dict(zip(suites, pool.map(lambda s: start(s, f"jhd-test-{s}"), suites), strict=True))
     inventory = write_inventory(workdir / "hubs.py", [(h.name, h.data) for h in hosts.values()])
     result = run_pyinfra(inventory)
     if result.returncode != 0:

@@ -3,14 +3,17 @@ backup and restore onto a fresh host, uninstall. Tests run in file order on one 
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 
 import pytest
 import requests
 
+from tests.e2e.boundary import Canaries
 from tests.e2e.conftest import REPO, USERS, run_pyinfra, write_inventory
 from tests.e2e.hub_client import HubClient
 
@@ -94,8 +97,39 @@ def day2(start, workdir):
     return host
 
 
+def test_upgrade_that_fails_any_step_rolls_back_to_the_same_database(day2, workdir):
+    """Each failure is real: the hub account planted a link where the backups go; then the
+    new release's hub cannot start (a systemd drop-in); both undo themselves."""
+    canaries = Canaries(day2)
+    schema_before = day2.sh(ALEMBIC_VERSION).strip()
+    canaries.plant("backups", directory=True)
+    result = deploy(day2, workdir, "day2-6-planted")
+    assert result.returncode != 0
+    assert "upgrade failed at: creating" in result.stdout + result.stderr
+    canaries.assert_unchanged()
+    assert hub_version(day2) == "5.5.4"
+    canaries.remove("backups")
+
+    day2.sh("mkdir -p /etc/systemd/system/jupyterhub.service.d && printf '[Service]\\nExecStartPre=/bin/sh -c "
+            "\"! readlink /opt/jupyter/.venv | grep -q jupyterhub-6\"\\n' > /etc/systemd/system/jupyterhub.service.d/fail.conf"
+            " && systemctl daemon-reload")
+    try:
+        result = deploy(day2, workdir, "day2-6-start-fails")
+    finally:
+        day2.sh("rm -rf /etc/systemd/system/jupyterhub.service.d && systemctl daemon-reload")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "upgrade failed at: starting the hub on" in output, output[-3000:]
+    assert "rolled back: the hub runs on" in output and "differs from the pre-upgrade copy" not in output
+    assert hub_version(day2) == "5.5.4"
+    assert day2.sh(ALEMBIC_VERSION).strip() == schema_before
+    assert token_owner(day2, day2.token) == "alice"
+    canaries.assert_unchanged()
+
+
 def test_upgrade_from_5_5_to_6_keeps_users_tokens_and_kernels(day2, workdir, capsys):
     schema_before = day2.sh(ALEMBIC_VERSION).strip()
+    canaries = Canaries(day2)
     preview = deploy(day2, workdir, "day2-6", "deploy.py", "--dry")
     assert preview.returncode == 0, preview.stderr[-3000:]
     assert any(name.startswith("Switch the server environment to jupyterhub-6-") for name in preview.planned_operations())
@@ -113,9 +147,12 @@ def test_upgrade_from_5_5_to_6_keeps_users_tokens_and_kernels(day2, workdir, cap
     user.create_token()
     user.start_server()
     assert user.run_code("print(6*7)") == "42\n"
-    # The database was backed up first; the previous environment stays for a rollback.
-    assert len(day2.sh("ls -d /opt/jupyter/state/backups/*/").split()) == 1
+    canaries.assert_unchanged()
+    # The database was backed up first (also by the attempts that rolled back); the
+    # previous environment stays for a rollback.
+    assert len(day2.sh("ls -d /opt/jupyter/state/backups/*/").split()) >= 1
     assert len(day2.sh("ls /opt/jupyter/envs").split()) == 2
+    assert day2.sh("stat -c '%U %a' /opt/jupyter/state/backups").split() == ["jupyter", "700"]
     assert deploy(day2, workdir, "day2-6").totals["success"] == 0
 
 
@@ -157,22 +194,37 @@ def test_status_shows_services_versions_and_user_servers(day2, workdir):
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     printed = " ".join(result.stdout.split())
-    for line in ("service jupyterhub: active", "service jupyterhub-idle-culler: active", "JupyterHub: 6.1.1",
+    for line in ("service jupyterhub.service: active", "service jupyterhub-idle-culler.service: active", "JupyterHub: 6.1.1",
                  "server Python: 3.12", "kernel python3: Python 3.12", "user servers: alice"):
         assert line in printed, f"{line!r} missing from:\n{result.stdout}"
 
 
 def test_backup_restores_users_tokens_and_homes_onto_a_fresh_host(day2, workdir, start, capsys):
     backups = workdir / "backups"
+    canaries = Canaries(day2)
+    canaries.plant("jupyterhub.sqlite-wal", "jupyterhub.sqlite-shm")
     began = time.monotonic()
     result = deploy(day2, workdir, "day2-backup", "tasks.backup.backup", jh_backup_dir=str(backups), jh_backup_home_dirs=True)
     backup_seconds = time.monotonic() - began
     assert result.returncode == 0, result.stderr[-3000:]
     [archive] = (backups / day2.name).glob("*.tar.gz")
+    canaries.assert_unchanged()
+    canaries.remove("jupyterhub.sqlite-wal", "jupyterhub.sqlite-shm")
+    # Secrets inside: private on the controller.
+    assert oct(archive.stat().st_mode & 0o777) == "0o600"
+    assert oct(archive.parent.stat().st_mode & 0o777) == "0o700"
 
     fresh = start("noble", "jhd-test-day2-restored")
     assert deploy(fresh, workdir, "day2-fresh").returncode == 0
     assert token_owner(fresh, day2.token) is None
+    fresh_token = logged_in(fresh).create_token()
+    refused = refused_archives(workdir, archive)
+    for bad in refused:
+        result = deploy(fresh, workdir, "day2-restore-bad", "tasks.backup.restore", jh_restore_archive=str(bad))
+        assert result.returncode != 0 and "refusing" in result.stdout + result.stderr, bad.name
+        assert token_owner(fresh, fresh_token) == "alice"
+    fresh_canaries = Canaries(fresh)
+    fresh_canaries.plant("jupyterhub.sqlite-wal", "jupyterhub.sqlite-shm")
     began = time.monotonic()
     result = deploy(fresh, workdir, "day2-restore", "tasks.backup.restore", jh_restore_archive=str(archive))
     restore_seconds = time.monotonic() - began
@@ -180,6 +232,9 @@ def test_backup_restores_users_tokens_and_homes_onto_a_fresh_host(day2, workdir,
     with capsys.disabled():
         print(f"\n[backup] {backup_seconds:.1f} s ({archive.stat().st_size} bytes); [restore] {restore_seconds:.1f} s")
     assert token_owner(fresh, day2.token) == "alice"
+    fresh_canaries.assert_unchanged()
+    # The database it replaced is kept.
+    assert fresh.sh("ls /opt/jupyter/state/backups/pre-restore-*/jupyterhub.sqlite")
     logged_in(fresh)
     assert fresh.sh("stat -c '%U %a' /opt/jupyter/state/jupyterhub.sqlite").split() == ["jupyter", "600"]
     assert fresh.sh("stat -c %U /home/alice/notes.txt && cat /home/alice/notes.txt").split() == ["alice", "her", "notes"]
@@ -187,7 +242,28 @@ def test_backup_restores_users_tokens_and_homes_onto_a_fresh_host(day2, workdir,
     assert again.totals["success"] == 0, again.changed_operations()
 
 
+def refused_archives(workdir, archive) -> list:
+    """Copies of a good archive with a link, an absolute name and a `..` name added."""
+    made = []
+    for kind in ("link", "absolute", "dotdot"):
+        bad = workdir / f"bad-{kind}.tar.gz"
+        with tarfile.open(archive) as source, tarfile.open(bad, "w:gz") as target:
+            for member in source.getmembers():
+                target.addfile(member, source.extractfile(member) if member.isfile() else None)
+            extra = tarfile.TarInfo({"link": "homes/evil", "absolute": "/etc/evil", "dotdot": "homes/../../evil"}[kind])
+            if kind == "link":
+                extra.type, extra.linkname = tarfile.SYMTYPE, "/etc/shadow"
+                target.addfile(extra)
+            else:
+                extra.size = 4
+                target.addfile(extra, io.BytesIO(b"evil"))
+        made.append(bad)
+    return made
+
+
 def test_uninstall_removes_the_hub_and_keeps_users_data(day2, workdir):
+    canaries = Canaries(day2)
+    canaries.plant("link-to-a-directory", directory=True)
     before = day2.snapshot("/etc", "/opt", exclude=("*.sqlite", "*.sqlite-*", "*.pid", "/etc/machine-id"))
     preview = deploy(day2, workdir, "day2-uninstall", "tasks.uninstall.remove", "--dry")
     assert preview.returncode == 0, preview.stderr[-3000:]
@@ -200,6 +276,7 @@ def test_uninstall_removes_the_hub_and_keeps_users_data(day2, workdir):
                    " 2>&1 || true")
     assert left.count("No such file") == 4, left
     assert day2.sh("getent passwd jupyter || echo gone").strip() == "gone"
+    canaries.assert_unchanged()
     assert day2.sh("cat /home/alice/notes.txt").strip() == "her notes"
     day2.sh("visudo -c")
 

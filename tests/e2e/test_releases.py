@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests import targets as harness
+from tests import harness
 from tests.e2e.conftest import USERS, run_pyinfra, write_inventory
 from tests.e2e.hub_client import HubClient
 

@@ -1,11 +1,14 @@
-"""The conda commands the deploy runs, as far as they can be checked without a channel."""
+"""The conda settings and scripts, as far as they can be checked without a channel: the
+scripts run here against a small installer and a conda command made by the test."""
 
-from pathlib import PurePosixPath
+import hashlib
+import os
+import subprocess
+from pathlib import Path
 
 from tasks import conda
+from tasks.ops import SCRIPTS
 from tasks.settings import Settings
-
-INSTALLER = PurePosixPath("/var/cache/jupyterhub-deploy/conda-installer.sh")
 
 
 def test_condarc_names_channels_mirror_and_the_system_trust_store():
@@ -20,23 +23,43 @@ def test_condarc_names_channels_mirror_and_the_system_trust_store():
     assert "channel_alias" not in conda.condarc(Settings.from_data({}))
 
 
-def test_installer_runs_unattended_and_updates_an_existing_installation():
-    settings = Settings.from_data({})
-    command = conda.install_command(settings, INSTALLER)
-    assert command.startswith("if [ -x /opt/miniconda3/bin/conda ]; then update=-u; else update=; fi && ")
-    assert f"bash {INSTALLER} -b $update -p /opt/miniconda3 && " in command
-    # The stamp that says which installer made the installation is written only after it succeeded.
-    assert command.endswith(f"echo {settings.conda_installer_sha256} > /opt/miniconda3/.installed-installer-sha256"
-                            f" && rm -f {INSTALLER}")
+def executable(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
 
 
-def test_environment_is_created_once_then_updated_with_prune():
-    settings = Settings.from_data({"jh_pip_index_url": "https://mirror.example.org/simple"})
-    command = conda.env_command(settings, PurePosixPath("/opt/jupyter/kernels/python3"), "python3.yml")
-    pip = "PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_INDEX_URL=https://mirror.example.org/simple"
-    assert command == (
-        "if [ -d /opt/jupyter/kernels/python3/conda-meta ]; then "
-        f"{pip} /opt/miniconda3/bin/conda env update --prefix /opt/jupyter/kernels/python3 --file python3.yml --prune; "
-        f"else rm -rf /opt/jupyter/kernels/python3 && {pip} /opt/miniconda3/bin/conda env create "
-        "--prefix /opt/jupyter/kernels/python3 --file python3.yml; fi"
-    )
+def test_installer_is_checked_runs_unattended_then_updates_in_place(tmp_path):
+    # An installer that records its arguments and makes bin/conda, as Miniforge's does.
+    installer = executable(tmp_path / "installer.sh",
+                           'echo "$@" >> "$LOG"; p=${*: -1}; mkdir -p "$p/bin"; touch "$p/bin/conda"; chmod +x "$p/bin/conda"\n')
+    digest = hashlib.sha256(installer.read_bytes()).hexdigest()
+    prefix, stamp, log = tmp_path / "conda", tmp_path / "stamp", tmp_path / "log"
+    env = {**os.environ, "LOG": str(log)}
+    for _ in range(2):
+        copy = tmp_path / "copy.sh"
+        copy.write_bytes(installer.read_bytes())
+        subprocess.run([SCRIPTS / "conda-install", copy, prefix, digest, stamp], check=True, env=env)
+        assert not copy.exists()
+    assert log.read_text().splitlines() == [f"-b -p {prefix}", f"-b -u -p {prefix}"]
+    assert stamp.read_text() == f"{digest}\n"
+    # A tampered installer does not run.
+    executable(tmp_path / "copy.sh", "echo tampered >> \"$LOG\"\n")
+    result = subprocess.run([SCRIPTS / "conda-install", tmp_path / "copy.sh", prefix, digest, stamp], env=env,
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "tampered" not in log.read_text()
+
+
+def test_environment_is_created_once_then_updated_with_prune(tmp_path):
+    fake_conda = executable(tmp_path / "conda",
+                            'echo "$PIP_CERT $PIP_INDEX_URL $*" >> "$LOG"; mkdir -p "$4/conda-meta"\n')
+    env_dir, spec, stamp, log = tmp_path / "env", tmp_path / "python3.yml", tmp_path / "stamp", tmp_path / "log"
+    spec.write_text("name: x\n")
+    for _ in range(2):
+        subprocess.run([SCRIPTS / "conda-env", fake_conda, env_dir, spec, stamp, "/ca.crt", "https://mirror/simple"],
+                       check=True, env={**os.environ, "LOG": str(log)})
+    assert log.read_text().splitlines() == [
+        f"/ca.crt https://mirror/simple env create --prefix {env_dir} --file {spec}",
+        f"/ca.crt https://mirror/simple env update --prefix {env_dir} --file {spec} --prune",
+    ]
+    assert stamp.read_text() == spec.read_text()

@@ -8,7 +8,7 @@ import pytest
 from tasks import web
 from tasks.platform import Platform
 from tasks.settings import Settings
-from tasks.templating import render
+from tasks.ops import render
 
 NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
 XENIAL = Platform("Ubuntu", "16.04", "3.5", "3.5")
@@ -43,7 +43,7 @@ def nginx_test(tmp_path, site: str) -> subprocess.CompletedProcess:
 
 def site_for(settings: Settings, platform: Platform, tmp_path, tls: bool = True) -> str:
     return render(
-        "nginx-site.conf.j2", s=settings, tls=tls, tls13=platform.tls13, webroot="/var/www/letsencrypt",
+        "nginx-site.conf.j2", settings, tls=tls, tls13=platform.tls13, webroot="/var/www/letsencrypt",
         certificate=str(tmp_path / "cert.pem"), certificate_key=str(tmp_path / "key.pem"),
         hub_upstream="http://127.0.0.1:8000",
     )
@@ -91,7 +91,9 @@ def test_a_broken_upstream_fails_nginx_t(tmp_path):
 
 
 def test_certificate_paths():
-    assert web.certificate_paths(Settings.from_data({"jh_domain": "a.example"})) == (
-        "/etc/letsencrypt/live/a.example/fullchain.pem", "/etc/letsencrypt/live/a.example/privkey.pem")
-    assert web.certificate_paths(Settings.from_data({"jh_domain": "a.example", "jh_certificate": "selfsigned"}))[1] == (
-        "/etc/ssl/jupyterhub/a.example-selfsigned.key")
+    paths = web.certificate_paths(Settings.from_data({"jh_domain": "a.example"}))
+    assert list(map(str, paths)) == [
+        "/etc/letsencrypt/live/a.example/fullchain.pem", "/etc/letsencrypt/live/a.example/privkey.pem"]
+    selfsigned = Settings.from_data({"jh_domain": "a.example", "jh_certificate": "selfsigned"})
+    # Keys live in a directory only root can enter.
+    assert str(web.certificate_paths(selfsigned)[1]) == "/etc/ssl/jupyterhub/private/a.example-selfsigned.key"

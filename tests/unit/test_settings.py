@@ -13,14 +13,19 @@ HASH = "$6$saltsalt$" + "a" * 86
 def test_defaults_are_the_seeds_layout():
     settings = Settings.from_data({})
     assert settings.install_root == PurePosixPath("/opt/jupyter")
-    assert settings.venv == PurePosixPath("/opt/jupyter/.venv")
+    assert settings.layout.venv == PurePosixPath("/opt/jupyter/.venv")
     assert settings.hub_user == "jupyter"
     assert str(settings.public_ip) == "127.0.0.1"
 
 
 def test_reads_only_prefixed_data():
     settings = Settings.from_data(
-        {"ssh_user": "admin", "_sudo": True, "jh_idle_timeout": 600, "jh_users": [{"name": "alice", "password_hash": HASH}]}
+        {
+            "ssh_user": "admin",
+            "_sudo": True,
+            "jh_idle_timeout": 600,
+            "jh_users": [{"name": "alice", "password_hash": HASH}],
+        }
     )
     assert settings.idle_timeout == 600
     assert settings.users[0].name == "alice"
@@ -38,33 +43,96 @@ BAD = {
     "admin not a valid user name": ({"jh_admin_users": ["bob!"]}, "jh_admin_users[0]: must be a Unix user name"),
     "admin is root": ({"jh_admin_users": ["root"]}, "jh_admin_users[0]: 'root' is a system account"),
     "admins not a list": ({"jh_admin_users": "alice"}, "jh_admin_users: Input should be a valid list"),
-    "plaintext password": ({"jh_users": [{"name": "bob", "password_hash": "hunter2"}]}, "jh_users[0][password_hash]: must be a crypt(3) hash"),
+    "plaintext password": (
+        {"jh_users": [{"name": "bob", "password_hash": "hunter2"}]},
+        "jh_users[0][password_hash]: must be a crypt(3) hash",
+    ),
     "unknown user key": ({"jh_users": [{"name": "bob", "password": "x"}]}, "jh_users[0][password]: unknown setting"),
     "duplicate users": ({"jh_users": [{"name": "bob"}, {"name": "bob"}]}, "jh_users lists bob more than once"),
-    "hub user as hub user": ({"jh_users": [{"name": "jupyter"}]}, "the hub's own account 'jupyter' cannot be a hub user"),
+    "hub user as hub user": (
+        {"jh_users": [{"name": "jupyter"}]},
+        "the hub's own account 'jupyter' cannot be a hub user",
+    ),
     "bad address": ({"jh_public_ip": "256.1.1.1"}, "jh_public_ip: Input is not a valid IPv4 address"),
-    "bad index url": ({"jh_pip_index_url": "ftp://mirror/simple"}, "jh_pip_index_url: URL scheme should be 'http' or 'https'"),
-    "missing CA file": ({"jh_extra_ca_certificates": ["/nonexistent/ca.crt"]}, "jh_extra_ca_certificates[0]: Path does not point to a file"),
-    "unknown server release": ({"jh_server_release": "jupyterhub-99"}, "jh_server_release: 'jupyterhub-99' is not a folder of files/server/ (choose one of jupyterhub-5, jupyterhub-6)"),
-    "check interval above timeout": ({"jh_idle_timeout": 60, "jh_idle_check_interval": 120}, "jh_idle_check_interval must not exceed jh_idle_timeout"),
-    "kernel name with spaces": ({"jh_kernels": [{"name": "my kernel", "display_name": "K", "packages": "minimal"}]}, "jh_kernels[0][name]: String should match pattern"),
-    "unknown kernel packages": ({"jh_kernels": [{"name": "k", "display_name": "K", "packages": "nope"}]}, "jh_kernels[0]: packages: 'nope' is not a folder of files/kernels/; choose one of minimal, teaching"),
-    "duplicate kernels": ({"jh_kernels": [{"name": "k", "display_name": "K", "packages": "minimal"}] * 2}, "jh_kernels: two kernels have the same name"),
+    "bad index url": (
+        {"jh_pip_index_url": "ftp://mirror/simple"},
+        "jh_pip_index_url: URL scheme should be 'http' or 'https'",
+    ),
+    "missing CA file": (
+        {"jh_extra_ca_certificates": ["/nonexistent/ca.crt"]},
+        "jh_extra_ca_certificates[0]: Path does not point to a file",
+    ),
+    "unknown server release": (
+        {"jh_server_release": "jupyterhub-99"},
+        "jh_server_release: 'jupyterhub-99' is not a folder of files/server/ (choose one of jupyterhub-5, jupyterhub-6)",
+    ),
+    "check interval above timeout": (
+        {"jh_idle_timeout": 60, "jh_idle_check_interval": 120},
+        "jh_idle_check_interval must not exceed jh_idle_timeout",
+    ),
+    "kernel name with spaces": (
+        {"jh_kernels": [{"name": "my kernel", "display_name": "K", "packages": "minimal"}]},
+        "jh_kernels[0][name]: String should match pattern",
+    ),
+    "unknown kernel packages": (
+        {"jh_kernels": [{"name": "k", "display_name": "K", "packages": "nope"}]},
+        "jh_kernels[0]: packages: 'nope' is not a folder of files/kernels/; choose one of minimal, teaching",
+    ),
+    "duplicate kernels": (
+        {"jh_kernels": [{"name": "k", "display_name": "K", "packages": "minimal"}] * 2},
+        "jh_kernels: two kernels have the same name",
+    ),
     "nltk package with a slash": ({"jh_nltk_packages": ["../etc"]}, "jh_nltk_packages[0]: String should match pattern"),
-    "services without a domain": ({"jh_services": [{"path": "/r/", "upstream": "http://127.0.0.1:1/"}]}, "jh_services needs jh_domain"),
-    "service inside the hub": ({"jh_domain": "hub.example.org", "jh_services": [{"path": "/user/x/", "upstream": "http://127.0.0.1:1/"}]}, "jh_services[0]: path /user/x/ overlaps /user/"),
-    "manual certificate without files": ({"jh_domain": "hub.example.org", "jh_certificate": "manual"}, "jh_certificate = 'manual' needs jh_certificate_file"),
-    "public proxy behind nginx": ({"jh_domain": "hub.example.org", "jh_public_ip": "0.0.0.0"}, "jh_public_ip must stay on loopback"),
+    "services without a domain": (
+        {"jh_services": [{"path": "/r/", "upstream": "http://127.0.0.1:1/"}]},
+        "jh_services needs jh_domain",
+    ),
+    "service inside the hub": (
+        {"jh_domain": "hub.example.org", "jh_services": [{"path": "/user/x/", "upstream": "http://127.0.0.1:1/"}]},
+        "jh_services[0]: path /user/x/ overlaps /user/",
+    ),
+    "manual certificate without files": (
+        {"jh_domain": "hub.example.org", "jh_certificate": "manual"},
+        "jh_certificate = 'manual' needs jh_certificate_file",
+    ),
+    "public proxy behind nginx": (
+        {"jh_domain": "hub.example.org", "jh_public_ip": "0.0.0.0"},
+        "jh_public_ip must stay on loopback",
+    ),
     "bad domain": ({"jh_domain": "Hub Server"}, "jh_domain: must be a DNS name"),
-    "unknown certificate mode": ({"jh_domain": "hub.example.org", "jh_certificate": "acme"}, "jh_certificate: Input should be 'letsencrypt', 'manual' or 'selfsigned'"),
-    "kernel with two definitions": ({"jh_kernels": [{"name": "k", "display_name": "K", "packages": "minimal", "environment": "teaching.yml"}]}, "jh_kernels[0]: give either packages (a venv) or environment (a conda environment file)"),
-    "unknown environment file": ({"jh_kernels": [{"name": "k", "display_name": "K", "environment": "../x.yml"}]}, "jh_kernels[0]: environment: '../x.yml' is not an environment file of files/kernels/; choose one of teaching.yml"),
-    "unknown server python": ({"jh_server_python": "3.12"}, "jh_server_python: Input should be 'auto', 'system' or 'conda'"),
-    "bad installer checksum": ({"jh_conda_installer_sha256": "abc"}, "jh_conda_installer_sha256: String should match pattern '^[0-9a-f]{64}$'"),
+    "unknown certificate mode": (
+        {"jh_domain": "hub.example.org", "jh_certificate": "acme"},
+        "jh_certificate: Input should be 'letsencrypt', 'manual' or 'selfsigned'",
+    ),
+    "kernel with two definitions": (
+        {"jh_kernels": [{"name": "k", "display_name": "K", "packages": "minimal", "environment": "teaching.yml"}]},
+        "jh_kernels[0]: give either packages (a venv) or environment (a conda environment file)",
+    ),
+    "unknown environment file": (
+        {"jh_kernels": [{"name": "k", "display_name": "K", "environment": "../x.yml"}]},
+        "jh_kernels[0][environment]: '../x.yml' is not an environment file of files/kernels/ (a file name ending in .yml, no /); choose one of teaching.yml",
+    ),
+    "unknown server python": (
+        {"jh_server_python": "3.12"},
+        "jh_server_python: Input should be 'auto', 'system' or 'conda'",
+    ),
+    "bad installer checksum": (
+        {"jh_conda_installer_sha256": "abc"},
+        "jh_conda_installer_sha256: String should match pattern '^[0-9a-f]{64}$'",
+    ),
     "no conda channels": ({"jh_conda_channels": []}, "jh_conda_channels: List should have at least 1 item"),
-    "conda inside the install root": ({"jh_conda_prefix": "/opt/jupyter/conda"}, "jh_conda_prefix must be outside jh_install_root"),
-    "bad channel alias": ({"jh_conda_channel_alias": "mirror.example.org"}, "jh_conda_channel_alias: Input should be a valid URL"),
-    "command without notifier": ({"jh_notify_command": "/usr/local/bin/page-admin"}, "jh_notify_command needs jh_notify_on_failure = True"),
+    "conda inside the install root": (
+        {"jh_conda_prefix": "/opt/jupyter/conda"},
+        "jh_conda_prefix must be outside jh_install_root",
+    ),
+    "bad channel alias": (
+        {"jh_conda_channel_alias": "mirror.example.org"},
+        "jh_conda_channel_alias: Input should be a valid URL",
+    ),
+    "command without notifier": (
+        {"jh_notify_command": "/usr/local/bin/page-admin"},
+        "jh_notify_command needs jh_notify_on_failure = True",
+    ),
 }
 
 

@@ -8,9 +8,8 @@ import pytest
 
 from tasks import hub
 from tasks.platform import Platform
-from tasks.server_env import proxy_command
 from tasks.settings import Settings
-from tasks.templating import render
+from tasks.ops import render
 
 NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
 CUSTOM = {
@@ -32,13 +31,13 @@ def visudo(path) -> subprocess.CompletedProcess:
 def test_sudoers_rule_passes_visudo(tmp_path, data):
     settings = Settings.from_data(data)
     rule = tmp_path / "rule"
-    rule.write_text(render("sudoers.j2", s=settings))
+    rule.write_text(render("sudoers.j2", settings))
     result = visudo(rule)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_sudoers_rule_allows_only_sudospawner_as_group_members():
-    rule = render("sudoers.j2", s=Settings.from_data(CUSTOM))
+    rule = render("sudoers.j2", Settings.from_data(CUSTOM))
     grants = [line for line in rule.splitlines() if line.startswith("hubd ")]
     assert grants == ["hubd ALL=(%students) NOPASSWD: JUPYTERHUB_SUDOSPAWNER"]
     assert "Cmnd_Alias JUPYTERHUB_SUDOSPAWNER = /srv/hub/.venv/bin/sudospawner" in rule
@@ -65,10 +64,9 @@ def load_config(settings: Settings, tmp_path) -> Recorder:
     state.mkdir()
     (state / "proxy.env").write_text("CONFIGPROXY_AUTH_TOKEN=proxy-secret\n")
     (state / "idle_culler.env").write_text("JUPYTERHUB_API_TOKEN=culler-secret\n")
-    source = render(
-        "jupyterhub_config.py.j2", s=settings, hub_bind_url=hub.HUB_BIND_URL,
-        proxy_api_url=hub.PROXY_API_URL, proxy_command=proxy_command(settings, NOBLE),
-    ).replace(f'Path("{settings.state_dir}")', f'Path("{state}")')
+    source = render("jupyterhub_config.py.j2", settings, **hub.config_context(settings, NOBLE)).replace(
+        f'Path("{settings.layout.state_dir}")', f'Path("{state}")'
+    )
     config = Recorder()
     exec(compile(source, "jupyterhub_config.py", "exec"), {"get_config": lambda: config})
     return config
@@ -92,7 +90,7 @@ def test_hub_config(tmp_path):
 
 
 def render_unit(name: str, settings: Settings) -> str:
-    return render(f"{name}.j2", s=settings, hub_bind_url=hub.HUB_BIND_URL)
+    return render(f"{name}.j2", settings, **hub.UNIT_CONTEXT)
 
 
 def test_units_without_notifier_have_no_onfailure():

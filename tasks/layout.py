@@ -1,0 +1,146 @@
+"""Where the deploy puts things on a host: the one owner of paths, unit names, file names and ports.
+
+Tasks, templates, the shipped scripts (which get these paths as arguments), the day-2
+entry points and the end-to-end tests all read them from here. Paths below the install
+root and the conda prefix follow the settings (``settings.layout``); the rest are fixed.
+
+Ownership, which the privilege boundary rests on (README, "Security model"):
+- root owns the install root and everything in it but ``state/``;
+- the hub user owns ``state/`` and everything in it: root never writes, chowns or
+  deletes below it (work there is done as the hub user).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+# systemd
+UNIT_DIR = PurePosixPath("/etc/systemd/system")
+HUB_SERVICE = "jupyterhub.service"
+CULLER_SERVICE = "jupyterhub-idle-culler.service"
+# OnFailure= target of both services, started with the failed unit's name.
+NOTIFY_UNIT = "jupyterhub-notify-failure@.service"
+SERVICES = (HUB_SERVICE, CULLER_SERVICE)
+UNITS = (*SERVICES, NOTIFY_UNIT)
+
+# Logins and privilege
+SUDOERS_RULE = PurePosixPath("/etc/sudoers.d/jupyterhub")
+PAM_SERVICE_NAME = "jupyterhub"
+PAM_SERVICE = PurePosixPath("/etc/pam.d") / PAM_SERVICE_NAME
+# The group PAM's unix_chkpwd needs for a hub that is not root.
+SHADOW_GROUP = "shadow"
+
+# Trust
+CA_DIR = PurePosixPath("/usr/local/share/ca-certificates/jupyterhub-deploy")
+SYSTEM_CA_BUNDLE = PurePosixPath("/etc/ssl/certs/ca-certificates.crt")
+
+# The web front
+NGINX_SITE = PurePosixPath("/etc/nginx/sites-available/jupyterhub")
+NGINX_SITE_ENABLED = PurePosixPath("/etc/nginx/sites-enabled/jupyterhub")
+ACME_WEBROOT = PurePosixPath("/var/www/letsencrypt")
+LETSENCRYPT_LIVE = PurePosixPath("/etc/letsencrypt/live")
+RENEW_HOOK = PurePosixPath("/etc/letsencrypt/renewal-hooks/deploy/jupyterhub-reload-nginx")
+# Manual and self-signed certificates.
+TLS_DIR = PurePosixPath("/etc/ssl/jupyterhub")
+
+# Root-only working places of the deploy
+INSTALLER_CACHE = PurePosixPath("/var/cache/jupyterhub-deploy")
+BACKUP_STAGING = PurePosixPath("/var/backups/jupyterhub-deploy")
+
+# The hub's loopback API and the proxy's: for the proxy, the culler and the deploy only.
+HUB_API_PORT = 8081
+PROXY_API_PORT = 8001
+HUB_BIND_URL = f"http://127.0.0.1:{HUB_API_PORT}"
+PROXY_API_URL = f"http://127.0.0.1:{PROXY_API_PORT}"
+
+# The hub's state (in Layout.state_dir, owned by the hub user)
+DATABASE = "jupyterhub.sqlite"
+PROXY_PID_FILE = "jupyterhub-proxy.pid"
+# Secret file name -> the text written around the value: env files for systemd's
+# EnvironmentFile=, the bare hex string where JupyterHub reads the file itself.
+SECRETS = {
+    "jupyterhub_cookie_secret": "",
+    "proxy.env": "CONFIGPROXY_AUTH_TOKEN=",
+    "idle_culler.env": "JUPYTERHUB_API_TOKEN=",
+}
+# The database and config copies taken before a server upgrade (below the state dir).
+UPGRADE_BACKUPS = "backups"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths that follow jh_install_root and jh_conda_prefix."""
+
+    install_root: PurePosixPath
+    conda_prefix: PurePosixPath
+
+    @property
+    def venv(self) -> PurePosixPath:
+        """The server venv: a link to one of server_envs, switched over on upgrades."""
+        return self.install_root / ".venv"
+
+    @property
+    def server_envs(self) -> PurePosixPath:
+        """Server venvs, one per lock: the current one and the one before it (for rollback)."""
+        return self.install_root / "envs"
+
+    @property
+    def kernels_dir(self) -> PurePosixPath:
+        """The kernel environments (a venv or a conda environment per kernel), owned by root."""
+        return self.install_root / "kernels"
+
+    @property
+    def jupyter_data_dir(self) -> PurePosixPath:
+        """Kernel specs live here, outside the server venv, so a rebuilt venv keeps them."""
+        return self.install_root / "share" / "jupyter"
+
+    @property
+    def nltk_data(self) -> PurePosixPath:
+        return self.install_root / "nltk_data"
+
+    @property
+    def libexec(self) -> PurePosixPath:
+        """The scripts the deploy ships (files/bin), root-owned, run by root or the hub user."""
+        return self.install_root / "libexec"
+
+    @property
+    def config_file(self) -> PurePosixPath:
+        return self.install_root / "jupyterhub_config.py"
+
+    @property
+    def state_dir(self) -> PurePosixPath:
+        """The hub's database and secrets, owned by the hub user (root never writes below it)."""
+        return self.install_root / "state"
+
+    @property
+    def database(self) -> PurePosixPath:
+        return self.state_dir / DATABASE
+
+    @property
+    def proxy_dir(self) -> PurePosixPath:
+        """configurable-http-proxy's node_modules: inside the venv, replaced with it."""
+        return self.venv / "share" / "configurable-http-proxy"
+
+    @property
+    def conda(self) -> PurePosixPath:
+        return self.conda_prefix / "bin" / "conda"
+
+    @property
+    def conda_server_env(self) -> PurePosixPath:
+        """The conda environment with the server's Python and Node.js (old distributions)."""
+        return self.conda_prefix / "envs" / "jupyterhub-server"
+
+    @property
+    def conda_environment_files(self) -> PurePosixPath:
+        """The environment files conda environments were last made from."""
+        return self.conda_prefix / "deploy-environments"
+
+    @property
+    def conda_installer_stamp(self) -> PurePosixPath:
+        """Holds the sha256 of the installer that made (or last updated) the installation."""
+        return self.conda_prefix / ".installed-installer-sha256"
+
+    def script(self, name: str) -> PurePosixPath:
+        """Where the shipped script files/bin/<name> lives on the host."""
+        return self.libexec / name

@@ -1,0 +1,168 @@
+"""Refuse settings that would put privileged accounts or groups into the hub, before any host changes.
+
+tasks.settings checks names alone; whether ``jh_users`` names an account with uid 0, a
+service account or a member of ``sudo`` depends on the host. The deploy would give such an
+account a hub login (and a server started as that account through sudospawner), make it the
+hub's own account, or make a privileged group the group whose members may log in. So the
+host's accounts and groups are read from facts and every problem for the host is reported
+at once, naming the setting to change.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+from pyinfra import host
+from pyinfra.facts.server import Users
+
+from tasks.facts import GroupEntries, LoginDefs
+from tasks.layout import SHADOW_GROUP
+from tasks.settings import Settings, SettingsError
+
+# Groups whose members are root in all but name, or read what only root should (Debian, Ubuntu).
+PRIVILEGED_GROUPS = frozenset(
+    # sudo and polkit administrators (admin: Ubuntu before 12.04; wheel: where sites add it)
+    ["sudo", "admin", "wheel", "lpadmin"]
+    # root's group; raw disks and memory; /usr/local (in root's PATH) on Debian
+    + ["root", "sys", "disk", "kmem", "staff"]
+    # password hashes, logs (with other users' secrets), TLS private keys
+    + ["shadow", "adm", "systemd-journal", "ssl-cert"]
+    # container and VM daemons that start root-owned containers on request
+    + ["docker", "lxd", "incus-admin", "libvirt", "libvirtd", "microk8s"]
+)
+# The hub's account as tasks/system.py makes it: its own system group, home and shell, in shadow.
+HUB_USER_SHELLS = ("/usr/sbin/nologin", "/bin/false")
+HUB_USER_GROUPS = frozenset({SHADOW_GROUP})
+NOBODY_UID = 65534
+
+Account = dict[str, Any]  # one entry of pyinfra.facts.server.Users
+GroupTable = dict[str, tuple[int, list[str]]]  # tasks.facts.GroupEntries
+
+
+def account_problems(
+    settings: Settings, users: dict[str, Account], groups: GroupTable, login_defs: dict[str, int]
+) -> list[str]:
+    """What in the settings names a privileged account or group on a host with these facts.
+
+    users: the Users fact; groups: the GroupEntries fact; login_defs: the LoginDefs fact.
+    An empty list: the settings are safe on this host.
+    """
+    accounts = [("jh_hub_user", settings.hub_user)]
+    accounts += [(f"jh_users[{index}]", user.name) for index, user in enumerate(settings.users)]
+    accounts += [(f"jh_admin_users[{index}]", name) for index, name in enumerate(settings.admin_users)]
+    problems = []
+    for setting, name in accounts:
+        hub = setting == "jh_hub_user"
+        account = users.get(name)
+        if account is not None:
+            reasons = _system_account(settings, name, account, hub, login_defs["UID_MIN"])
+            problems += [f"{setting}: {name} {why}" for why in reasons]
+        privileged = _privileged_memberships(name, account, groups, HUB_USER_GROUPS if hub else frozenset())
+        problems += [f"{setting}: {name} is in the privileged group {group}" for group in privileged]
+        # The hub's account is made in a group of its own name, and useradd puts a new hub
+        # user in one: an existing privileged group of that name would be theirs.
+        if (hub or account is None) and name not in privileged and _is_privileged(name, groups):
+            problems.append(f"{setting}: {name} would get the privileged group {name} as its own group")
+    group_problems = _users_group_problems(settings.users_group, groups, login_defs)
+    problems += group_problems or _users_group_member_problems(settings, users, groups, login_defs["UID_MIN"])
+    return problems
+
+
+def _system_account(settings: Settings, name: str, account: Account, hub: bool, uid_min: int) -> list[str]:
+    """Why an existing account may not be used: a system account, or for the hub any account but the one it made."""
+    uid = account["uid"]
+    if uid == 0:
+        return ["is a system account (uid 0, root's)"]
+    if uid == NOBODY_UID:
+        return [f"is a system account (uid {uid}, nobody's)"]
+    system = uid < uid_min
+    if not hub:
+        return [f"is a system account (uid {uid})"] if system else []
+    if system and _made_by_deploy(settings, name, account):
+        return []
+    if system:
+        shape = f"group {account.get('group')}, home {account.get('home')}, shell {account.get('shell')}"
+        made = f"group {name}, home {settings.install_root}, shell {HUB_USER_SHELLS[0]}"
+        return [f"is a system account (uid {uid}) that this deploy did not make ({shape}; the deploy's has {made})"]
+    # The deploy would turn a person's login into the hub's account: home, shell, and shadow.
+    return [f"is a login account (uid {uid}), not the system account this deploy makes for the hub"]
+
+
+def _made_by_deploy(settings: Settings, name: str, account: Account) -> bool:
+    """The hub's account as tasks/system.py makes it (a re-run finds it)."""
+    home = account.get("home")
+    return (
+        account.get("group") == name
+        and home is not None
+        and PurePosixPath(home) == settings.install_root
+        and account.get("shell") in HUB_USER_SHELLS
+    )
+
+
+def _privileged_memberships(
+    name: str, account: Account | None, groups: GroupTable, allowed: frozenset[str] = frozenset()
+) -> list[str]:
+    """Privileged groups the account is in: its primary group, its other groups, and groups that list the name.
+
+    The last catch a member left behind by a removed account, which a new account of that name inherits.
+    """
+    found = {group for group, (_gid, members) in groups.items() if name in members}
+    primary = None
+    if account is not None:
+        primary = account.get("group") or str(account["gid"])
+        found.add(primary)
+        found.update(account.get("groups") or [])
+    root_primary = account is not None and account["gid"] == 0
+    return sorted(
+        group for group in found - allowed if _is_privileged(group, groups) or (root_primary and group == primary)
+    )
+
+
+def _is_privileged(group: str, groups: GroupTable) -> bool:
+    return group in PRIVILEGED_GROUPS or (group in groups and groups[group][0] == 0)
+
+
+def _users_group_problems(name: str, groups: GroupTable, login_defs: dict[str, int]) -> list[str]:
+    """The login group: its members get hub logins and servers, so it must be one of ordinary users."""
+    if _is_privileged(name, groups):
+        return [f"jh_users_group: {name} is a privileged group (its members would get hub logins)"]
+    if name in groups and groups[name][0] < login_defs["GID_MIN"]:
+        return [f"jh_users_group: {name} is a system group (gid {groups[name][0]})"]
+    return []
+
+
+def _users_group_member_problems(
+    settings: Settings, users: dict[str, Account], groups: GroupTable, uid_min: int
+) -> list[str]:
+    """Accounts already in the login group that the settings do not name.
+
+    The hub's account may start servers as any member of the group (templates/sudoers.j2),
+    so a privileged member there would be the hub's too.
+    """
+    if settings.users_group not in groups:
+        return []
+    gid, members = groups[settings.users_group]
+    present = set(members) | {name for name, account in users.items() if account["gid"] == gid}
+    named = {settings.hub_user, *(user.name for user in settings.users), *settings.admin_users}
+    problems = []
+    for name in sorted(present - named):
+        account = users.get(name)
+        reasons = _system_account(settings, name, account, False, uid_min) if account is not None else []
+        reasons += [f"is in the privileged group {group}" for group in _privileged_memberships(name, account, groups)]
+        prefix = f"jh_users_group: {settings.users_group} has the member {name}, who"
+        problems += [f"{prefix} {why}" for why in reasons]
+    return problems
+
+
+def check_accounts(settings: Settings) -> None:
+    """Stop the run for the current host if its settings name privileged accounts or groups there.
+
+    Called before any operation, so no host has been changed yet.
+    """
+    problems = account_problems(settings, host.get_fact(Users), host.get_fact(GroupEntries), host.get_fact(LoginDefs))
+    if problems:
+        lines = [f"host {host.name}: settings name privileged accounts or groups on this host (no host was changed):"]
+        lines += [f"  {problem}" for problem in problems]
+        lines.append("  Fix: choose other names in these settings; the hub needs no privileged account or group.")
+        raise SettingsError("\n".join(lines))

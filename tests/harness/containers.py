@@ -1,0 +1,116 @@
+"""Target containers: systemd as PID 1 and sshd, reached by pyinfra over SSH as root."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from tests.harness.images import image_tag
+
+LABEL = "jupyterhub-deploy.target"
+
+
+@dataclass
+class Target:
+    """A running target container, as an inventory needs it."""
+
+    name: str
+    suite: str
+    container_id: str
+    address: str
+    ssh_key: str
+    known_hosts: str
+
+    def inventory_data(self) -> dict:
+        return {
+            "ssh_hostname": self.address,
+            "ssh_user": "root",
+            "ssh_key": self.ssh_key,
+            "ssh_known_hosts_file": self.known_hosts,
+            "ssh_strict_host_key_checking": "accept-new",
+        }
+
+
+_KEYGEN = threading.Lock()
+
+
+def ssh_keypair(directory: Path) -> Path:
+    key = directory / "id_ed25519"
+    with _KEYGEN:
+        if not key.exists():
+            directory.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
+
+
+def start_target(
+    client: docker.DockerClient, suite: str, name: str, workdir: Path, ports: dict | None = None
+) -> Target:
+    """Boot a container with systemd as PID 1 and wait until sshd answers."""
+    key = ssh_keypair(workdir)
+    remove_container(client, name)
+    container = client.containers.run(
+        image_tag(suite),
+        ["/sbin/init"],
+        name=name,
+        hostname=name,
+        detach=True,
+        labels={LABEL: suite},
+        cap_add=["ALL"],
+        cap_drop=["SYS_RESOURCE"],
+        security_opt=["seccomp=unconfined"],
+        environment={"container": "docker"},
+        stop_signal="SIGRTMIN+3",
+        tmpfs={"/run": "", "/run/lock": ""},
+        volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"}},
+        ports=ports or {},
+    )
+    public_key = key.with_suffix(".pub").read_text().strip()
+    setup = (
+        f"install -d -m 700 /root/.ssh && echo '{public_key}' > /root/.ssh/authorized_keys"
+        " && chmod 600 /root/.ssh/authorized_keys"
+    )
+    exit_code, output = container.exec_run(["sh", "-c", setup])
+    if exit_code != 0:
+        raise RuntimeError(f"cannot install SSH key in {name}: {output.decode()}")
+    container.reload()
+    address = container.attrs["NetworkSettings"]["IPAddress"]
+    wait_for_port(address, 22, timeout=60)
+    # All targets from one image share host keys: a throwaway known_hosts per run.
+    known_hosts = workdir / f"known_hosts-{name}"
+    known_hosts.write_text("")
+    return Target(name, suite, container.id, address, str(key), str(known_hosts))
+
+
+def wait_for_port(address: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=2) as sock:
+            if port != 22 or sock.recv(4).startswith(b"SSH"):
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{address}:{port} did not answer within {timeout} s")
+        time.sleep(0.5)
+
+
+def remove_container(client: docker.DockerClient, name: str) -> None:
+    with contextlib.suppress(docker.errors.NotFound):
+        client.containers.get(name).remove(force=True)
+
+
+def controller_ca_certificates() -> list[str]:
+    """This machine's own extra CAs, for targets that must trust what it trusts."""
+    return sorted(str(p) for p in Path("/usr/local/share/ca-certificates").rglob("*.crt"))
+
+
+def password_hash(password: str) -> str:
+    return subprocess.run(
+        ["openssl", "passwd", "-6", password], check=True, capture_output=True, text=True
+    ).stdout.strip()

@@ -1,0 +1,420 @@
+"""Hostile and mistaken settings: each is refused before any host changes, naming the setting.
+
+No setting may inject into a shell line, a unit file, the sudoers rule, the nginx site or
+the hub's Python config, including values a type checker would accept (a trailing newline,
+a look-alike letter, a private key where a CA certificate belongs).
+"""
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tasks.settings import Settings, SettingsError
+
+HASH = "$6$saltsalt$" + "a" * 86
+SHA256 = "0" * 64
+WEB = {"jh_domain": "hub.example.org"}
+NOTIFY = {"jh_notify_on_failure": True}
+MANUAL = {**WEB, "jh_certificate": "manual"}
+
+
+class File(str):
+    """A file of the `pem` fixture, by name: replaced with its path before validation."""
+
+
+def kernel(**fields):
+    """One kernel; a field given as None is left out."""
+    entry = {"name": "k", "display_name": "K", "packages": "minimal", **fields}
+    return {"jh_kernels": [{key: value for key, value in entry.items() if value is not None}]}
+
+
+def service(upstream, path="/app/"):
+    return {**WEB, "jh_services": [{"path": path, "upstream": upstream}]}
+
+
+# name -> (settings, the exact setting the message must name)
+BAD = {
+    # Accounts and groups
+    "hub user with a trailing newline": ({"jh_hub_user": "jupyter\n"}, "jh_hub_user"),
+    "hub user root": ({"jh_hub_user": "root"}, "jh_hub_user"),
+    "hub user systemd-network": ({"jh_hub_user": "systemd-network"}, "jh_hub_user"),
+    "hub user _apt": ({"jh_hub_user": "_apt"}, "jh_hub_user"),
+    "hub user named like the docker group": ({"jh_hub_user": "docker"}, "jh_hub_user"),
+    "hub user with a space": ({"jh_hub_user": "jupyter hub"}, "jh_hub_user"),
+    "users group sudo": ({"jh_users_group": "sudo"}, "jh_users_group"),
+    "users group adm": ({"jh_users_group": "adm"}, "jh_users_group"),
+    "users group wheel": ({"jh_users_group": "wheel"}, "jh_users_group"),
+    "users group users": ({"jh_users_group": "users"}, "jh_users_group"),
+    "users group with %": ({"jh_users_group": "%sudo"}, "jh_users_group"),
+    "user name with ;": ({"jh_users": [{"name": "bob;reboot"}]}, "jh_users[0][name]"),
+    "user name with a Cyrillic a": ({"jh_users": [{"name": "\u0430lice"}]}, "jh_users[0][name]"),
+    "user named admin": ({"jh_users": [{"name": "admin"}]}, "jh_users[0][name]"),
+    "user named www-data": ({"jh_users": [{"name": "alice"}, {"name": "www-data"}]}, "jh_users[1][name]"),
+    "admin with $()": ({"jh_admin_users": ["$(id)"]}, "jh_admin_users[0]"),
+    "admin with a trailing newline": ({"jh_admin_users": ["alice\n"]}, "jh_admin_users[0]"),
+    "admin nobody": ({"jh_admin_users": ["nobody"]}, "jh_admin_users[0]"),
+    "password hash with a trailing newline": (
+        {"jh_users": [{"name": "bob", "password_hash": HASH + "\n"}]},
+        "jh_users[0][password_hash]",
+    ),
+    "password hash with a quote": (
+        {"jh_users": [{"name": "bob", "password_hash": "$6$salt$x'; reboot; '"}]},
+        "jh_users[0][password_hash]",
+    ),
+    # Host paths
+    "install root /": ({"jh_install_root": "/"}, "jh_install_root"),
+    "install root under /etc": ({"jh_install_root": "/etc/jupyter"}, "jh_install_root"),
+    "install root under /usr": ({"jh_install_root": "/usr/local/jupyter"}, "jh_install_root"),
+    "install root /opt itself": ({"jh_install_root": "/opt"}, "jh_install_root"),
+    "install root /srv itself": ({"jh_install_root": "/srv/"}, "jh_install_root"),
+    "install root under /home": ({"jh_install_root": "/home/jupyter"}, "jh_install_root"),
+    "install root under /tmp": ({"jh_install_root": "/tmp/jupyter"}, "jh_install_root"),
+    "install root under /var": ({"jh_install_root": "/var/lib/jupyter"}, "jh_install_root"),
+    "install root with a trailing newline": ({"jh_install_root": "/opt/jupyter\n"}, "jh_install_root"),
+    "install root with a space": ({"jh_install_root": "/opt/jupyter hub"}, "jh_install_root"),
+    "install root with a systemd specifier": ({"jh_install_root": "/opt/jupyter%i"}, "jh_install_root"),
+    "install root with //": ({"jh_install_root": "/opt//jupyter"}, "jh_install_root"),
+    "install root with a . part": ({"jh_install_root": "/opt/./jupyter"}, "jh_install_root"),
+    "install root with ;": ({"jh_install_root": "/opt/jupyter;reboot"}, "jh_install_root"),
+    "install root with a quote": ({"jh_install_root": '/opt/jupyter"'}, "jh_install_root"),
+    "install root with a division slash": ({"jh_install_root": "/opt/jupyter\u2215hub"}, "jh_install_root"),
+    "install root inside the conda prefix": ({"jh_install_root": "/opt/miniconda3/hub"}, "jh_install_root"),
+    "conda prefix /usr": ({"jh_conda_prefix": "/usr"}, "jh_conda_prefix"),
+    "conda prefix with $": ({"jh_conda_prefix": "/opt/$HOME"}, "jh_conda_prefix"),
+    "conda prefix with {}": ({"jh_conda_prefix": "/opt/{conda}"}, "jh_conda_prefix"),
+    "server release with ..": ({"jh_server_release": "../jupyterhub-6"}, "jh_server_release"),
+    "server release with a trailing newline": ({"jh_server_release": "jupyterhub-6\n"}, "jh_server_release"),
+    "server release with ;": ({"jh_server_release": "jupyterhub-6;id"}, "jh_server_release"),
+    "server release path with a space": ({"jh_server_release": "/srv/locks/my release"}, "jh_server_release"),
+    "server release path with ..": ({"jh_server_release": "/srv/locks/../jupyterhub-6"}, "jh_server_release"),
+    # URLs
+    "pip index with a space and an option": (
+        {"jh_pip_index_url": "https://mirror.example.org/simple --trusted-host evil.example"},
+        "jh_pip_index_url",
+    ),
+    "pip index with ;": ({"jh_pip_index_url": "https://mirror.example.org/simple;reboot"}, "jh_pip_index_url"),
+    "pip index with backticks": ({"jh_pip_index_url": "https://mirror.example.org/`id`/"}, "jh_pip_index_url"),
+    "pip index with $()": ({"jh_pip_index_url": "https://mirror.example.org/$(id)/"}, "jh_pip_index_url"),
+    "pip index with user:password": (
+        {"jh_pip_index_url": "https://user:secret@mirror.example.org/simple"},
+        "jh_pip_index_url",
+    ),
+    "pip index with a trailing newline": (
+        {"jh_pip_index_url": "https://mirror.example.org/simple\n"},
+        "jh_pip_index_url",
+    ),
+    "pip index with a tab": ({"jh_pip_index_url": "https://mirror.example.org/\tsimple"}, "jh_pip_index_url"),
+    "pip index with a Cyrillic o": ({"jh_pip_index_url": "https://mirr\u043er.example.org/simple"}, "jh_pip_index_url"),
+    "npm registry with &": ({"jh_npm_registry_url": "https://npm.example.org/?a=1&reboot"}, "jh_npm_registry_url"),
+    "npm registry with a quote": ({"jh_npm_registry_url": "https://npm.example.org/'"}, "jh_npm_registry_url"),
+    "nltk index with |": ({"jh_nltk_index_url": "https://nltk.example.org/index.xml|sh"}, "jh_nltk_index_url"),
+    "acme directory with a double quote": (
+        {"jh_acme_directory_url": 'https://acme.example.org/dir"'},
+        "jh_acme_directory_url",
+    ),
+    "conda installer with >": (
+        {"jh_conda_installer_url": "https://x.example.org/a.sh>/etc/x"},
+        "jh_conda_installer_url",
+    ),
+    "channel alias with {}": ({"jh_conda_channel_alias": "https://conda.example.org/{x}"}, "jh_conda_channel_alias"),
+    "channel alias with a bare %": (
+        {"jh_conda_channel_alias": "https://conda.example.org/%zz"},
+        "jh_conda_channel_alias",
+    ),
+    "channel alias with a backslash": (
+        {"jh_conda_channel_alias": "https://conda.example.org\\x"},
+        "jh_conda_channel_alias",
+    ),
+    # Services (nginx's proxy_pass)
+    "upstream at the hub's API": (service("http://127.0.0.1:8081/"), "jh_services[0][upstream]"),
+    "upstream at the proxy's API via localhost": (service("http://localhost:8001/"), "jh_services[0][upstream]"),
+    "upstream at the hub's API via ::1": (service("http://[::1]:8081/"), "jh_services[0][upstream]"),
+    "upstream at the hub's API via 0.0.0.0": (service("http://0.0.0.0:8081/"), "jh_services[0][upstream]"),
+    "upstream at the hub's API as a number": (service("http://2130706433:8081/"), "jh_services[0][upstream]"),
+    "upstream at the proxy's public port": (service("http://127.0.0.1:8000/"), "jh_services[0][upstream]"),
+    "upstream at nginx itself": (service("http://127.0.0.1/"), "jh_services[0][upstream]"),
+    "upstream with an nginx variable": (service("http://127.0.0.1:8787/$request_uri"), "jh_services[0][upstream]"),
+    "upstream with a query": (service("http://127.0.0.1:8787/?x=1"), "jh_services[0][upstream]"),
+    "upstream with a fragment": (service("http://127.0.0.1:8787/#x"), "jh_services[0][upstream]"),
+    "upstream path without a trailing /": (service("http://127.0.0.1:8787/rstudio"), "jh_services[0][upstream]"),
+    "upstream with user:password": (service("http://u:p@127.0.0.1:8787/"), "jh_services[0][upstream]"),
+    "upstream with ; and a directive": (service("http://127.0.0.1:8787/;return 200"), "jh_services[0][upstream]"),
+    "upstream with a trailing newline": (service("http://127.0.0.1:8787/\n"), "jh_services[0][upstream]"),
+    "upstream with an uppercase host": (service("http://LOCALHOST:8081/"), "jh_services[0][upstream]"),
+    "upstream on a unix socket": (service("unix:/run/app.sock"), "jh_services[0][upstream]"),
+    "service path with a space": (service("http://127.0.0.1:8787/", path="/r s/"), "jh_services[0][path]"),
+    "service path with {}": (service("http://127.0.0.1:8787/", path="/r{}/"), "jh_services[0][path]"),
+    # ACME contact
+    "e-mail with a trailing newline": ({**WEB, "jh_acme_email": "admin@example.org\n"}, "jh_acme_email"),
+    "e-mail with ;": ({**WEB, "jh_acme_email": "admin@example.org;reboot"}, "jh_acme_email"),
+    "e-mail with a space": ({**WEB, "jh_acme_email": "admin @example.org"}, "jh_acme_email"),
+    "e-mail starting with -": ({**WEB, "jh_acme_email": "--staging@example.org"}, "jh_acme_email"),
+    "e-mail without a dot in the domain": ({**WEB, "jh_acme_email": "admin@localhost"}, "jh_acme_email"),
+    # The notifier's ExecStart=
+    "notify command not absolute": ({**NOTIFY, "jh_notify_command": "page-admin"}, "jh_notify_command"),
+    "notify command with %": ({**NOTIFY, "jh_notify_command": "/usr/local/bin/page %n"}, "jh_notify_command"),
+    "notify command with $": ({**NOTIFY, "jh_notify_command": "/usr/local/bin/page $HOME"}, "jh_notify_command"),
+    "notify command with ;": ({**NOTIFY, "jh_notify_command": "/usr/local/bin/page ; /bin/sh"}, "jh_notify_command"),
+    "notify command with quotes": ({**NOTIFY, "jh_notify_command": "/usr/local/bin/page 'a b'"}, "jh_notify_command"),
+    "notify command with a newline": (
+        {**NOTIFY, "jh_notify_command": "/usr/local/bin/page\nExecStartPre=/bin/sh -c id"},
+        "jh_notify_command",
+    ),
+    "notify command with a backslash": (
+        {**NOTIFY, "jh_notify_command": "/usr/local/bin/page a\\b"},
+        "jh_notify_command",
+    ),
+    "notify command with two spaces": ({**NOTIFY, "jh_notify_command": "/usr/local/bin/page  -u"}, "jh_notify_command"),
+    # Kernels
+    "kernel name with a trailing newline": (kernel(name="python3\n"), "jh_kernels[0][name]"),
+    "display name with a newline": (kernel(display_name="Python\nInjected"), "jh_kernels[0][display_name]"),
+    "display name with a tab": (kernel(display_name="Python\t3"), "jh_kernels[0][display_name]"),
+    "display name with NUL": (kernel(display_name="Python\x003"), "jh_kernels[0][display_name]"),
+    "display name with a right-to-left override": (
+        kernel(display_name="Python \u202e3"),
+        "jh_kernels[0][display_name]",
+    ),
+    "display name with a leading space": (kernel(display_name=" Python 3"), "jh_kernels[0][display_name]"),
+    "display name over 100 characters": (kernel(display_name="P" * 101), "jh_kernels[0][display_name]"),
+    "kernel packages with ..": (kernel(packages="../teaching"), "jh_kernels[0][packages]"),
+    "kernel packages with a /": (kernel(packages="teaching/"), "jh_kernels[0][packages]"),
+    "kernel environment with a trailing newline": (
+        kernel(packages=None, environment="teaching.yml\n"),
+        "jh_kernels[0][environment]",
+    ),
+    "kernel environment as an absolute path": (
+        kernel(packages=None, environment="/etc/passwd.yml"),
+        "jh_kernels[0][environment]",
+    ),
+    # Other strings
+    "domain with a trailing newline": ({"jh_domain": "hub.example.org\n"}, "jh_domain"),
+    "domain with a Cyrillic e": ({"jh_domain": "hub.\u0435xample.org"}, "jh_domain"),
+    "base URL with a trailing newline": ({**WEB, "jh_base_url": "/jupyter/\n"}, "jh_base_url"),
+    "base URL with ..": ({**WEB, "jh_base_url": "/../"}, "jh_base_url"),
+    "nltk package with a trailing newline": ({"jh_nltk_packages": ["stopwords\n"]}, "jh_nltk_packages[0]"),
+    "nltk package with ;": ({"jh_nltk_packages": ["punkt;id"]}, "jh_nltk_packages[0]"),
+    "conda channel with a trailing newline": ({"jh_conda_channels": ["conda-forge\n"]}, "jh_conda_channels[0]"),
+    "conda channel with a space": ({"jh_conda_channels": ["conda-forge", "bio conda"]}, "jh_conda_channels[1]"),
+    "conda channel that is an option": ({"jh_conda_channels": ["--override"]}, "jh_conda_channels[0]"),
+    "sha256 with a trailing newline": ({"jh_conda_installer_sha256": SHA256 + "\n"}, "jh_conda_installer_sha256"),
+    "sha256 in uppercase": ({"jh_conda_installer_sha256": "A" * 64}, "jh_conda_installer_sha256"),
+    "boolean as a number": ({"jh_firewall": 1}, "jh_firewall"),
+    "port as a boolean": ({"jh_public_port": True}, "jh_public_port"),
+    # Certificates and keys (files made by the pem fixture)
+    "private key as a CA certificate": ({"jh_extra_ca_certificates": [File("key.pem")]}, "jh_extra_ca_certificates[0]"),
+    "CA file with a key appended": (
+        {"jh_extra_ca_certificates": [File("ca-and-key.crt")]},
+        "jh_extra_ca_certificates[0]",
+    ),
+    "CA file with garbage": ({"jh_extra_ca_certificates": [File("garbage.crt")]}, "jh_extra_ca_certificates[0]"),
+    "CA file with text around the block": (
+        {"jh_extra_ca_certificates": [File("ca.crt"), File("chatty.crt")]},
+        "jh_extra_ca_certificates[1]",
+    ),
+    "CA file in DER form": ({"jh_extra_ca_certificates": [File("der.crt")]}, "jh_extra_ca_certificates[0]"),
+    "empty CA file": ({"jh_extra_ca_certificates": [File("empty.crt")]}, "jh_extra_ca_certificates[0]"),
+    "server certificate as a CA": ({"jh_extra_ca_certificates": [File("leaf.crt")]}, "jh_extra_ca_certificates[0]"),
+    "certificate request as a CA": ({"jh_extra_ca_certificates": [File("request.crt")]}, "jh_extra_ca_certificates[0]"),
+    "CA file with a broken block": ({"jh_extra_ca_certificates": [File("broken.crt")]}, "jh_extra_ca_certificates[0]"),
+    "CA file name with a space": ({"jh_extra_ca_certificates": [File("my ca.crt")]}, "jh_extra_ca_certificates[0]"),
+    "CA file name starting with -": ({"jh_extra_ca_certificates": [File("-ca.crt")]}, "jh_extra_ca_certificates[0]"),
+    "two CA files with one remote name": (
+        {"jh_extra_ca_certificates": [File("ca.crt"), File("ca.pem")]},
+        "jh_extra_ca_certificates[1]",
+    ),
+    "key as the site certificate": (
+        {**MANUAL, "jh_certificate_file": File("key.pem"), "jh_certificate_key_file": File("key.pem")},
+        "jh_certificate_file",
+    ),
+    "certificate as the site key": (
+        {**MANUAL, "jh_certificate_file": File("leaf.crt"), "jh_certificate_key_file": File("leaf.crt")},
+        "jh_certificate_key_file",
+    ),
+    "two keys in the site key file": (
+        {**MANUAL, "jh_certificate_file": File("leaf.crt"), "jh_certificate_key_file": File("two-keys.pem")},
+        "jh_certificate_key_file",
+    ),
+    "encrypted site key": (
+        {**MANUAL, "jh_certificate_file": File("leaf.crt"), "jh_certificate_key_file": File("encrypted.pem")},
+        "jh_certificate_key_file",
+    ),
+    "site key of another certificate": (
+        {**MANUAL, "jh_certificate_file": File("leaf.crt"), "jh_certificate_key_file": File("other-key.pem")},
+        "jh_certificate_key_file",
+    ),
+}
+
+
+def make_certificate(key, issuer_key=None, ca=None, name="Test CA"):
+    now = datetime.now(UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+    )
+    if ca is not None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    return builder.sign(issuer_key or key, hashes.SHA256())
+
+
+def pem(certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def key_pem(key, password=None) -> bytes:
+    encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
+@pytest.fixture(scope="module")
+def pem_files(tmp_path_factory):
+    """CA and server certificates, keys, and the wrong things in their place."""
+    folder = tmp_path_factory.mktemp("pem")
+    ca_key, key, other_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    ca = make_certificate(ca_key, ca=True)
+    leaf = make_certificate(key, issuer_key=ca_key, ca=False, name="hub.example.org")
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hub.example.org")]))
+        .sign(key, hashes.SHA256())
+    )
+    body = pem(ca).decode().splitlines()
+    files = {
+        "ca.crt": pem(ca),
+        "ca.pem": pem(ca),
+        "my ca.crt": pem(ca),
+        "-ca.crt": pem(ca),
+        "v1-root.crt": pem(make_certificate(other_key, name="Old Root")),  # no basicConstraints
+        "bundle.crt": pem(ca) + pem(make_certificate(other_key, ca=True, name="Second CA")),
+        "leaf.crt": pem(leaf),
+        "key.pem": key_pem(key),
+        "other-key.pem": key_pem(other_key),
+        "two-keys.pem": key_pem(key) + key_pem(other_key),
+        "encrypted.pem": key_pem(key, b"secret"),
+        "ca-and-key.crt": pem(ca) + key_pem(ca_key),
+        "garbage.crt": b"this is not a certificate\n",
+        "chatty.crt": b"subject=CN = Test CA\n" + pem(ca),
+        "der.crt": ca.public_bytes(serialization.Encoding.DER),
+        "empty.crt": b"",
+        "request.crt": request.public_bytes(serialization.Encoding.PEM),
+        "broken.crt": "\n".join([body[0], body[1][:10] + "!!!!" + body[1][14:], *body[2:]]).encode() + b"\n",
+    }
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+def resolve(value, folder):
+    if isinstance(value, File):
+        return str(folder / value)
+    if isinstance(value, dict):
+        return {key: resolve(item, folder) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolve(item, folder) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("data, setting", BAD.values(), ids=BAD.keys())
+def test_bad_input_is_refused_naming_the_setting(pem_files, data, setting):
+    data = resolve(data, pem_files)
+    with pytest.raises(SettingsError) as error:
+        Settings.from_data(data)
+    message = str(error.value)
+    assert message.startswith("invalid settings (no host was changed):")
+    # The exact setting, not a longer or shorter one: jh_services[0][upstream], not jh_services[0].
+    assert re.search(re.escape(setting) + r"[: ]", message), message
+
+
+def test_the_table_is_large_and_has_no_duplicate_inputs():
+    assert len(BAD) >= 45
+    inputs = [repr(data) for data, _ in BAD.values()]
+    assert len(set(inputs)) == len(inputs)
+
+
+def test_a_private_key_is_named_but_not_printed(pem_files):
+    with pytest.raises(SettingsError) as error:
+        Settings.from_data({"jh_extra_ca_certificates": [str(pem_files / "key.pem")]})
+    message = str(error.value)
+    assert "jh_extra_ca_certificates[0]: holds a private key where a CA certificate belongs" in message
+    assert "the key is not shown here" in message
+    key_lines = (pem_files / "key.pem").read_text().splitlines()[1:-1]
+    assert not any(line in message for line in key_lines)
+
+
+def test_messages_say_what_is_allowed():
+    def message(data):
+        with pytest.raises(SettingsError) as error:
+            Settings.from_data(data)
+        return str(error.value)
+
+    assert "jh_install_root: must not be /etc or below it" in message({"jh_install_root": "/etc/jupyter"})
+    assert "jh_pip_index_url: must be an http(s) URL of letters, digits" in message(
+        {"jh_pip_index_url": "https://mirror.example.org/simple\n"}
+    )
+    assert "it has '\\n'" in message({"jh_pip_index_url": "https://mirror.example.org/simple\n"})
+    assert "jh_services[0][upstream]: must not point at the hub's own API (port 8081" in message(
+        service("http://127.0.0.1:8081/")
+    )
+    assert "jh_notify_command: must be the absolute path of a program, then arguments" in message(
+        {**NOTIFY, "jh_notify_command": "/usr/local/bin/page %n"}
+    )
+    assert "jh_users_group: 'sudo' is a privileged group" in message({"jh_users_group": "sudo"})
+
+
+GOOD = {
+    "install root below /srv": {"jh_install_root": "/srv/jupyter", "jh_conda_prefix": "/srv/conda"},
+    "install root below /opt with a trailing /": {"jh_install_root": "/opt/hub/"},
+    "pip index with a port and a path": {"jh_pip_index_url": "https://mirror.example.org:8443/pypi/simple/"},
+    "npm registry with a %XX escape": {"jh_npm_registry_url": "https://npm.example.org/%40scope/"},
+    "loopback upstream on its own port": service("http://127.0.0.1:8787/"),
+    "upstream without a path": service("http://127.0.0.1:9000"),
+    "upstream by name, with https and a path": service("https://rstudio.internal.example.org:8443/rstudio/"),
+    "upstream on an IPv6 address": service("http://[2001:db8::1]:8787/"),
+    "notify command with an argument": {**NOTIFY, "jh_notify_command": "/usr/local/bin/page-admin --urgent"},
+    "notify command with several arguments": {
+        **NOTIFY,
+        "jh_notify_command": "/opt/ops/bin/notify --to=ops@example.org --level=2,3",
+    },
+    "e-mail with a plus": {**WEB, "jh_acme_email": "admin+hub@example.org"},
+    "display name with accents and brackets": kernel(display_name="Python 3 (Données, ß)"),
+    "admin users not in jh_users": {"jh_users": [{"name": "alice"}], "jh_admin_users": ["alice", "ops"]},
+    "server release by name": {"jh_server_release": "jupyterhub-5"},
+}
+
+
+@pytest.mark.parametrize("data", GOOD.values(), ids=GOOD.keys())
+def test_good_input_still_passes(data):
+    Settings.from_data(data)
+
+
+def test_urls_are_rendered_as_given():
+    given = "https://mirror.example.org:8443/pypi/simple/"
+    assert str(Settings.from_data({"jh_pip_index_url": given}).pip_index_url) == given
+    upstream = "http://127.0.0.1:8787/rstudio/"
+    assert str(Settings.from_data(service(upstream)).services[0].upstream) == upstream
+
+
+def test_ca_files_with_ca_certificates_pass(pem_files):
+    names = ["ca.crt", "bundle.crt", "v1-root.crt"]
+    settings = Settings.from_data({"jh_extra_ca_certificates": [str(pem_files / name) for name in names]})
+    assert [path.stem for path in settings.extra_ca_certificates] == ["ca", "bundle", "v1-root"]
+
+
+def test_manual_certificate_with_its_key_passes(pem_files):
+    Settings.from_data(
+        {
+            **MANUAL,
+            "jh_certificate_file": str(pem_files / "leaf.crt"),
+            "jh_certificate_key_file": str(pem_files / "key.pem"),
+        }
+    )
