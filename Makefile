@@ -29,7 +29,8 @@ demo-down: $(BIN)/pyinfra
 ## Every test: lint, unit tests, then end-to-end tests on real targets.
 test: $(BIN)/pyinfra prerequisites
 	bash tests/lint.sh
-	$(BIN)/pytest
+	$(BIN)/pytest tests/unit
+	bash tests/e2e.sh
 
 ## ruff (format check and lint) and shellcheck over the repository.
 lint: $(BIN)/pyinfra
@@ -39,7 +40,7 @@ unit: $(BIN)/pyinfra
 	$(BIN)/pytest tests/unit
 
 e2e: $(BIN)/pyinfra prerequisites
-	$(BIN)/pytest tests/e2e
+	bash tests/e2e.sh
 
 ## Re-resolve the locks after editing a requirements.in of files/server/ or files/kernels/.
 locks: $(BIN)/pyinfra

@@ -61,14 +61,28 @@ def backup() -> None:
     prepare(settings)
     server.shell(
         name=f"Archive the hub's state as {remote}",
-        commands=[script(
-            paths, "archive-hub-state", remote, paths.venv / "bin" / "python", paths.state_dir, paths.database,
-            paths.config_file, settings.hub_user, settings.users_group,
-            "yes" if settings.backup_home_dirs else "no", *layout.SECRETS,
-        )],
+        commands=[
+            script(
+                paths,
+                "archive-hub-state",
+                remote,
+                paths.venv / "bin" / "python",
+                paths.state_dir,
+                paths.database,
+                paths.config_file,
+                settings.hub_user,
+                settings.users_group,
+                "yes" if settings.backup_home_dirs else "no",
+                *layout.SECRETS,
+            )
+        ],
     )
-    files.get(name=f"Copy the archive to the controller: {local_dir / name}", src=str(remote),
-              dest=str(local_dir / name), **private_transfer())
+    files.get(
+        name=f"Copy the archive to the controller: {local_dir / name}",
+        src=str(remote),
+        dest=str(local_dir / name),
+        **private_transfer(),
+    )
     files.file(name=f"Remove {remote} from the host", path=str(remote), present=False)
 
 
@@ -94,9 +108,18 @@ def restore() -> None:
         name=f"Restore the hub's database and secrets from {archive.name} (the hub restarts)",
         commands=[
             script(
-                paths, "restore-hub-state", remote, paths.venv, paths.state_dir, paths.database, paths.config_file,
-                settings.hub_user, settings.users_group, f"{settings.local_url}hub/health",
-                paths.state_dir / layout.UPGRADE_BACKUPS, *layout.SECRETS,
+                paths,
+                "restore-hub-state",
+                remote,
+                paths.venv,
+                paths.state_dir,
+                paths.database,
+                paths.config_file,
+                settings.hub_user,
+                settings.users_group,
+                f"{settings.local_url}hub/health",
+                paths.state_dir / layout.UPGRADE_BACKUPS,
+                *layout.SECRETS,
             ),
             f"echo {digest} > {RESTORED_STAMP}",
             f"rm -f {remote}",

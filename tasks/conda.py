@@ -49,8 +49,11 @@ def condarc(settings: Settings) -> str:
 def install(settings: Settings) -> None:
     """The conda installation itself, at the pinned installer version."""
     paths = settings.layout
-    root_file(f"Conda channels and trust store {paths.conda_prefix}/.condarc", StringIO(condarc(settings)),
-              paths.conda_prefix / ".condarc")
+    root_file(
+        f"Conda channels and trust store {paths.conda_prefix}/.condarc",
+        StringIO(condarc(settings)),
+        paths.conda_prefix / ".condarc",
+    )
     desired = hashlib.sha256(f"{settings.conda_installer_sha256}\n".encode()).hexdigest()
     if host.get_fact(Sha256File, path=str(paths.conda_installer_stamp)) == desired:
         return
@@ -58,16 +61,35 @@ def install(settings: Settings) -> None:
     root_directory(f"Installer cache {layout.INSTALLER_CACHE}", layout.INSTALLER_CACHE, mode="700")
     if settings.conda_installer_file:
         # Checked against the pinned sha256 on the controller, before any host was touched.
-        root_file(f"Conda installer: upload {settings.conda_installer_file.name}", settings.conda_installer_file,
-                  installer, mode="600")
+        root_file(
+            f"Conda installer: upload {settings.conda_installer_file.name}",
+            settings.conda_installer_file,
+            installer,
+            mode="600",
+        )
     else:
-        files.download(name=f"Conda installer: download {settings.conda_installer_url}",
-                       src=str(settings.conda_installer_url), dest=str(installer),
-                       sha256sum=settings.conda_installer_sha256, user="root", group="root", mode="600")
-    server.shell(name=f"Conda: install into {paths.conda_prefix}", commands=[script(
-        paths, "conda-install", installer, paths.conda_prefix, settings.conda_installer_sha256,
-        paths.conda_installer_stamp,
-    )])
+        files.download(
+            name=f"Conda installer: download {settings.conda_installer_url}",
+            src=str(settings.conda_installer_url),
+            dest=str(installer),
+            sha256sum=settings.conda_installer_sha256,
+            user="root",
+            group="root",
+            mode="600",
+        )
+    server.shell(
+        name=f"Conda: install into {paths.conda_prefix}",
+        commands=[
+            script(
+                paths,
+                "conda-install",
+                installer,
+                paths.conda_prefix,
+                settings.conda_installer_sha256,
+                paths.conda_installer_stamp,
+            )
+        ],
+    )
 
 
 def environment(settings: Settings, name: str, env: PurePosixPath, environment_file: Path) -> bool:
@@ -78,8 +100,18 @@ def environment(settings: Settings, name: str, env: PurePosixPath, environment_f
     uploaded = definitions / f"{env.name}.yml"
     stamp = env / ".installed-environment.yml"
     return install_from_lock(
-        f"{name}: conda environment {env} from {environment_file.name}", settings, environment_file, uploaded, stamp,
-        "conda-env", paths.conda, env, uploaded, stamp, layout.SYSTEM_CA_BUNDLE, settings.pip_index_url or "",
+        f"{name}: conda environment {env} from {environment_file.name}",
+        settings,
+        environment_file,
+        uploaded,
+        stamp,
+        "conda-env",
+        paths.conda,
+        env,
+        uploaded,
+        stamp,
+        layout.SYSTEM_CA_BUNDLE,
+        settings.pip_index_url or "",
     )
 
 

@@ -22,16 +22,23 @@ UNIT_CONTEXT = {"hub_bind_url": layout.HUB_BIND_URL}
 def state_and_secrets(settings: Settings) -> bool:
     """The state directory and the secrets; returns whether a secret is (re)generated."""
     paths = settings.layout
-    files.directory(name=f"Hub state directory {paths.state_dir}", path=str(paths.state_dir),
-                    user=settings.hub_user, group=settings.hub_user, mode="700")
+    files.directory(
+        name=f"Hub state directory {paths.state_dir}",
+        path=str(paths.state_dir),
+        user=settings.hub_user,
+        group=settings.hub_user,
+        mode="700",
+    )
     missing = [name for name in layout.SECRETS if not host.get_fact(File, path=str(paths.state_dir / name))]
     if missing:
         # Generated on the host, once, by the hub user in its own directory: a re-run never
         # replaces a secret, and root never writes below the state directory.
         server.shell(
             name=f"Generate secrets {', '.join(missing)}",
-            commands=[script(paths, "new-secret", paths.state_dir / name, layout.SECRETS[name],
-                             as_user=settings.hub_user) for name in missing],
+            commands=[
+                script(paths, "new-secret", paths.state_dir / name, layout.SECRETS[name], as_user=settings.hub_user)
+                for name in missing
+            ],
         )
     return bool(missing)
 
@@ -48,8 +55,10 @@ def sudoers_rule(settings: Settings) -> None:
     # sudo skips files in sudoers.d whose names contain a dot: the staged copy is inert.
     staged = f"{layout.SUDOERS_RULE}.staged"
     root_file("Stage the sudoers rule for sudospawner", StringIO(rule), staged, mode="440")
-    server.shell(name="Check the sudoers rule with visudo, then install it",
-                 commands=[script(settings.layout, "install-sudoers", staged, layout.SUDOERS_RULE)])
+    server.shell(
+        name="Check the sudoers rule with visudo, then install it",
+        commands=[script(settings.layout, "install-sudoers", staged, layout.SUDOERS_RULE)],
+    )
 
 
 def unit_files(settings: Settings) -> tuple[object, object]:
@@ -60,8 +69,9 @@ def unit_files(settings: Settings) -> tuple[object, object]:
     )
     notifier_path = layout.UNIT_DIR / layout.NOTIFY_UNIT
     if settings.notify_on_failure:
-        notifier = root_template(f"systemd unit {layout.NOTIFY_UNIT}", f"{layout.NOTIFY_UNIT}.j2", notifier_path,
-                                 settings, **UNIT_CONTEXT)
+        notifier = root_template(
+            f"systemd unit {layout.NOTIFY_UNIT}", f"{layout.NOTIFY_UNIT}.j2", notifier_path, settings, **UNIT_CONTEXT
+        )
     else:
         notifier = files.file(name="No failure notifier unit", path=str(notifier_path), present=False)
     systemd.daemon_reload(name="Reload systemd units", _if=any_changed(hub_unit, culler_unit, notifier))
@@ -70,13 +80,25 @@ def unit_files(settings: Settings) -> tuple[object, object]:
 
 def services(settings: Settings, hub_unit, culler_unit, restart: bool) -> None:
     """Hub and culler running; restarted when their unit or what they run changed."""
-    hub = systemd.service(name="JupyterHub running and enabled", service=layout.HUB_SERVICE,
-                          running=True, enabled=True, restarted=hub_unit.will_change or restart)
-    systemd.service(name="Idle culler running and enabled", service=layout.CULLER_SERVICE,
-                    running=True, enabled=True, restarted=culler_unit.will_change or restart)
-    server.shell(name="Wait until the hub answers",
-                 commands=[script(settings.layout, "wait-healthy", f"{settings.local_url}hub/health", 90)],
-                 _if=hub.did_change)
+    hub = systemd.service(
+        name="JupyterHub running and enabled",
+        service=layout.HUB_SERVICE,
+        running=True,
+        enabled=True,
+        restarted=hub_unit.will_change or restart,
+    )
+    systemd.service(
+        name="Idle culler running and enabled",
+        service=layout.CULLER_SERVICE,
+        running=True,
+        enabled=True,
+        restarted=culler_unit.will_change or restart,
+    )
+    server.shell(
+        name="Wait until the hub answers",
+        commands=[script(settings.layout, "wait-healthy", f"{settings.local_url}hub/health", 90)],
+        _if=hub.did_change,
+    )
 
 
 def config_context(settings: Settings, platform: Platform) -> dict:
@@ -93,8 +115,13 @@ def config_context(settings: Settings, platform: Platform) -> dict:
 
 def apply(settings: Settings, platform: Platform, server_changed: bool) -> None:
     new_secrets = state_and_secrets(settings)
-    config = root_template(f"Hub configuration {settings.layout.config_file}", "jupyterhub_config.py.j2",
-                           settings.layout.config_file, settings, **config_context(settings, platform))
+    config = root_template(
+        f"Hub configuration {settings.layout.config_file}",
+        "jupyterhub_config.py.j2",
+        settings.layout.config_file,
+        settings,
+        **config_context(settings, platform),
+    )
     sudoers_rule(settings)
     hub_unit, culler_unit = unit_files(settings)
     services(settings, hub_unit, culler_unit, restart=config.will_change or server_changed or new_secrets)

@@ -48,8 +48,11 @@ def kernel_env(settings: Settings, platform: Platform, kernel: Kernel) -> None:
             files.directory(name=f"Kernel {kernel.name}: remove its conda environment", path=str(env), present=False)
         lock = lock_for(KERNEL_SETS / kernel.packages, platform, f"kernel {kernel.name}")
         venv_from_lock(f"Kernel {kernel.name}", settings, env, lock, python=platform.python_command)
-    root_file(f"Kernel {kernel.name}: spec ({kernel.display_name})", StringIO(kernel_spec(settings, kernel)),
-              settings.layout.jupyter_data_dir / "kernels" / kernel.name / "kernel.json")
+    root_file(
+        f"Kernel {kernel.name}: spec ({kernel.display_name})",
+        StringIO(kernel_spec(settings, kernel)),
+        settings.layout.jupyter_data_dir / "kernels" / kernel.name / "kernel.json",
+    )
 
 
 def remove_dropped_kernels(settings: Settings) -> None:
@@ -61,20 +64,32 @@ def remove_dropped_kernels(settings: Settings) -> None:
             continue
         files.directory(name=f"Unregister kernel {name}", path=path, present=False)
         if not settings.keep_removed_kernel_envs:
-            files.directory(name=f"Remove the environment of kernel {name}",
-                            path=str(settings.layout.kernels_dir / name), present=False)
+            files.directory(
+                name=f"Remove the environment of kernel {name}",
+                path=str(settings.layout.kernels_dir / name),
+                present=False,
+            )
 
 
 def nltk_data(settings: Settings) -> None:
     root_directory(f"Shared NLTK data {settings.layout.nltk_data}", settings.layout.nltk_data)
-    present = {Path(p).name for p in host.get_fact(FindDirectories, path=str(settings.layout.nltk_data), maxdepth=2) or []}
+    present = {
+        Path(p).name for p in host.get_fact(FindDirectories, path=str(settings.layout.nltk_data), maxdepth=2) or []
+    }
     missing = [p for p in settings.nltk_packages if p not in present]
     if missing:
         paths = settings.layout
         server.shell(
             name=f"NLTK data: {', '.join(missing)}",
-            commands=[command(paths.venv / "bin" / "python", paths.script("nltk-fetch"), settings.nltk_index_url,
-                              paths.nltk_data, *missing)],
+            commands=[
+                command(
+                    paths.venv / "bin" / "python",
+                    paths.script("nltk-fetch"),
+                    settings.nltk_index_url,
+                    paths.nltk_data,
+                    *missing,
+                )
+            ],
         )
 
 

@@ -38,6 +38,9 @@ SYSTEM_CA_BUNDLE = PurePosixPath("/etc/ssl/certs/ca-certificates.crt")
 # The web front
 NGINX_SITE = PurePosixPath("/etc/nginx/sites-available/jupyterhub")
 NGINX_SITE_ENABLED = PurePosixPath("/etc/nginx/sites-enabled/jupyterhub")
+# Answers the ACME challenge for a new name while the previous site keeps serving.
+NGINX_ACME_SITE = PurePosixPath("/etc/nginx/sites-available/jupyterhub-acme")
+NGINX_ACME_SITE_ENABLED = PurePosixPath("/etc/nginx/sites-enabled/jupyterhub-acme")
 ACME_WEBROOT = PurePosixPath("/var/www/letsencrypt")
 LETSENCRYPT_LIVE = PurePosixPath("/etc/letsencrypt/live")
 RENEW_HOOK = PurePosixPath("/etc/letsencrypt/renewal-hooks/deploy/jupyterhub-reload-nginx")

@@ -37,8 +37,15 @@ def installed(lock: Path, stamp: PurePosixPath) -> bool:
     return host.get_fact(Sha256File, path=str(stamp)) == hashlib.sha256(lock.read_bytes()).hexdigest()
 
 
-def install_from_lock(name: str, settings: Settings, lock: Path, dest: PurePosixPath, stamp: PurePosixPath,
-                      install_script: str, *args: object) -> bool:
+def install_from_lock(
+    name: str,
+    settings: Settings,
+    lock: Path,
+    dest: PurePosixPath,
+    stamp: PurePosixPath,
+    install_script: str,
+    *args: object,
+) -> bool:
     """Upload ``lock`` as ``dest`` and run files/bin/``install_script`` with ``args`` unless ``stamp`` matches it.
 
     Returns whether anything will be installed.
@@ -55,6 +62,14 @@ def venv_from_lock(name: str, settings: Settings, env: PurePosixPath, lock: Path
     pip.venv(name=f"{name}: venv {env}", path=str(env), python=python)
     stamp = env / ".installed-requirements.txt"
     return install_from_lock(
-        f"{name}: install {lock.parent.name}/{lock.name}", settings, lock, env / lock.name, stamp,
-        "install-venv-lock", env, env / lock.name, stamp, settings.pip_index_url or "",
+        f"{name}: install {lock.parent.name}/{lock.name}",
+        settings,
+        lock,
+        env / lock.name,
+        stamp,
+        "install-venv-lock",
+        env,
+        env / lock.name,
+        stamp,
+        settings.pip_index_url or "",
     )

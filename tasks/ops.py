@@ -32,18 +32,27 @@ def render(template: str, settings: Settings, **context) -> str:
     )
 
 
-def root_template(name: str, template: str, dest: PurePosixPath | str, settings: Settings, mode: str = "644",
-                  **context):
+def root_template(
+    name: str, template: str, dest: PurePosixPath | str, settings: Settings, mode: str = "644", **context
+):
     return files.template(
-        name=name, src=str(TEMPLATES / template), dest=str(dest), mode=mode, jinja_env_kwargs=jinja_options(),
-        settings=settings, layout=settings.layout, **ROOT, **context,
+        name=name,
+        src=str(TEMPLATES / template),
+        dest=str(dest),
+        mode=mode,
+        jinja_env_kwargs=jinja_options(),
+        settings=settings,
+        layout=settings.layout,
+        **ROOT,
+        **context,
     )
 
 
 def root_file(name: str, src, dest: PurePosixPath | str, mode: str = "644", **kwargs):
     """files.put of a path on the controller or a StringIO, owned by root."""
-    return files.put(name=name, src=src if not isinstance(src, Path) else str(src), dest=str(dest), mode=mode,
-                     **ROOT, **kwargs)
+    return files.put(
+        name=name, src=src if not isinstance(src, Path) else str(src), dest=str(dest), mode=mode, **ROOT, **kwargs
+    )
 
 
 def root_directory(name: str, path: PurePosixPath | str, mode: str = "755", **kwargs):
@@ -67,7 +76,6 @@ def ship_scripts(layout: Layout) -> None:
     root_directory(f"Deploy scripts {layout.libexec}", layout.libexec)
     for path in sorted(SCRIPTS.iterdir()):
         root_file(f"Deploy script {path.name}", path, layout.script(path.name), mode="755")
-
 
 
 def private_transfer() -> dict:

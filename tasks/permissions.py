@@ -35,22 +35,28 @@ def apply(settings: Settings) -> None:
                 name=f"{tree}: owned by root, writable by root only (was not: {loose[0]} ...)",
                 commands=[command("chown", "-R", "root:root", tree), command("chmod", "-R", "go-w", tree)],
             )
-    files.file(name=f"{paths.config_file}: root, 0644", path=str(paths.config_file),
-               user="root", group="root", mode="644")
+    files.file(
+        name=f"{paths.config_file}: root, 0644", path=str(paths.config_file), user="root", group="root", mode="644"
+    )
     # The state directory itself sits in root's install root: the hub cannot replace it.
-    files.directory(name=f"{paths.state_dir}: {hub}, 0700", path=str(paths.state_dir),
-                    user=hub, group=hub, mode="700")
+    files.directory(name=f"{paths.state_dir}: {hub}, 0700", path=str(paths.state_dir), user=hub, group=hub, mode="700")
     private = (*layout.SECRETS, layout.DATABASE)
     exposed = host.get_fact(ExposedFiles, directory=str(paths.state_dir), names=private)
     if exposed:
         server.shell(
             name=f"{paths.state_dir}: {', '.join(exposed)} private to {hub} again (0600)",
-            commands=[command("runuser", "-u", hub, "--", "chmod", "600", "--",
-                              *(paths.state_dir / name for name in exposed))],
+            commands=[
+                command("runuser", "-u", hub, "--", "chmod", "600", "--", *(paths.state_dir / name for name in exposed))
+            ],
         )
     if host.get_fact(File, path=str(layout.SUDOERS_RULE)):
-        files.file(name=f"{layout.SUDOERS_RULE}: root, 0440", path=str(layout.SUDOERS_RULE),
-                   user="root", group="root", mode="440")
+        files.file(
+            name=f"{layout.SUDOERS_RULE}: root, 0440",
+            path=str(layout.SUDOERS_RULE),
+            user="root",
+            group="root",
+            mode="440",
+        )
 
 
 @deploy("Fix owners and modes")

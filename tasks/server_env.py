@@ -33,7 +33,9 @@ NODE_WHEEL = FILES / "proxy" / "node-requirements.txt"
 PROXY_LOCK = FILES / "proxy" / "package-lock.json"
 
 
-def node_and_npm(settings: Settings, platform: Platform, env: PurePosixPath | None = None) -> tuple[PurePosixPath, PurePosixPath]:
+def node_and_npm(
+    settings: Settings, platform: Platform, env: PurePosixPath | None = None
+) -> tuple[PurePosixPath, PurePosixPath]:
     """Node.js and npm's CLI script for the server venv ``env`` (default: the link in use)."""
     if platform.conda_server:
         base = settings.layout.conda_server_env
@@ -63,16 +65,33 @@ def build(settings: Settings, platform: Platform, env: PurePosixPath) -> None:
     if not platform.conda_server:
         stamp = env / ".installed-node-requirements.txt"
         install_from_lock(
-            "Server environment: Node.js for the proxy", settings, NODE_WHEEL, env / NODE_WHEEL.name, stamp,
-            "install-venv-lock", env, env / NODE_WHEEL.name, stamp, settings.pip_index_url or "",
+            "Server environment: Node.js for the proxy",
+            settings,
+            NODE_WHEEL,
+            env / NODE_WHEEL.name,
+            stamp,
+            "install-venv-lock",
+            env,
+            env / NODE_WHEEL.name,
+            stamp,
+            settings.pip_index_url or "",
         )
     proxy_dir = env / settings.layout.proxy_dir.relative_to(settings.layout.venv)
     root_file("configurable-http-proxy package.json", FILES / "proxy" / "package.json", proxy_dir / "package.json")
     node, npm_cli = node_and_npm(settings, platform, env)
     stamp = proxy_dir / "node_modules" / ".installed-package-lock.json"
     install_from_lock(
-        "Install configurable-http-proxy", settings, PROXY_LOCK, proxy_dir / PROXY_LOCK.name, stamp,
-        "install-proxy-lock", node, npm_cli, proxy_dir, stamp, layout.SYSTEM_CA_BUNDLE,
+        "Install configurable-http-proxy",
+        settings,
+        PROXY_LOCK,
+        proxy_dir / PROXY_LOCK.name,
+        stamp,
+        "install-proxy-lock",
+        node,
+        npm_cli,
+        proxy_dir,
+        stamp,
+        layout.SYSTEM_CA_BUNDLE,
         settings.npm_registry_url or "",
     )
 
@@ -88,10 +107,20 @@ def apply(settings: Settings, platform: Platform) -> bool:
         return False
     server.shell(
         name=f"Switch the server environment to {env.name} (database backed up and migrated; rolls back on failure)",
-        commands=[script(
-            paths, "switch-server-env", paths.venv, env, paths.state_dir, paths.database, paths.config_file,
-            settings.hub_user, f"{settings.local_url}hub/health", paths.state_dir / layout.UPGRADE_BACKUPS,
-            settings.upgrade_backups_kept,
-        )],
+        commands=[
+            script(
+                paths,
+                "switch-server-env",
+                paths.venv,
+                env,
+                paths.state_dir,
+                paths.database,
+                paths.config_file,
+                settings.hub_user,
+                f"{settings.local_url}hub/health",
+                paths.state_dir / layout.UPGRADE_BACKUPS,
+                settings.upgrade_backups_kept,
+            )
+        ],
     )
     return True

@@ -29,8 +29,9 @@ class HubStatus(FactBase):
 @deploy("Hub status")
 def show() -> None:
     paths = current_settings().layout
-    status = host.get_fact(HubStatus, venv=str(paths.venv), kernels=str(paths.kernels_dir),
-                           install_root=str(paths.install_root))
+    status = host.get_fact(
+        HubStatus, venv=str(paths.venv), kernels=str(paths.kernels_dir), install_root=str(paths.install_root)
+    )
     width = max(map(len, status), default=0) + 1
     lines = [f"  {key + ':':<{width}} {value}" for key, value in status.items()]
     print(f"--> {host.name}\n" + "\n".join(lines), flush=True)

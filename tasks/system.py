@@ -18,18 +18,17 @@ PACKAGES = ["python3-venv", "sudo", "ca-certificates", "curl"]
 def trust_extra_cas(settings: Settings) -> None:
     """Install extra CA certificates first, so apt, pip and npm can reach their indexes."""
     uploads = [
-        root_file(f"Trust CA certificate {certificate.name}", certificate,
-                  layout.CA_DIR / f"{certificate.stem}.crt")
+        root_file(f"Trust CA certificate {certificate.name}", certificate, layout.CA_DIR / f"{certificate.stem}.crt")
         for certificate in settings.extra_ca_certificates
     ]
     if uploads:
-        server.shell(name="Rebuild the system CA store", commands=["update-ca-certificates"],
-                     _if=any_changed(*uploads))
+        server.shell(name="Rebuild the system CA store", commands=["update-ca-certificates"], _if=any_changed(*uploads))
 
 
 def install_packages() -> None:
-    apt.packages(name="Install system packages", packages=PACKAGES, no_recommends=True, update=True,
-                 cache_time=24 * 3600)
+    apt.packages(
+        name="Install system packages", packages=PACKAGES, no_recommends=True, update=True, cache_time=24 * 3600
+    )
 
 
 def accounts(settings: Settings) -> None:
@@ -60,8 +59,13 @@ def accounts(settings: Settings) -> None:
         # Private whatever the release's login.defs says (Debian 12 makes homes 0755).
         # A new account gets a group of its own name (USERGROUPS_ENAB) and a home in /home.
         account = existing.get(user.name) or {"home": f"/home/{user.name}", "group": user.name}
-        files.directory(name=f"Home of {user.name}: private", path=account["home"], user=user.name,
-                        group=account["group"], mode="700")
+        files.directory(
+            name=f"Home of {user.name}: private",
+            path=account["home"],
+            user=user.name,
+            group=account["group"],
+            mode="700",
+        )
     root_file("PAM service for hub logins", FILES / "pam" / "jupyterhub", layout.PAM_SERVICE)
 
 

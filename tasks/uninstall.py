@@ -56,12 +56,21 @@ def services(removed: list[str]) -> None:
 
 def web_front(removed: list[str]) -> None:
     site = layout.NGINX_SITE
-    site_removed = any([remove_path(path, removed) for path in (layout.NGINX_SITE_ENABLED, site, f"{site}.previous")])
+    paths = (
+        layout.NGINX_SITE_ENABLED,
+        site,
+        f"{site}.previous",
+        layout.NGINX_ACME_SITE_ENABLED,
+        layout.NGINX_ACME_SITE,
+    )
+    site_removed = any([remove_path(path, removed) for path in paths])
     remove_path(layout.RENEW_HOOK, removed)
     remove_path(layout.TLS_DIR, removed)
     if site_removed and host.get_fact(Which, command="nginx"):
-        server.shell(name="Reload nginx without the hub's site",
-                     commands=["nginx -t && (systemctl reload nginx || ! systemctl is-active -q nginx)"])
+        server.shell(
+            name="Reload nginx without the hub's site",
+            commands=["nginx -t && (systemctl reload nginx || ! systemctl is-active -q nginx)"],
+        )
     if remove_path(layout.CA_DIR, removed):
         server.shell(name="Rebuild the system CA store", commands=["update-ca-certificates --fresh"])
 

@@ -43,8 +43,13 @@ def certificate_paths(settings: Settings) -> tuple[PurePosixPath, PurePosixPath]
 def site_config(settings: Settings, platform: Platform, tls: bool) -> str:
     certificate, key = certificate_paths(settings)
     return render(
-        "nginx-site.conf.j2", settings, tls=tls, tls13=platform.tls13, webroot=layout.ACME_WEBROOT,
-        certificate=certificate, certificate_key=key,
+        "nginx-site.conf.j2",
+        settings,
+        tls=tls,
+        tls13=platform.tls13,
+        webroot=layout.ACME_WEBROOT,
+        certificate=certificate,
+        certificate_key=key,
         hub_upstream=f"http://127.0.0.1:{settings.public_port}",
     )
 
@@ -58,19 +63,24 @@ def install_site(settings: Settings, config: str, stage: str) -> bool:
     Returns whether the site changes.
     """
     desired = hashlib.sha1(config.encode()).hexdigest()
-    if (host.get_fact(Sha1File, path=str(layout.NGINX_SITE)) == desired
-            and host.get_fact(Link, path=str(layout.NGINX_SITE_ENABLED))):
+    if host.get_fact(Sha1File, path=str(layout.NGINX_SITE)) == desired and host.get_fact(
+        Link, path=str(layout.NGINX_SITE_ENABLED)
+    ):
         return False
     staged = f"{layout.NGINX_SITE}.new"
     root_file(f"Stage the nginx site ({stage})", StringIO(config), staged)
-    server.shell(name=f"Check the nginx site with nginx -t, then reload ({stage})", commands=[
-        script(settings.layout, "install-nginx-site", staged, layout.NGINX_SITE, layout.NGINX_SITE_ENABLED),
-    ])
+    server.shell(
+        name=f"Check the nginx site with nginx -t, then reload ({stage})",
+        commands=[
+            script(settings.layout, "install-nginx-site", staged, layout.NGINX_SITE, layout.NGINX_SITE_ENABLED),
+        ],
+    )
     return True
 
 
-def tls_certificate(settings: Settings, platform: Platform) -> bool:
-    """The certificate for the site; returns whether a manual one is replaced (nginx must reload)."""
+def tls_certificate(settings: Settings, platform: Platform) -> tuple[bool, bool]:
+    """The certificate for the site; returns whether a manual one is replaced (nginx must then
+    reload) and whether a challenge-only site is added beside a live one (removed afterwards)."""
     certificate, key = certificate_paths(settings)
     if settings.certificate != "letsencrypt":
         root_directory(f"{layout.TLS_DIR}", layout.TLS_DIR)
@@ -80,27 +90,68 @@ def tls_certificate(settings: Settings, platform: Platform) -> bool:
             root_file("TLS certificate", settings.certificate_file, certificate),
             root_file("TLS private key", settings.certificate_key_file, key, mode="600", **private_transfer()),
         ]
-        return any(op.will_change for op in changed)
+        return any(op.will_change for op in changed), False
     if settings.certificate == "selfsigned":
         if not host.get_fact(File, path=str(key)):
-            server.shell(name=f"Self-signed certificate for {settings.domain}",
-                         commands=[script(settings.layout, "selfsigned-certificate", settings.domain, certificate, key)])
-        return False
+            server.shell(
+                name=f"Self-signed certificate for {settings.domain}",
+                commands=[script(settings.layout, "selfsigned-certificate", settings.domain, certificate, key)],
+            )
+        return False, False
+    acme_site = False
     if not host.get_fact(Link, path=str(certificate)):  # certbot's live/ files are links
-        # Chicken and egg: serve the challenge over HTTP first, then ask for the certificate.
-        install_site(settings, site_config(settings, platform, tls=False), stage="HTTP only, for the ACME challenge")
+        if host.get_fact(File, path=str(layout.NGINX_SITE)):
+            # A site is live (another certificate or another name): it keeps serving HTTPS
+            # while a challenge-only site answers for this name on port 80.
+            acme = render("nginx-acme.conf.j2", settings, webroot=layout.ACME_WEBROOT)
+            staged = f"{layout.NGINX_ACME_SITE}.new"
+            root_file("Stage the nginx site for the ACME challenge", StringIO(acme), staged)
+            server.shell(
+                name="Answer the ACME challenge beside the live site",
+                commands=[
+                    script(
+                        settings.layout,
+                        "install-nginx-site",
+                        staged,
+                        layout.NGINX_ACME_SITE,
+                        layout.NGINX_ACME_SITE_ENABLED,
+                    )
+                ],
+            )
+            acme_site = True
+        else:
+            # Chicken and egg: serve the challenge over HTTP first, then ask for the certificate.
+            install_site(
+                settings, site_config(settings, platform, tls=False), stage="HTTP only, for the ACME challenge"
+            )
         contact = ("--email", settings.acme_email) if settings.acme_email else ("--register-unsafely-without-email",)
         server.shell(
             name=f"Certificate for {settings.domain} from {settings.acme_server}",
-            commands=[command(
-                "certbot", "certonly", "--non-interactive", "--agree-tos", "--webroot", "-w", layout.ACME_WEBROOT,
-                "-d", settings.domain, "--server", settings.acme_server, *contact,
-            )],
+            commands=[
+                command(
+                    "certbot",
+                    "certonly",
+                    "--non-interactive",
+                    "--agree-tos",
+                    "--webroot",
+                    "-w",
+                    layout.ACME_WEBROOT,
+                    "-d",
+                    settings.domain,
+                    "--server",
+                    settings.acme_server,
+                    *contact,
+                )
+            ],
         )
-    root_file("certbot hook: reload nginx after renewal", FILES / "letsencrypt" / "reload-nginx", layout.RENEW_HOOK,
-              mode="755")
+    root_file(
+        "certbot hook: reload nginx after renewal",
+        FILES / "letsencrypt" / "reload-nginx",
+        layout.RENEW_HOOK,
+        mode="755",
+    )
     systemd.service(name="certbot's renewal timer", service="certbot.timer", running=True, enabled=True)
-    return False
+    return False, acme_site
 
 
 def apply(settings: Settings, platform: Platform) -> None:
@@ -112,9 +163,18 @@ def apply(settings: Settings, platform: Platform) -> None:
     packages = ["nginx"] + (["certbot"] if settings.certificate == "letsencrypt" else ["openssl"])
     apt.packages(name="Install nginx", packages=packages, no_recommends=True, update=True, cache_time=24 * 3600)
     root_directory(f"ACME webroot {layout.ACME_WEBROOT}", layout.ACME_WEBROOT)
-    rotated = tls_certificate(settings, platform)
+    rotated, acme_site = tls_certificate(settings, platform)
     site_changed = install_site(settings, site_config(settings, platform, tls=True), stage="HTTPS")
     systemd.service(name="nginx running and enabled", service="nginx", running=True, enabled=True)
+    if acme_site or host.get_fact(File, path=str(layout.NGINX_ACME_SITE)):
+        # The challenge-only site of a switch, once the new certificate serves (or left by a failed run).
+        server.shell(
+            name="Remove the nginx site for the ACME challenge",
+            commands=[
+                command("rm", "-f", layout.NGINX_ACME_SITE_ENABLED, layout.NGINX_ACME_SITE),
+                "nginx -t -q && systemctl reload nginx",
+            ],
+        )
     if rotated and not site_changed:
         # A new manual certificate under the same names: nginx reads it on reload only.
         server.shell(name="Reload nginx for the new certificate", commands=["nginx -t -q && systemctl reload nginx"])

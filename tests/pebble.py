@@ -16,10 +16,12 @@ from pathlib import Path
 
 import requests
 
-DNS_PORT = 8053
-CHALLTESTSRV_MANAGEMENT = "127.0.0.1:8055"
-DIRECTORY_PORT = 14000
-MANAGEMENT_PORT = 15000
+# Test sessions that run side by side (tests/e2e.sh) each get their own ports.
+PORT_OFFSET = int(os.environ.get("JHD_PORT_OFFSET", "0"))
+DNS_PORT = 8053 + PORT_OFFSET
+CHALLTESTSRV_MANAGEMENT = f"127.0.0.1:{8055 + PORT_OFFSET}"
+DIRECTORY_PORT = 14000 + PORT_OFFSET
+MANAGEMENT_PORT = 15000 + PORT_OFFSET
 
 
 class Pebble:
@@ -36,36 +38,64 @@ class Pebble:
     def start(self) -> Pebble:
         self._make_tls_certificate()
         config = self.workdir / "pebble-config.json"
-        config.write_text(json.dumps({"pebble": {
-            "listenAddress": f"{self.address}:{DIRECTORY_PORT}",
-            "managementListenAddress": f"127.0.0.1:{MANAGEMENT_PORT}",
-            "certificate": str(self.workdir / "pebble-tls.crt"),
-            "privateKey": str(self.workdir / "pebble-tls.key"),
-            "httpPort": 80,
-            "tlsPort": 443,
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": False,
-        }}))
-        log = open(self.workdir / "pebble.log", "a")
-        self.processes.append(subprocess.Popen(
-            ["pebble-challtestsrv", "-management", CHALLTESTSRV_MANAGEMENT, "-dns01", f"127.0.0.1:{DNS_PORT}",
-             "-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv4", "", "-defaultIPv6", ""],
-            stdout=log, stderr=subprocess.STDOUT,
-        ))
+        config.write_text(
+            json.dumps(
+                {
+                    "pebble": {
+                        "listenAddress": f"{self.address}:{DIRECTORY_PORT}",
+                        "managementListenAddress": f"127.0.0.1:{MANAGEMENT_PORT}",
+                        "certificate": str(self.workdir / "pebble-tls.crt"),
+                        "privateKey": str(self.workdir / "pebble-tls.key"),
+                        "httpPort": 80,
+                        "tlsPort": 443,
+                        "ocspResponderURL": "",
+                        "externalAccountBindingRequired": False,
+                    }
+                }
+            )
+        )
+        log = open(self.workdir / "pebble.log", "a")  # noqa: SIM115 (the servers write to it until stop)
+        self.processes.append(
+            subprocess.Popen(
+                [
+                    "pebble-challtestsrv",
+                    "-management",
+                    CHALLTESTSRV_MANAGEMENT,
+                    "-dns01",
+                    f"127.0.0.1:{DNS_PORT}",
+                    "-http01",
+                    "",
+                    "-https01",
+                    "",
+                    "-tlsalpn01",
+                    "",
+                    "-defaultIPv4",
+                    "",
+                    "-defaultIPv6",
+                    "",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
         env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0")
-        self.processes.append(subprocess.Popen(
-            ["pebble", "-config", str(config), "-dnsserver", f"127.0.0.1:{DNS_PORT}"],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
-        ))
+        self.processes.append(
+            subprocess.Popen(
+                ["pebble", "-config", str(config), "-dnsserver", f"127.0.0.1:{DNS_PORT}"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
                 requests.get(self.directory_url, verify=str(self.tls_ca), timeout=2).raise_for_status()
                 requests.get(f"http://{CHALLTESTSRV_MANAGEMENT}/", timeout=2)
                 return self
-            except requests.RequestException:
+            except requests.RequestException as error:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"pebble did not start; see {self.workdir / 'pebble.log'}")
+                    raise RuntimeError(f"pebble did not start; see {self.workdir / 'pebble.log'}") from error
                 time.sleep(0.3)
 
     def stop(self) -> None:
@@ -85,7 +115,9 @@ class Pebble:
         path = self.workdir / "pebble-roots.pem"
         roots = []
         for index in range(2):
-            response = requests.get(f"https://127.0.0.1:{MANAGEMENT_PORT}/roots/{index}", verify=str(self.tls_ca), timeout=5)
+            response = requests.get(
+                f"https://127.0.0.1:{MANAGEMENT_PORT}/roots/{index}", verify=str(self.tls_ca), timeout=5
+            )
             if response.ok:
                 roots.append(response.text)
         path.write_text("".join(roots))
@@ -95,11 +127,48 @@ class Pebble:
         """A small CA and a leaf for Pebble's own HTTPS endpoint (the package ships none)."""
         w = self.workdir
         openssl = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=jhd test ACME TLS CA",
-                "-keyout", str(w / "pebble-tls-ca.key"), "-out", str(self.tls_ca))
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={self.address}",
-                "-keyout", str(w / "pebble-tls.key"), "-out", str(w / "pebble-tls.csr"))
+        openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=jhd test ACME TLS CA",
+            "-keyout",
+            str(w / "pebble-tls-ca.key"),
+            "-out",
+            str(self.tls_ca),
+        )
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={self.address}",
+            "-keyout",
+            str(w / "pebble-tls.key"),
+            "-out",
+            str(w / "pebble-tls.csr"),
+        )
         (w / "san.ext").write_text(f"subjectAltName=IP:{self.address},IP:127.0.0.1\n")
-        openssl("x509", "-req", "-in", str(w / "pebble-tls.csr"), "-CA", str(self.tls_ca),
-                "-CAkey", str(w / "pebble-tls-ca.key"), "-CAcreateserial", "-days", "2",
-                "-extfile", str(w / "san.ext"), "-out", str(w / "pebble-tls.crt"))
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(w / "pebble-tls.csr"),
+            "-CA",
+            str(self.tls_ca),
+            "-CAkey",
+            str(w / "pebble-tls-ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            str(w / "san.ext"),
+            "-out",
+            str(w / "pebble-tls.crt"),
+        )

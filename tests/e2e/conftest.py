@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests import harness
-from tests.pebble import Pebble
+from tests.pebble import PORT_OFFSET, Pebble
 
 REPO = harness.REPO
 # What the deployed targets run with: a short idle timeout so the culler test is
@@ -39,7 +39,7 @@ TEST_SETTINGS = {
     ],
     "jh_nltk_packages": ["jhd_test_corpus"],
 }
-FILE_SERVER_PORT = 8071
+FILE_SERVER_PORT = 8071 + PORT_OFFSET
 
 
 @dataclass

@@ -31,7 +31,9 @@ class HubClient:
         response = self.session.post(
             self._url("/hub/login"),
             data={"username": user, "password": password, "_xsrf": self.session.cookies.get("_xsrf", path="/hub/")},
-            verify=self.verify, timeout=60, allow_redirects=False,
+            verify=self.verify,
+            timeout=60,
+            allow_redirects=False,
         )
         if response.status_code == 302:
             self.user = user
@@ -43,9 +45,7 @@ class HubClient:
             headers["Authorization"] = f"token {self.token}"
         else:
             headers["X-XSRFToken"] = self.session.cookies.get("_xsrf", path="/hub/")
-        return self.session.request(
-            method, self._url(path), headers=headers, verify=self.verify, timeout=60, **kwargs
-        )
+        return self.session.request(method, self._url(path), headers=headers, verify=self.verify, timeout=60, **kwargs)
 
     def create_token(self) -> str:
         """An API token for the logged-in user, made with the login cookie."""
@@ -96,13 +96,29 @@ class HubClient:
         )
         try:
             msg_id = uuid.uuid4().hex
-            connection.send(json.dumps({
-                "header": {"msg_id": msg_id, "username": self.user, "session": uuid.uuid4().hex,
-                           "msg_type": "execute_request", "version": "5.3"},
-                "parent_header": {}, "metadata": {}, "channel": "shell",
-                "content": {"code": code, "silent": False, "store_history": False,
-                            "user_expressions": {}, "allow_stdin": False},
-            }))
+            connection.send(
+                json.dumps(
+                    {
+                        "header": {
+                            "msg_id": msg_id,
+                            "username": self.user,
+                            "session": uuid.uuid4().hex,
+                            "msg_type": "execute_request",
+                            "version": "5.3",
+                        },
+                        "parent_header": {},
+                        "metadata": {},
+                        "channel": "shell",
+                        "content": {
+                            "code": code,
+                            "silent": False,
+                            "store_history": False,
+                            "user_expressions": {},
+                            "allow_stdin": False,
+                        },
+                    }
+                )
+            )
             output, deadline = [], time.monotonic() + timeout
             while time.monotonic() < deadline:
                 message = json.loads(connection.recv())

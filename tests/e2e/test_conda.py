@@ -37,27 +37,36 @@ def test_installer_is_checked_against_its_sha256_before_it_runs(start, workdir, 
     served, base_url = file_server
     (served / "conda").mkdir(exist_ok=True)
     (served / "conda" / "Miniforge3-tampered.sh").write_text("#!/bin/sh\ntouch /tmp/tampered-installer-ran\n")
-    data = {**host.data, "jh_kernels": CONDA_KERNELS,
-            "jh_conda_installer_url": f"{base_url}/conda/Miniforge3-tampered.sh"}
+    data = {
+        **host.data,
+        "jh_kernels": CONDA_KERNELS,
+        "jh_conda_installer_url": f"{base_url}/conda/Miniforge3-tampered.sh",
+    }
     inventory = write_inventory(workdir / "xenial-conda.py", [(host.name, data)])
 
     before = host.snapshot(*WATCHED, exclude=VOLATILE)
     preview = run_pyinfra(inventory, "--dry")
     assert preview.returncode == 0, preview.stderr[-3000:]
     planned = preview.planned_operations()
-    for step in ("Conda channels and trust store /opt/miniconda3/.condarc",
-                 f"Conda installer: download {base_url}/conda/Miniforge3-tampered.sh",
-                 "Conda: install into /opt/miniconda3",
-                 "Server Python and Node.js: conda environment /opt/miniconda3/envs/jupyterhub-server from server-python.yml",
-                 "Kernel python3: conda environment /opt/jupyter/kernels/python3 from teaching.yml"):
+    for step in (
+        "Conda channels and trust store /opt/miniconda3/.condarc",
+        f"Conda installer: download {base_url}/conda/Miniforge3-tampered.sh",
+        "Conda: install into /opt/miniconda3",
+        "Server Python and Node.js: conda environment /opt/miniconda3/envs/jupyterhub-server from server-python.yml",
+        "Kernel python3: conda environment /opt/jupyter/kernels/python3 from teaching.yml",
+    ):
         assert step in planned, f"{step!r} not in the plan: {planned}"
     assert host.snapshot(*WATCHED, exclude=VOLATILE) == before, "--dry changed the host"
 
     result = run_pyinfra(inventory)
     assert result.returncode != 0
     assert "SHA256 did not match!" in result.stdout + result.stderr
-    assert host.sh("ls /tmp/tampered-installer-ran /opt/miniconda3/bin /etc/sudoers.d/jupyterhub 2>&1 || true").count(
-        "No such file") == 3
+    assert (
+        host.sh("ls /tmp/tampered-installer-ran /opt/miniconda3/bin /etc/sudoers.d/jupyterhub 2>&1 || true").count(
+            "No such file"
+        )
+        == 3
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +82,18 @@ def conda_hubs(start, workdir) -> dict:
             "download and the conda-forge channel; it runs in .github/workflows/e2e.yml."
         )
     with ThreadPoolExecutor(2) as pool:
-        hosts = dict(zip(["xenial", "noble"],
-                         pool.map(lambda s: start(s, f"jhd-test-{s}-conda-full"), ["xenial", "noble"])))
+        hosts = dict(
+            zip(
+                ["xenial", "noble"],
+                pool.map(lambda s: start(s, f"jhd-test-{s}-conda-full"), ["xenial", "noble"]),
+                strict=True,
+            )
+        )
     # Ubuntu 16.04 gets conda's Python because its own is 3.5 (auto); 24.04 because it is asked to.
-    entries = [(h.name, {**h.data, "jh_kernels": CONDA_KERNELS,
-                         **({"jh_server_python": "conda"} if suite == "noble" else {})})
-               for suite, h in hosts.items()]
+    entries = [
+        (h.name, {**h.data, "jh_kernels": CONDA_KERNELS, **({"jh_server_python": "conda"} if suite == "noble" else {})})
+        for suite, h in hosts.items()
+    ]
     inventory = write_inventory(workdir / "conda-hubs.py", entries)
     result = run_pyinfra(inventory, timeout=2400)
     assert result.returncode == 0, result.stderr[-6000:]

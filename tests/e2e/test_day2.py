@@ -20,15 +20,20 @@ from tests.e2e.hub_client import HubClient
 # No nginx here (jh_domain unset): the proxy listens on the container's address.
 WEB = ("jh_domain", "jh_services", "jh_acme_email", "jh_acme_directory_url")
 ALEMBIC_VERSION = (
-    "/opt/jupyter/.venv/bin/python -c \"import sqlite3; print(sqlite3.connect("
+    '/opt/jupyter/.venv/bin/python -c "import sqlite3; print(sqlite3.connect('
     "'/opt/jupyter/state/jupyterhub.sqlite').execute('select version_num from alembic_version').fetchone()[0])\""
 )
 
 
 def settings_for(host, **overrides) -> dict:
     data = {key: value for key, value in host.data.items() if key not in WEB}
-    return {**data, "jh_public_ip": "0.0.0.0", "jh_nltk_packages": [],
-            "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}], **overrides}
+    return {
+        **data,
+        "jh_public_ip": "0.0.0.0",
+        "jh_nltk_packages": [],
+        "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}],
+        **overrides,
+    }
 
 
 def deploy(host, workdir, name: str, entry: str = "deploy.py", *args: str, **overrides):
@@ -48,8 +53,9 @@ def logged_in(host, name: str = "alice") -> HubClient:
 
 
 def token_owner(host, token: str) -> str | None:
-    response = requests.get(f"http://{host.address}:8000/hub/api/user",
-                            headers={"Authorization": f"token {token}"}, timeout=10)
+    response = requests.get(
+        f"http://{host.address}:8000/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=10
+    )
     return response.json().get("name") if response.ok else None
 
 
@@ -102,6 +108,10 @@ def test_upgrade_that_fails_any_step_rolls_back_to_the_same_database(day2, workd
     new release's hub cannot start (a systemd drop-in); both undo themselves."""
     canaries = Canaries(day2)
     schema_before = day2.sh(ALEMBIC_VERSION).strip()
+    # A backup of the old release, for the restore test (an archive older than the hub).
+    result = deploy(day2, workdir, "day2-backup-5", "tasks.backup.backup", jh_backup_dir=str(workdir / "backups-5"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    [day2.old_archive] = (workdir / "backups-5" / day2.name).glob("*.tar.gz")
     canaries.plant("backups", directory=True)
     result = deploy(day2, workdir, "day2-6-planted")
     assert result.returncode != 0
@@ -110,21 +120,32 @@ def test_upgrade_that_fails_any_step_rolls_back_to_the_same_database(day2, workd
     assert hub_version(day2) == "5.5.4"
     canaries.remove("backups")
 
-    day2.sh("mkdir -p /etc/systemd/system/jupyterhub.service.d && printf '[Service]\\nExecStartPre=/bin/sh -c "
-            "\"! readlink /opt/jupyter/.venv | grep -q jupyterhub-6\"\\n' > /etc/systemd/system/jupyterhub.service.d/fail.conf"
-            " && systemctl daemon-reload")
-    try:
-        result = deploy(day2, workdir, "day2-6-start-fails")
-    finally:
-        day2.sh("rm -rf /etc/systemd/system/jupyterhub.service.d && systemctl daemon-reload")
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "upgrade failed at: starting the hub on" in output, output[-3000:]
-    assert "rolled back: the hub runs on" in output and "differs from the pre-upgrade copy" not in output
-    assert hub_version(day2) == "5.5.4"
-    assert day2.sh(ALEMBIC_VERSION).strip() == schema_before
-    assert token_owner(day2, day2.token) == "alice"
-    canaries.assert_unchanged()
+    new_release = "readlink /opt/jupyter/.venv | grep -q jupyterhub-6"
+    failures = {
+        # The new release's hub does not start ...
+        "starting the hub on": f'ExecStartPre=/bin/sh -c "! {new_release}"',
+        # ... or starts but never answers.
+        "waiting for": "ExecStart=\\nExecStart=/bin/sh -c "
+        f'"if {new_release}; then exec sleep infinity; fi; exec /opt/jupyter/.venv/bin/jupyterhub'
+        ' --config /opt/jupyter/jupyterhub_config.py"',
+    }
+    for step, drop_in in failures.items():
+        day2.sh(
+            "mkdir -p /etc/systemd/system/jupyterhub.service.d && printf '[Service]\\n%b\\n' "
+            f"'{drop_in}' > /etc/systemd/system/jupyterhub.service.d/fail.conf && systemctl daemon-reload"
+        )
+        try:
+            result = deploy(day2, workdir, "day2-6-fails")
+        finally:
+            day2.sh("rm -rf /etc/systemd/system/jupyterhub.service.d && systemctl daemon-reload")
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert f"upgrade failed at: {step}" in output, output[-3000:]
+        assert "rolled back: the hub runs on" in output and "differs from the pre-upgrade copy" not in output
+        assert hub_version(day2) == "5.5.4"
+        assert day2.sh(ALEMBIC_VERSION).strip() == schema_before
+        assert token_owner(day2, day2.token) == "alice"
+        canaries.assert_unchanged()
 
 
 def test_upgrade_from_5_5_to_6_keeps_users_tokens_and_kernels(day2, workdir, capsys):
@@ -132,8 +153,10 @@ def test_upgrade_from_5_5_to_6_keeps_users_tokens_and_kernels(day2, workdir, cap
     canaries = Canaries(day2)
     preview = deploy(day2, workdir, "day2-6", "deploy.py", "--dry")
     assert preview.returncode == 0, preview.stderr[-3000:]
-    assert any(name.startswith("Switch the server environment to jupyterhub-6-") for name in preview.planned_operations())
-    assert day2.sh("ls /opt/jupyter/envs").split() == [day2.sh("readlink /opt/jupyter/.venv").strip().rsplit("/", 1)[1]]
+    assert any(
+        name.startswith("Switch the server environment to jupyterhub-6-") for name in preview.planned_operations()
+    )
+    assert "/jupyterhub-5-" in day2.sh("readlink /opt/jupyter/.venv")
     assert hub_version(day2) == "5.5.4"
     with Downtime(f"http://{day2.address}:8000/hub/health") as downtime:
         result = deploy(day2, workdir, "day2-6")
@@ -190,12 +213,23 @@ def test_status_shows_services_versions_and_user_servers(day2, workdir):
     user.create_token()
     user.start_server()
     inventory = write_inventory(workdir / "day2-status.py", [(day2.name, settings_for(day2))])
-    result = subprocess.run([sys.executable, "-m", "pyinfra", "-y", str(inventory), "tasks.status.show"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "-y", str(inventory), "tasks.status.show"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     printed = " ".join(result.stdout.split())
-    for line in ("service jupyterhub.service: active", "service jupyterhub-idle-culler.service: active", "JupyterHub: 6.1.1",
-                 "server Python: 3.12", "kernel python3: Python 3.12", "user servers: alice"):
+    for line in (
+        "service jupyterhub.service: active",
+        "service jupyterhub-idle-culler.service: active",
+        "JupyterHub: 6.1.1",
+        "server Python: 3.12",
+        "kernel python3: Python 3.12",
+        "user servers: alice",
+    ):
         assert line in printed, f"{line!r} missing from:\n{result.stdout}"
 
 
@@ -204,7 +238,9 @@ def test_backup_restores_users_tokens_and_homes_onto_a_fresh_host(day2, workdir,
     canaries = Canaries(day2)
     canaries.plant("jupyterhub.sqlite-wal", "jupyterhub.sqlite-shm")
     began = time.monotonic()
-    result = deploy(day2, workdir, "day2-backup", "tasks.backup.backup", jh_backup_dir=str(backups), jh_backup_home_dirs=True)
+    result = deploy(
+        day2, workdir, "day2-backup", "tasks.backup.backup", jh_backup_dir=str(backups), jh_backup_home_dirs=True
+    )
     backup_seconds = time.monotonic() - began
     assert result.returncode == 0, result.stderr[-3000:]
     [archive] = (backups / day2.name).glob("*.tar.gz")
@@ -223,6 +259,20 @@ def test_backup_restores_users_tokens_and_homes_onto_a_fresh_host(day2, workdir,
         result = deploy(fresh, workdir, "day2-restore-bad", "tasks.backup.restore", jh_restore_archive=str(bad))
         assert result.returncode != 0 and "refusing" in result.stdout + result.stderr, bad.name
         assert token_owner(fresh, fresh_token) == "alice"
+    # A restore that fails late (the database is not one: upgrade-db fails) brings the
+    # previous state back.
+    broken = archive_with_database(workdir, archive, b"not a database")
+    result = deploy(fresh, workdir, "day2-restore-broken", "tasks.backup.restore", jh_restore_archive=str(broken))
+    assert result.returncode != 0
+    assert "restore failed at: jupyterhub upgrade-db" in result.stdout + result.stderr, result.stderr[-3000:]
+    assert token_owner(fresh, fresh_token) == "alice" and token_owner(fresh, day2.token) is None
+    # An archive of the older release is migrated to the installed one.
+    result = deploy(
+        fresh, workdir, "day2-restore-old", "tasks.backup.restore", jh_restore_archive=str(day2.old_archive)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert token_owner(fresh, day2.token) == "alice"
+    assert fresh.sh(ALEMBIC_VERSION).strip() == day2.sh(ALEMBIC_VERSION).strip()
     fresh_canaries = Canaries(fresh)
     fresh_canaries.plant("jupyterhub.sqlite-wal", "jupyterhub.sqlite-shm")
     began = time.monotonic()
@@ -237,9 +287,36 @@ def test_backup_restores_users_tokens_and_homes_onto_a_fresh_host(day2, workdir,
     assert fresh.sh("ls /opt/jupyter/state/backups/pre-restore-*/jupyterhub.sqlite")
     logged_in(fresh)
     assert fresh.sh("stat -c '%U %a' /opt/jupyter/state/jupyterhub.sqlite").split() == ["jupyter", "600"]
-    assert fresh.sh("stat -c %U /home/alice/notes.txt && cat /home/alice/notes.txt").split() == ["alice", "her", "notes"]
+    assert fresh.sh("stat -c %U /home/alice/notes.txt && cat /home/alice/notes.txt").split() == [
+        "alice",
+        "her",
+        "notes",
+    ]
     again = deploy(fresh, workdir, "day2-restore", "tasks.backup.restore", jh_restore_archive=str(archive))
     assert again.totals["success"] == 0, again.changed_operations()
+
+
+def archive_with_database(workdir, archive, database: bytes):
+    """A copy of a good archive whose hub state holds `database` as the database."""
+    state = io.BytesIO()
+    with tarfile.open(archive) as source:
+        with (
+            tarfile.open(fileobj=source.extractfile("state.tar")) as inner,
+            tarfile.open(fileobj=state, mode="w") as out,
+        ):
+            for member in inner.getmembers():
+                data = database if member.name == "jupyterhub.sqlite" else inner.extractfile(member).read()
+                member.size = len(data)
+                out.addfile(member, io.BytesIO(data))
+        copy = workdir / "broken-database.tar.gz"
+        with tarfile.open(copy, "w:gz") as target:
+            for member in source.getmembers():
+                if member.name == "state.tar":
+                    member.size = len(state.getvalue())
+                    target.addfile(member, io.BytesIO(state.getvalue()))
+                else:
+                    target.addfile(member, source.extractfile(member) if member.isfile() else None)
+    return copy
 
 
 def refused_archives(workdir, archive) -> list:
@@ -272,8 +349,9 @@ def test_uninstall_removes_the_hub_and_keeps_users_data(day2, workdir):
 
     result = deploy(day2, workdir, "day2-uninstall", "tasks.uninstall.remove")
     assert result.returncode == 0, result.stderr[-3000:]
-    left = day2.sh("ls /etc/systemd/system/jupyterhub* /etc/sudoers.d/jupyterhub /etc/pam.d/jupyterhub /opt/jupyter"
-                   " 2>&1 || true")
+    left = day2.sh(
+        "ls /etc/systemd/system/jupyterhub* /etc/sudoers.d/jupyterhub /etc/pam.d/jupyterhub /opt/jupyter 2>&1 || true"
+    )
     assert left.count("No such file") == 4, left
     assert day2.sh("getent passwd jupyter || echo gone").strip() == "gone"
     canaries.assert_unchanged()

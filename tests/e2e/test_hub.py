@@ -58,9 +58,12 @@ def test_sudoers_rule_is_valid_and_narrow(hub):
     allowed = hub.sh("sudo -l -U jupyter")
     assert "(%jupyterhub-users) NOPASSWD: /opt/jupyter/.venv/bin/sudospawner" in allowed
     # ... and nothing else, as nobody else.
-    for command in ("sudo -n -u root true", "sudo -n -u bob /bin/sh -c true",
-                    "sudo -n -u bob /opt/jupyter/.venv/bin/jupyterhub-singleuser --help",
-                    "sudo -n -u jupyter /opt/jupyter/.venv/bin/sudospawner"):
+    for command in (
+        "sudo -n -u root true",
+        "sudo -n -u bob /bin/sh -c true",
+        "sudo -n -u bob /opt/jupyter/.venv/bin/jupyterhub-singleuser --help",
+        "sudo -n -u jupyter /opt/jupyter/.venv/bin/sudospawner",
+    ):
         out = hub.sh(f"sudo -u jupyter {command} 2>&1; echo exit=$?", check=False)
         assert "exit=0" not in out, command
 
@@ -155,7 +158,10 @@ def test_hostile_settings_stop_the_run_and_leave_the_host_byte_for_byte_unchange
         "jh_users_group": {"jh_users_group": "sudo"},
         "jh_users[2]": {"jh_users": [*hub.data["jh_users"], {"name": "opadmin"}]},
         "jh_admin_users": {"jh_admin_users": ["opadmin"]},
-        "jh_notify_command": {"jh_notify_on_failure": True, "jh_notify_command": "/bin/true\nExecStartPre=/bin/sh -c id"},
+        "jh_notify_command": {
+            "jh_notify_on_failure": True,
+            "jh_notify_command": "/bin/true\nExecStartPre=/bin/sh -c id",
+        },
         "jh_install_root": {"jh_install_root": "/opt/hub%h"},
         "jh_extra_ca_certificates": {"jh_extra_ca_certificates": [str(key)]},
         "jh_services": {"jh_services": [{"path": "/api2/", "upstream": "http://127.0.0.1:8081/"}]},
@@ -228,8 +234,12 @@ def test_dry_run_on_a_fresh_host_plans_everything_and_changes_nothing(start, wor
     result = run_pyinfra(write_inventory(workdir / "fresh.py", [(host.name, host.data)]), "--dry")
     assert result.returncode == 0, result.stderr[-3000:]
     planned = {op["name"] for op in result.json["plan"]}
-    assert {"Install system packages", "Kernel python3: install teaching/py3.12.txt",
-            "Check the sudoers rule with visudo, then install it", "JupyterHub running and enabled"} <= planned
+    assert {
+        "Install system packages",
+        "Kernel python3: install teaching/py3.12.txt",
+        "Check the sudoers rule with visudo, then install it",
+        "JupyterHub running and enabled",
+    } <= planned
     assert host.snapshot(*watched, exclude=volatile) == before
 
 

@@ -55,10 +55,12 @@ def test_widgets_render_in_jupyterlab(hub):
 
 
 def test_users_cannot_change_kernel_environments(hub):
-    for command in ("touch /opt/jupyter/kernels/python3/bin/evil",
-                    "/opt/jupyter/kernels/minimal/bin/pip install --no-index six",
-                    "touch /opt/jupyter/share/jupyter/kernels/python3/kernel.json",
-                    "touch /opt/jupyter/nltk_data/corpora/x"):
+    for command in (
+        "touch /opt/jupyter/kernels/python3/bin/evil",
+        "/opt/jupyter/kernels/minimal/bin/pip install --no-index six",
+        "touch /opt/jupyter/share/jupyter/kernels/python3/kernel.json",
+        "touch /opt/jupyter/nltk_data/corpora/x",
+    ):
         out = hub.sh(f"sudo -u bob sh -c '{command}' 2>&1; echo exit=$?", check=False)
         assert "exit=0" not in out, command
 
@@ -70,8 +72,10 @@ def test_kernel_changes_touch_only_that_kernel_and_survive_a_server_rebuild(hubs
     # The kernels-only entry point: the hub keeps running.
     hub_pid = hub.sh("systemctl show -p MainPID --value jupyterhub")
     renamed = [kernels[0], {**kernels[1], "display_name": "Bare Python"}]
-    result = run_pyinfra(write_inventory(workdir / "k1.py", [(hub.name, {**hub.data, "jh_kernels": renamed})]),
-                         deploy="tasks.kernels.update")
+    result = run_pyinfra(
+        write_inventory(workdir / "k1.py", [(hub.name, {**hub.data, "jh_kernels": renamed})]),
+        deploy="tasks.kernels.update",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.changed_operations() == ["Update the kernel environments | Kernel minimal: spec (Bare Python)"]
     assert hub.sh("systemctl show -p MainPID --value jupyterhub") == hub_pid
@@ -79,7 +83,11 @@ def test_kernel_changes_touch_only_that_kernel_and_survive_a_server_rebuild(hubs
     result = run_pyinfra(write_inventory(workdir / "k2.py", [(hub.name, {**hub.data, "jh_kernels": kernels[:1]})]))
     assert result.returncode == 0, result.stderr[-3000:]
     assert hub.sh("ls /opt/jupyter/share/jupyter/kernels /opt/jupyter/kernels").split() == [
-        "/opt/jupyter/kernels:", "python3", "/opt/jupyter/share/jupyter/kernels:", "python3"]
+        "/opt/jupyter/kernels:",
+        "python3",
+        "/opt/jupyter/share/jupyter/kernels:",
+        "python3",
+    ]
     assert set(running_user(hub).kernelspecs()["kernelspecs"]) == {"python3"}
 
     # A rebuilt server venv (and the original kernel list) keeps and restores every kernel.

@@ -20,14 +20,22 @@ def release_hubs(engine, start, workdir):
     harness.ensure_images(engine.client, SUITES)
     with ThreadPoolExecutor(2) as pool:
         hosts = list(pool.map(lambda s: start(s, f"jhd-test-{s}"), SUITES))
-    entries = [(h.name, {**{k: v for k, v in h.data.items() if k not in WEB}, "jh_public_ip": "0.0.0.0",
-                         "jh_nltk_packages": [],
-                         "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}]})
-               for h in hosts]
+    entries = [
+        (
+            h.name,
+            {
+                **{k: v for k, v in h.data.items() if k not in WEB},
+                "jh_public_ip": "0.0.0.0",
+                "jh_nltk_packages": [],
+                "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}],
+            },
+        )
+        for h in hosts
+    ]
     inventory = write_inventory(workdir / "releases.py", entries)
     result = run_pyinfra(inventory)
     assert result.returncode == 0, result.stderr[-6000:]
-    return dict(zip(SUITES, hosts)), inventory
+    return dict(zip(SUITES, hosts, strict=True)), inventory
 
 
 @pytest.mark.parametrize("suite", SUITES)

@@ -42,9 +42,21 @@ def get(host, path: str, **kwargs) -> requests.Response:
 
 def openssl_handshake(host, protocol: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["openssl", "s_client", "-connect", f"{host.address}:443", "-servername", host.domain,
-         f"-{protocol}", "-cipher", "DEFAULT@SECLEVEL=0"],
-        input="", capture_output=True, text=True, timeout=20,
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"{host.address}:443",
+            "-servername",
+            host.domain,
+            f"-{protocol}",
+            "-cipher",
+            "DEFAULT@SECLEVEL=0",
+        ],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=20,
     )
 
 
@@ -73,14 +85,18 @@ def test_no_protocol_below_tls_1_2(hub):
 
 def test_sub_path_service_with_websocket(hub):
     hub.sh(f"cat > /usr/local/lib/echo_service.py <<'EOF'\n{ECHO_SERVICE}\nEOF")
-    hub.sh("systemctl is-active -q echo-service || systemd-run --unit=echo-service "
-           "/opt/jupyter/.venv/bin/python /usr/local/lib/echo_service.py")
+    hub.sh(
+        "systemctl is-active -q echo-service || systemd-run --unit=echo-service "
+        "/opt/jupyter/.venv/bin/python /usr/local/lib/echo_service.py"
+    )
     deadline = time.monotonic() + 20
     while (response := get(hub, "/echo/")).status_code != 200:
         assert time.monotonic() < deadline, response.text
         time.sleep(0.5)
     assert response.text == "echo service"
-    connection = websocket.create_connection(f"wss://{hub.domain}/echo/ws", sslopt={"ca_certs": hub.ca_bundle}, timeout=10)
+    connection = websocket.create_connection(
+        f"wss://{hub.domain}/echo/ws", sslopt={"ca_certs": hub.ca_bundle}, timeout=10
+    )
     try:
         connection.send("ping through nginx")
         assert connection.recv() == "ping through nginx"
@@ -126,7 +142,9 @@ def test_a_broken_nginx_setting_is_refused_and_the_site_keeps_serving(hubs, work
     assert "nginx rejected the new site; the previous one stays in effect" in result.stderr
     assert "no-such-host.invalid" in result.stderr
     assert hub.sh("sha256sum /etc/nginx/sites-available/jupyterhub") == site_before
-    assert hub.sh("ls /etc/nginx/sites-available") == hub.sh("ls /etc/nginx/sites-available | grep -v -e new -e previous")
+    assert hub.sh("ls /etc/nginx/sites-available") == hub.sh(
+        "ls /etc/nginx/sites-available | grep -v -e new -e previous"
+    )
     hub.sh("nginx -t")
     assert get(hub, "/hub/login").status_code == 200
 
@@ -140,11 +158,15 @@ def xenial(start, workdir):
     """
     host = start("xenial", "jhd-test-xenial-web")
     host.sh("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null")
-    host.sh("printf 'server {\\n listen 8080;\\n location / { return 200 \"other site\\\\n\"; }\\n}\\n'"
-            " > /etc/nginx/sites-available/other && ln -s /etc/nginx/sites-available/other /etc/nginx/sites-enabled/"
-            " && systemctl reload nginx")
+    host.sh(
+        "printf 'server {\\n listen 8080;\\n location / { return 200 \"other site\\\\n\"; }\\n}\\n'"
+        " > /etc/nginx/sites-available/other && ln -s /etc/nginx/sites-available/other /etc/nginx/sites-enabled/"
+        " && systemctl reload nginx"
+    )
     host.deploy = lambda name, **settings: run_pyinfra(
-        write_inventory(workdir / f"xenial-{name}.py", [(host.name, {**host.data, **settings})]), deploy="tasks.web.front")
+        write_inventory(workdir / f"xenial-{name}.py", [(host.name, {**host.data, **settings})]),
+        deploy="tasks.web.front",
+    )
     started = time.monotonic()
     result = host.deploy("letsencrypt")
     assert result.returncode == 0, result.stderr[-4000:]
@@ -178,15 +200,40 @@ def test_firewall_opens_only_ssh_and_the_web(xenial):
     assert xenial.deploy("firewall", jh_firewall=True).totals["success"] == 0
 
 
-def test_manual_certificate_from_the_controller(xenial, workdir):
-    cert, key = workdir / "manual.crt", workdir / "manual.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", f"/CN={xenial.domain}",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    result = xenial.deploy("manual", jh_certificate="manual", jh_certificate_file=str(cert), jh_certificate_key_file=str(key))
-    assert result.returncode == 0, result.stderr[-3000:]
-    expected = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
-    assert served_certificate(xenial).serial_number == expected
-    assert xenial.sh(f"stat -c '%U %a' /etc/ssl/jupyterhub/{xenial.domain}.key").strip() == "root 600"
+def test_manual_certificate_from_the_controller_and_its_rotation(xenial, workdir):
+    for name in ("manual", "rotated"):
+        cert, key = workdir / f"{name}.crt", workdir / f"{name}.key"
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                f"/CN={xenial.domain}",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        result = xenial.deploy(
+            name, jh_certificate="manual", jh_certificate_file=str(cert), jh_certificate_key_file=str(key)
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        # Served at once: a rotation under the same file names reloads nginx.
+        expected = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
+        assert served_certificate(xenial).serial_number == expected
+    # The key was never readable by others, not even while it was written: its folder is root's alone.
+    assert xenial.sh(
+        f"stat -c '%U %a' /etc/ssl/jupyterhub/private /etc/ssl/jupyterhub/private/{xenial.domain}.key"
+    ).split() == ["root", "700", "root", "600"]
 
 
 def test_selfsigned_certificate(xenial):
@@ -195,8 +242,39 @@ def test_selfsigned_certificate(xenial):
     certificate = served_certificate(xenial)
     assert certificate.issuer == certificate.subject
     assert certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-        x509.DNSName) == [xenial.domain]
+        x509.DNSName
+    ) == [xenial.domain]
     assert xenial.deploy("selfsigned", jh_certificate="selfsigned").totals["success"] == 0
+
+
+def test_switching_to_lets_encrypt_under_a_new_name_keeps_https_serving(xenial, pebble, resolver):
+    """From the self-signed site to a Let's Encrypt certificate for another name: the live
+    site answers on 443 all along (a 502: no hub behind it on 16.04), never refuses."""
+    name = f"{xenial.name}-renamed.test"
+    pebble.add_name(name, xenial.address)
+    resolver[name] = xenial.address
+    refused, answered, stop = [], [], threading.Event()
+
+    def keep_asking():
+        while not stop.is_set():
+            try:
+                answered.append(requests.get(f"https://{xenial.address}/", verify=False, timeout=5).status_code)
+            except requests.RequestException as error:
+                refused.append(repr(error))
+            time.sleep(0.05)
+
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
+    try:
+        result = xenial.deploy("renamed", jh_domain=name)
+    finally:
+        stop.set()
+        asker.join()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert refused == [] and len(answered) > 10, (refused[:3], len(answered))
+    certificate = x509.load_pem_x509_certificate(ssl.get_server_certificate((name, 443), timeout=10).encode())
+    assert "Pebble" in certificate.issuer.rfc4514_string()
+    assert "jupyterhub-acme" not in xenial.sh("ls /etc/nginx/sites-enabled /etc/nginx/sites-available")
 
 
 def test_uninstall_removes_the_site_and_keeps_the_admins_own(xenial, workdir):
@@ -206,8 +284,11 @@ def test_uninstall_removes_the_site_and_keeps_the_admins_own(xenial, workdir):
     assert "/etc/nginx/sites-available/jupyterhub" in result.stderr  # in the list it prints
     enabled = xenial.sh("ls /etc/nginx/sites-enabled").split()
     assert "other" in enabled and "jupyterhub" not in enabled
-    gone = ("/etc/nginx/sites-available/jupyterhub", "/etc/ssl/jupyterhub",
-            "/etc/letsencrypt/renewal-hooks/deploy/jupyterhub-reload-nginx")
+    gone = (
+        "/etc/nginx/sites-available/jupyterhub",
+        "/etc/ssl/jupyterhub",
+        "/etc/letsencrypt/renewal-hooks/deploy/jupyterhub-reload-nginx",
+    )
     assert xenial.sh(f"ls -d {' '.join(gone)} 2>&1 || true").count("No such file") == len(gone)
     xenial.sh("nginx -t")
     assert xenial.sh("curl -s http://127.0.0.1:8080/") == "other site\n"

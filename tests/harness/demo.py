@@ -4,6 +4,7 @@
     python -m tests.harness demo info                 how to reach the hub and log in
     python -m tests.harness demo down                 remove it (and the dockerd it started)
     python -m tests.harness images SUITE...           build target images ahead of time
+    python -m tests.harness engine-stop               stop the private Docker engine once idle
 
 `demo up` writes the demo's own pyinfra inventory, plain data that imports nothing,
 so that the deploy runs on it like on any server: pyinfra -y .demo/inventory.py deploy.py
@@ -94,9 +95,12 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--suite", default="noble", choices=sorted(SUITES))
     images = sub.add_parser("images", help="build target images ahead of time")
     images.add_argument("suites", nargs="+", choices=sorted(SUITES))
+    sub.add_parser("engine-stop", help="stop the private Docker engine an earlier command started, if idle")
     args = parser.parse_args(argv)
     if args.command == "images":
         ensure_images(Engine().client, args.suites)
+    elif args.command == "engine-stop":
+        Engine().stop_idle_private_engine()
     elif args.action == "up":
         target = demo_up(args.suite)
         log(f"demo target {target.name} ({target.suite}) at {target.address}; inventory: {DEMO_INVENTORY}")

@@ -13,7 +13,9 @@ def base_python(system_python: str) -> str:
 
 
 TARGETS = [Platform(d, r, p, base_python(p)) for (d, r), p in SYSTEM_PYTHON.items()]
-PACKAGE_SETS = [path.parent for kind in ("server", "kernels") for path in sorted((FILES / kind).glob("*/requirements.in"))]
+PACKAGE_SETS = [
+    path.parent for kind in ("server", "kernels") for path in sorted((FILES / kind).glob("*/requirements.in"))
+]
 
 
 @pytest.mark.parametrize("package_set", PACKAGE_SETS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -25,7 +27,9 @@ def test_lock_exists_and_pins_everything(package_set, platform):
 
 
 def test_missing_lock_refuses_the_target():
-    with pytest.raises(UnsupportedTarget, match="jh_server_release: files/server/jupyterhub-6 has no lock for Python 3.9"):
+    with pytest.raises(
+        UnsupportedTarget, match="jh_server_release: files/server/jupyterhub-6 has no lock for Python 3.9"
+    ):
         lock_for(FILES / "server" / "jupyterhub-6", Platform("Debian", "11", "3.9", "3.9"), "jh_server_release")
 
 

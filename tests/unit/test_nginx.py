@@ -6,9 +6,9 @@ import subprocess
 import pytest
 
 from tasks import web
+from tasks.ops import render
 from tasks.platform import Platform
 from tasks.settings import Settings
-from tasks.ops import render
 
 NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
 XENIAL = Platform("Ubuntu", "16.04", "3.5", "3.5")
@@ -16,8 +16,11 @@ RSTUDIO = {"path": "/rstudio/", "upstream": "http://127.0.0.1:8787/", "websocket
 CASES = {
     "hub at /": ({"jh_domain": "hub.example.org"}, NOBLE),
     "hub under a base URL, with services": (
-        {"jh_domain": "hub.example.org", "jh_base_url": "/jupyter/",
-         "jh_services": [RSTUDIO, {"path": "/status/", "upstream": "http://127.0.0.1:9000"}]},
+        {
+            "jh_domain": "hub.example.org",
+            "jh_base_url": "/jupyter/",
+            "jh_services": [RSTUDIO, {"path": "/status/", "upstream": "http://127.0.0.1:9000"}],
+        },
         NOBLE,
     ),
     "Ubuntu 16.04 (no TLS 1.3)": ({"jh_domain": "hub.example.org", "jh_certificate": "selfsigned"}, XENIAL),
@@ -28,23 +31,44 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 def nginx_test(tmp_path, site: str) -> subprocess.CompletedProcess:
     """`nginx -t` on the site inside a minimal nginx.conf, as sites-enabled would include it."""
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hub.example.org",
-         "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=hub.example.org",
+            "-keyout",
+            str(tmp_path / "key.pem"),
+            "-out",
+            str(tmp_path / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
     )
     (tmp_path / "site.conf").write_text(site)
     (tmp_path / "nginx.conf").write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
         f"http {{\n    access_log off;\n    include {tmp_path}/site.conf;\n}}\n"
     )
-    return subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True
+    )
 
 
 def site_for(settings: Settings, platform: Platform, tmp_path, tls: bool = True) -> str:
     return render(
-        "nginx-site.conf.j2", settings, tls=tls, tls13=platform.tls13, webroot="/var/www/letsencrypt",
-        certificate=str(tmp_path / "cert.pem"), certificate_key=str(tmp_path / "key.pem"),
+        "nginx-site.conf.j2",
+        settings,
+        tls=tls,
+        tls13=platform.tls13,
+        webroot="/var/www/letsencrypt",
+        certificate=str(tmp_path / "cert.pem"),
+        certificate_key=str(tmp_path / "key.pem"),
         hub_upstream="http://127.0.0.1:8000",
     )
 
@@ -63,9 +87,14 @@ def test_https_site_has_what_jupyterhub_needs(tmp_path):
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in site
     assert 'add_header Strict-Transport-Security "max-age=63072000" always;' in site
     hub = site.split("location /jupyter/ {")[1].split("}")[0]
-    for line in ("proxy_pass http://127.0.0.1:8000;", "proxy_set_header Upgrade $http_upgrade;",
-                 "proxy_set_header Connection $jupyterhub_connection_upgrade;", "proxy_buffering off;",
-                 "proxy_set_header X-Forwarded-Proto $scheme;", "proxy_set_header Host $http_host;"):
+    for line in (
+        "proxy_pass http://127.0.0.1:8000;",
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Connection $jupyterhub_connection_upgrade;",
+        "proxy_buffering off;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header Host $http_host;",
+    ):
         assert line in hub
     rstudio = site.split("location /rstudio/ {")[1].split("}")[0]
     assert "proxy_pass http://127.0.0.1:8787/;" in rstudio and "Upgrade" in rstudio
@@ -84,8 +113,10 @@ def test_xenial_gets_no_tls13(tmp_path):
 
 
 def test_a_broken_upstream_fails_nginx_t(tmp_path):
-    data = {"jh_domain": "hub.example.org",
-            "jh_services": [{"path": "/broken/", "upstream": "http://no-such-host.invalid:8787/"}]}
+    data = {
+        "jh_domain": "hub.example.org",
+        "jh_services": [{"path": "/broken/", "upstream": "http://no-such-host.invalid:8787/"}],
+    }
     result = nginx_test(tmp_path, site_for(Settings.from_data(data), NOBLE, tmp_path))
     assert result.returncode != 0 and "no-such-host.invalid" in result.stderr
 
@@ -93,7 +124,9 @@ def test_a_broken_upstream_fails_nginx_t(tmp_path):
 def test_certificate_paths():
     paths = web.certificate_paths(Settings.from_data({"jh_domain": "a.example"}))
     assert list(map(str, paths)) == [
-        "/etc/letsencrypt/live/a.example/fullchain.pem", "/etc/letsencrypt/live/a.example/privkey.pem"]
+        "/etc/letsencrypt/live/a.example/fullchain.pem",
+        "/etc/letsencrypt/live/a.example/privkey.pem",
+    ]
     selfsigned = Settings.from_data({"jh_domain": "a.example", "jh_certificate": "selfsigned"})
     # Keys live in a directory only root can enter.
     assert str(web.certificate_paths(selfsigned)[1]) == "/etc/ssl/jupyterhub/private/a.example-selfsigned.key"

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 
 from tasks import hub
+from tasks.ops import render
 from tasks.platform import Platform
 from tasks.settings import Settings
-from tasks.ops import render
 
 NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
 CUSTOM = {
@@ -111,7 +111,9 @@ def test_units_with_notifier():
 
 
 def test_culler_unit_uses_the_settings():
-    unit = render_unit("jupyterhub-idle-culler.service", Settings.from_data({"jh_idle_timeout": 900, "jh_idle_check_interval": 60}))
+    unit = render_unit(
+        "jupyterhub-idle-culler.service", Settings.from_data({"jh_idle_timeout": 900, "jh_idle_check_interval": 60})
+    )
     assert "--url=http://127.0.0.1:8081/hub/api --timeout=900 --cull-every=60" in unit
 
 
@@ -122,13 +124,24 @@ def test_units_parse_with_systemd_analyze(tmp_path):
     for unit in ("jupyterhub.service", "jupyterhub-idle-culler.service", "jupyterhub-notify-failure@.service"):
         (tmp_path / unit).write_text(render_unit(unit, settings))
     result = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", str(tmp_path / "jupyterhub.service"), str(tmp_path / "jupyterhub-idle-culler.service")],
-        capture_output=True, text=True,
+        [
+            "systemd-analyze",
+            "verify",
+            "--man=no",
+            str(tmp_path / "jupyterhub.service"),
+            str(tmp_path / "jupyterhub-idle-culler.service"),
+        ],
+        capture_output=True,
+        text=True,
     )
     problems = [
-        line for line in (result.stdout + result.stderr).splitlines()
-        if line.strip() and "is not executable" not in line and "No such file" not in line
-        and "Failed to prepare filename" not in line and "Unit is bound to inactive unit" not in line
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if line.strip()
+        and "is not executable" not in line
+        and "No such file" not in line
+        and "Failed to prepare filename" not in line
+        and "Unit is bound to inactive unit" not in line
         and "Command " not in line
     ]
     assert problems == []

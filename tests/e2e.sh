@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The end-to-end suite (make e2e), as two pytest sessions side by side: the machine has
+# 2 cores and the targets mostly wait on the network and disk. Each session has its own
+# containers and its own ports for Pebble and the file server (JHD_PORT_OFFSET); both
+# share the images and the Docker engine, started here first and stopped at the end.
+# Arguments are passed to both pytest runs (e.g. -x, -k).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=.venv/bin/python
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+"$python" -m tests.harness images noble bookworm xenial jammy trixie
+
+# Modules that share the `hubs` targets stay in one session.
+JHD_PORT_OFFSET=0 "$python" -m pytest "$@" tests/e2e/test_hub.py tests/e2e/test_kernels.py tests/e2e/test_web.py \
+    >"$logs/hubs.log" 2>&1 &
+hubs=$!
+JHD_PORT_OFFSET=100 "$python" -m pytest "$@" tests/e2e/test_day2.py tests/e2e/test_releases.py \
+    tests/e2e/test_conda.py tests/e2e/test_unsupported.py >"$logs/others.log" 2>&1 &
+others=$!
+status=0
+wait "$hubs" || status=1
+wait "$others" || status=1
+for log in "$logs"/hubs.log "$logs"/others.log; do
+    echo "=================== $(basename "$log" .log) ==================="
+    cat "$log"
+done
+"$python" -m tests.harness engine-stop || true
+
+# One closing line for both sessions, from their pytest summaries.
+count() { grep -ohE "[0-9]+ ($1)" "$logs"/*.log | awk '{n += $1} END {print n + 0}'; }
+echo "e2e: $(count passed) passed, $(count 'failed|errors?') failed, $(count skipped) skipped"
+exit "$status"

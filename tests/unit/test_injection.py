@@ -1,0 +1,146 @@
+"""Values that pass the settings' whitelists, at their edges, land in every generated file and
+command only as inert data: commands keep their argv in bash, the Python config and kernel
+specs hold exactly the values, units and sudoers parse as their own tools read them."""
+
+import ast
+import json
+import os
+import shlex
+import shutil
+import subprocess
+
+import pytest
+
+from tasks import hub, kernels
+from tasks.layout import Layout
+from tasks.ops import command, render, script
+from tasks.platform import Platform
+from tasks.settings import Settings
+
+NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
+HOSTILE = [
+    "$(touch /tmp/pwned)",
+    "`id`",
+    "a; rm -rf /",
+    "'quoted'",
+    '"double"',
+    "new\nline",
+    "100%",
+    "{}",
+    "a b",
+    "~root",
+    "#comment",
+    "!!",
+    "[a-z]*",
+    "\\",
+    "Ω λ",
+    "--help",
+    "-rf",
+    "",
+]
+# Accepted by the settings, at the edges of their whitelists.
+EDGY = {
+    "jh_install_root": "/srv/hub-1.x_y",
+    "jh_hub_user": "hub_d-1",
+    "jh_users_group": "class-2026_a",
+    "jh_users": [{"name": "x_1-y"}],
+    "jh_admin_users": ["x_1-y"],
+    "jh_notify_on_failure": True,
+    "jh_notify_command": "/usr/local/bin/page-admin --to=ops@example.org +1,2 a:b",
+    "jh_pip_index_url": "https://mirror.example.org:8443/~pypi/simple/?x=1#frag",
+    "jh_nltk_index_url": "https://mirror.example.org/nltk/index.xml?a=%41!b",
+    "jh_kernels": [{"name": "py.3_x-1", "display_name": 'Ω "x" $(id) `y` \\ %n {} \' ; |', "packages": "minimal"}],
+    "jh_domain": "hub-1.example.org",
+    "jh_base_url": "/a.b-c~_/",
+    "jh_services": [{"path": "/r_s.t-u~/", "upstream": "http://[::1]:8787/r~s_t.u-v/", "websockets": True}],
+}
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=repr)
+def test_commands_keep_each_argument_whole_in_bash(value):
+    line = command("printf", "%s\\0", value, "after")
+    assert subprocess.run(["bash", "-n", "-c", line]).returncode == 0
+    out = subprocess.run(["bash", "-c", line], capture_output=True).stdout
+    assert out.split(b"\0")[:-1] == [value.encode(), b"after"]
+
+
+def test_scripts_get_their_arguments_quoted_and_run_as_the_given_user():
+    layout = Layout(Settings.from_data(EDGY).install_root, Settings.from_data({}).conda_prefix)
+    line = script(layout, "new-secret", "/srv/x/$(id)", "A=`b`", as_user="hub_d-1")
+    assert subprocess.run(["bash", "-n", "-c", line]).returncode == 0
+    assert shlex.split(line) == [
+        "runuser",
+        "-u",
+        "hub_d-1",
+        "--",
+        "/srv/hub-1.x_y/libexec/new-secret",
+        "/srv/x/$(id)",
+        "A=`b`",
+    ]
+
+
+def test_the_hub_config_holds_the_values_as_python_literals():
+    settings = Settings.from_data(EDGY)
+    source = render("jupyterhub_config.py.j2", settings, **hub.config_context(settings, NOBLE))
+    tree = ast.parse(source)
+    literals = {
+        ast.unparse(node.targets[0]): ast.literal_eval(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant | ast.List | ast.Dict)
+        and all(
+            isinstance(v, ast.Constant)
+            for v in ast.walk(node.value)
+            if isinstance(v, ast.expr) and not isinstance(v, ast.List | ast.Dict)
+        )
+    }
+    assert literals["c.JupyterHub.bind_url"] == "http://127.0.0.1:8000/a.b-c~_/"
+    assert literals["c.PAMAuthenticator.allowed_groups"] == ["class-2026_a"]
+    assert literals["c.SudoSpawner.sudospawner_path"] == "/srv/hub-1.x_y/.venv/bin/sudospawner"
+    assert literals["c.Spawner.environment"] == {
+        "JUPYTER_PATH": "/srv/hub-1.x_y/share/jupyter",
+        "NLTK_DATA": "/srv/hub-1.x_y/nltk_data",
+    }
+    # Nothing but the deploy's own code: only the names it defines are called.
+    calls = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    assert calls <= {
+        "get_config",
+        "Path",
+        "secret",
+        "str",
+        "set",
+        "(STATE / name).read_text().strip().partition",
+        "(STATE / name).read_text().strip",
+        "(STATE / name).read_text",
+    }
+
+
+def test_a_kernel_spec_holds_the_display_name_as_given():
+    settings = Settings.from_data(EDGY)
+    [kernel] = settings.kernels
+    spec = json.loads(kernels.kernel_spec(settings, kernel))
+    assert spec["display_name"] == EDGY["jh_kernels"][0]["display_name"]
+    assert spec["argv"][0] == "/srv/hub-1.x_y/kernels/py.3_x-1/bin/python"
+
+
+def test_the_notifier_runs_exactly_the_given_command():
+    settings = Settings.from_data(EDGY)
+    unit = render("jupyterhub-notify-failure@.service.j2", settings, **hub.UNIT_CONTEXT)
+    [line] = [line for line in unit.splitlines() if line.startswith("ExecStart=/usr/local")]
+    assert line.removeprefix("ExecStart=").split(" ") == [
+        "/usr/local/bin/page-admin",
+        "--to=ops@example.org",
+        "+1,2",
+        "a:b",
+        "%i",
+    ]
+
+
+@pytest.mark.skipif(not shutil.which("visudo") and not os.path.exists("/usr/sbin/visudo"), reason="no visudo")
+def test_the_sudoers_rule_with_edge_names_passes_visudo(tmp_path):
+    rule = tmp_path / "rule"
+    rule.write_text(render("sudoers.j2", Settings.from_data(EDGY)))
+    visudo = shutil.which("visudo") or "/usr/sbin/visudo"
+    result = subprocess.run([visudo, "-c", "-f", str(rule)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hub_d-1 ALL=(%class-2026_a) NOPASSWD: JUPYTERHUB_SUDOSPAWNER" in rule.read_text()
