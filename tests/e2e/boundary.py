@@ -8,7 +8,9 @@ owner, mode) and no path outside the hub's own directories may belong to the hub
 
 from __future__ import annotations
 
-STATE = "/opt/jupyter/state"
+from tasks.settings import Settings
+
+STATE = str(Settings().layout.state_dir)
 CANARY_FILE = "/etc/jhd-canary"
 CANARY_DIR = "/etc/jhd-canary.d"
 # Where the hub user may own files: its state, and systemd's private /tmp of its unit.

@@ -249,6 +249,7 @@ def test_backup_restores_users_tokens_and_homes_onto_a_fresh_host(day2, workdir,
     # Secrets inside: private on the controller.
     assert oct(archive.stat().st_mode & 0o777) == "0o600"
     assert oct(archive.parent.stat().st_mode & 0o777) == "0o700"
+    assert day2.sh("ls -A /var/backups/jupyterhub-deploy") == ""
 
     fresh = start("noble", "jhd-test-day2-restored")
     assert deploy(fresh, workdir, "day2-fresh").returncode == 0
@@ -294,6 +295,32 @@ def test_backup_restores_users_tokens_and_homes_onto_a_fresh_host(day2, workdir,
     ]
     again = deploy(fresh, workdir, "day2-restore", "tasks.backup.restore", jh_restore_archive=str(archive))
     assert again.totals["success"] == 0, again.changed_operations()
+
+
+def test_a_backup_through_sudo_stages_no_copy_where_others_can_read_it(day2, workdir):
+    """pyinfra copies a file through a temporary one when it uses sudo; it must not be in /tmp."""
+    day2.sh(
+        "id deployer >/dev/null 2>&1 || (useradd -m -s /bin/bash deployer"
+        " && echo 'deployer ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deployer && chmod 440 /etc/sudoers.d/deployer"
+        " && install -d -o deployer -m 700 /home/deployer/.ssh"
+        " && install -o deployer -m 600 /root/.ssh/authorized_keys /home/deployer/.ssh/)"
+    )
+    backups = workdir / "backups-sudo"
+    result = deploy(
+        day2,
+        workdir,
+        "day2-backup-sudo",
+        "tasks.backup.backup",
+        jh_backup_dir=str(backups),
+        ssh_user="deployer",
+        _sudo=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [archive] = (backups / day2.name).glob("*.tar.gz")
+    with tarfile.open(archive) as opened:
+        assert {"FORMAT", "state.tar", "jupyterhub_config.py"} <= set(opened.getnames())
+    assert day2.sh("stat -c '%U %a' /home/deployer/.jupyterhub-deploy-transfer").split() == ["deployer", "700"]
+    assert day2.sh("ls -A /home/deployer/.jupyterhub-deploy-transfer /tmp | grep pyinfra || true") == ""
 
 
 def archive_with_database(workdir, archive, database: bytes):

@@ -31,6 +31,31 @@ tornado.ioloop.IOLoop.current().start()
 """
 
 
+class KeepAsking:
+    """Calls ask() every 50 ms in the background while the block runs: its answers, and its failures."""
+
+    def __init__(self, ask):
+        self.ask, self.answers, self.failures = ask, [], []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.answers.append(self.ask())
+            except requests.RequestException as error:
+                self.failures.append(repr(error))
+            time.sleep(0.05)
+
+    def __enter__(self) -> KeepAsking:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def served_certificate(host) -> x509.Certificate:
     pem = ssl.get_server_certificate((host.domain, 443), timeout=10)
     return x509.load_pem_x509_certificate(pem.encode())
@@ -107,28 +132,14 @@ def test_sub_path_service_with_websocket(hub):
 def test_renewal_serves_a_new_certificate_without_a_failed_request(hub):
     assert hub.sh("systemctl is-enabled certbot.timer").strip() == "enabled"
     before = served_certificate(hub).serial_number
-    failures, answered, stop = [], [], threading.Event()
-
-    def keep_asking():
-        while not stop.is_set():
-            try:
-                status = get(hub, "/hub/health").status_code
-                (answered if status == 200 else failures).append(status)
-            except requests.RequestException as error:
-                failures.append(repr(error))
-            time.sleep(0.05)
-
-    asker = threading.Thread(target=keep_asking)
-    asker.start()
-    try:
+    with KeepAsking(lambda: get(hub, "/hub/health").status_code) as asking:
         hub.sh("certbot renew --force-renewal --no-random-sleep-on-renew")
         deadline = time.monotonic() + 30
         while served_certificate(hub).serial_number == before:
             assert time.monotonic() < deadline, "nginx still serves the old certificate"
             time.sleep(0.5)
-    finally:
-        stop.set()
-        asker.join()
+    failures = asking.failures + [status for status in asking.answers if status != 200]
+    answered = [status for status in asking.answers if status == 200]
     assert failures == [] and len(answered) > 10, (failures, len(answered))
 
 
@@ -253,23 +264,9 @@ def test_switching_to_lets_encrypt_under_a_new_name_keeps_https_serving(xenial, 
     name = f"{xenial.name}-renamed.test"
     pebble.add_name(name, xenial.address)
     resolver[name] = xenial.address
-    refused, answered, stop = [], [], threading.Event()
-
-    def keep_asking():
-        while not stop.is_set():
-            try:
-                answered.append(requests.get(f"https://{xenial.address}/", verify=False, timeout=5).status_code)
-            except requests.RequestException as error:
-                refused.append(repr(error))
-            time.sleep(0.05)
-
-    asker = threading.Thread(target=keep_asking)
-    asker.start()
-    try:
+    with KeepAsking(lambda: requests.get(f"https://{xenial.address}/", verify=False, timeout=5).status_code) as asking:
         result = xenial.deploy("renamed", jh_domain=name)
-    finally:
-        stop.set()
-        asker.join()
+    refused, answered = asking.failures, asking.answers
     assert result.returncode == 0, result.stderr[-3000:]
     assert refused == [] and len(answered) > 10, (refused[:3], len(answered))
     certificate = x509.load_pem_x509_certificate(ssl.get_server_certificate((name, 443), timeout=10).encode())
