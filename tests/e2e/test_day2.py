@@ -234,9 +234,27 @@ def test_status_shows_services_versions_and_user_servers(day2, workdir):
 
 
 def test_backup_restores_users_tokens_and_homes_onto_a_fresh_host(day2, workdir, start, capsys):
-    backups = workdir / "backups"
+    # The hub account replaced a secret by a link to a root-only file: a backup run by root
+    # once copied that file into the archive. Now the hub user archives its state: the link
+    # stays a link (which a restore refuses), and the file's content goes nowhere.
     canaries = Canaries(day2)
-    canaries.plant("jupyterhub.sqlite-wal", "jupyterhub.sqlite-shm")
+    secret = "/opt/jupyter/state/idle_culler.env"
+    day2.sh(f"runuser -u jupyter -- cp -p {secret} {secret}.saved")
+    canaries.plant("idle_culler.env")
+    try:
+        result = deploy(
+            day2, workdir, "day2-backup-planted", "tasks.backup.backup", jh_backup_dir=str(workdir / "backups-planted")
+        )
+    finally:
+        day2.sh(f"runuser -u jupyter -- mv -f {secret}.saved {secret}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [planted] = (workdir / "backups-planted" / day2.name).glob("*.tar.gz")
+    with tarfile.open(planted) as outer, tarfile.open(fileobj=outer.extractfile("state.tar")) as state:
+        assert state.getmember("idle_culler.env").issym()
+        assert not any(b"canary" in state.extractfile(m).read() for m in state.getmembers() if m.isfile())
+    canaries.assert_unchanged()
+
+    backups = workdir / "backups"
     began = time.monotonic()
     result = deploy(
         day2, workdir, "day2-backup", "tasks.backup.backup", jh_backup_dir=str(backups), jh_backup_home_dirs=True
@@ -244,8 +262,6 @@ def test_backup_restores_users_tokens_and_homes_onto_a_fresh_host(day2, workdir,
     backup_seconds = time.monotonic() - began
     assert result.returncode == 0, result.stderr[-3000:]
     [archive] = (backups / day2.name).glob("*.tar.gz")
-    canaries.assert_unchanged()
-    canaries.remove("jupyterhub.sqlite-wal", "jupyterhub.sqlite-shm")
     # Secrets inside: private on the controller.
     assert oct(archive.stat().st_mode & 0o777) == "0o600"
     assert oct(archive.parent.stat().st_mode & 0o777) == "0o700"
