@@ -43,13 +43,12 @@ def state_and_secrets(settings: Settings) -> bool:
     return bool(missing)
 
 
-def sudoers_rule(settings: Settings) -> None:
+def install_sudoers_rule(settings: Settings, rule: str) -> None:
     """Install the sudoers rule only after visudo accepts it: a broken rule never lands.
 
     Decided by comparing the live rule with the desired one (a fact), so a rule
     that failed validation is checked again on the next run.
     """
-    rule = render("sudoers.j2", settings)
     if host.get_fact(Sha1File, path=str(layout.SUDOERS_RULE)) == hashlib.sha1(rule.encode()).hexdigest():
         return
     # sudo skips files in sudoers.d whose names contain a dot: the staged copy is inert.
@@ -122,6 +121,6 @@ def apply(settings: Settings, platform: Platform, server_changed: bool) -> None:
         settings,
         **config_context(settings, platform),
     )
-    sudoers_rule(settings)
+    install_sudoers_rule(settings, render("sudoers.j2", settings))
     hub_unit, culler_unit = unit_files(settings)
     services(settings, hub_unit, culler_unit, restart=config.will_change or server_changed or new_secrets)

@@ -182,6 +182,7 @@ def test_a_broken_sudoers_rule_never_lands(hubs, workdir):
     inventory = write_inventory(workdir / "broken-sudoers.py", [(hub.name, hub.data)])
     result = run_pyinfra(inventory, deploy="tests/e2e/deploy_broken_sudoers.py")
     assert result.returncode != 0
+    assert "visudo rejected the new sudoers rule" in result.stderr, result.stderr[-3000:]
     assert hub.sh("sha256sum /etc/sudoers.d/jupyterhub") == before
     assert hub.sh("ls /etc/sudoers.d") == hub.sh("ls /etc/sudoers.d | grep -v staged")
     hub.sh("visudo -c")
