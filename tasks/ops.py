@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from pyinfra import host
 from pyinfra.api.util import get_template
-from pyinfra.facts.server import Home
+from pyinfra.facts.server import Home, User
 from pyinfra.operations import files
 
 from tasks.layout import Layout
@@ -81,12 +81,20 @@ def ship_scripts(layout: Layout) -> None:
 def private_transfer() -> dict:
     """Operation arguments for uploading or downloading a secret (a key, a backup archive).
 
-    Over a root login pyinfra moves files straight to or from their place, which is in a
-    directory only root can enter. Through sudo it stages them as temporary files, by
-    default in /tmp and readable by others: here, in a directory only the SSH user can enter.
+    Logged in as root, pyinfra moves files straight to or from their place, which is in a
+    directory only root can enter. As another user (with sudo, su or doas, from the
+    inventory or the command line) it stages them as temporary files, by default in /tmp
+    and readable by others: here, in a directory only the SSH user can enter.
     """
-    if not host.data.get("_sudo"):
+    if host.get_fact(User, _sudo=False, _su_user=None, _doas=False) == "root":
         return {}
-    directory = f"{host.get_fact(Home, _sudo=False)}/.jupyterhub-deploy-transfer"
-    files.directory(name="Private transfer directory of the SSH user", path=directory, mode="700", _sudo=False)
+    directory = f"{host.get_fact(Home, _sudo=False, _su_user=None, _doas=False)}/.jupyterhub-deploy-transfer"
+    files.directory(
+        name="Private transfer directory of the SSH user",
+        path=directory,
+        mode="700",
+        _sudo=False,
+        _su_user=None,
+        _doas=False,
+    )
     return {"_temp_dir": directory}

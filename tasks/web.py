@@ -16,8 +16,9 @@ import hashlib
 from io import StringIO
 from pathlib import PurePosixPath
 
-from pyinfra import host
+from pyinfra import host, state
 from pyinfra.api import deploy
+from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.files import File, Link, Sha1File
 from pyinfra.operations import apt, files, server, systemd
 
@@ -86,6 +87,12 @@ def tls_certificate(settings: Settings, platform: Platform) -> tuple[bool, bool]
         root_directory(f"{layout.TLS_DIR}", layout.TLS_DIR)
         root_directory(f"{KEY_DIR}", KEY_DIR, mode="700")
     if settings.certificate == "manual":
+        if state.config.DIFF:
+            # pyinfra's --diff prints the content of text files it uploads.
+            raise PyinfraError(
+                f"{host.name}: --diff would print the private key of jh_certificate_key_file; "
+                "run without --diff. Nothing was changed."
+            )
         changed = [
             root_file("TLS certificate", settings.certificate_file, certificate),
             root_file("TLS private key", settings.certificate_key_file, key, mode="600", **private_transfer()),

@@ -104,6 +104,23 @@ def test_secrets_are_made_by_the_hub_user_through_no_planted_link(hubs, workdir)
     canaries.remove(*planted)
 
 
+def test_systemd_reads_no_file_of_the_hub_as_root(hubs):
+    """The culler's token file, replaced by a link to a root-only file: systemd's
+    EnvironmentFile= would have read it as root into the culler's environment."""
+    hub = hubs["noble"]
+    hub.sh("umask 077 && echo JUPYTERHUB_API_TOKEN=root-only-value > /etc/jhd-root-env")
+    secret = "/opt/jupyter/state/idle_culler.env"
+    hub.sh(f"runuser -u jupyter -- sh -c 'mv {secret} {secret}.saved && ln -s /etc/jhd-root-env {secret}'")
+    try:
+        hub.sh("systemctl restart jupyterhub-idle-culler", check=False)
+        time.sleep(3)
+        environments = hub.sh("for p in $(pgrep -u jupyter); do tr '\\0' '\\n' < /proc/$p/environ; done", check=False)
+        assert "root-only-value" not in environments
+    finally:
+        hub.sh(f"runuser -u jupyter -- mv -f {secret}.saved {secret} && systemctl restart jupyterhub-idle-culler")
+    assert hub.sh("systemctl is-active jupyterhub-idle-culler").strip() == "active"
+
+
 def test_homes_of_hub_users_are_private(hub):
     # Debian 12's login.defs makes homes 0755; the deploy makes them private.
     assert hub.sh("stat -c '%U %a' /home/alice /home/bob").split() == ["alice", "700", "bob", "700"]
