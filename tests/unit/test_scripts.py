@@ -73,9 +73,14 @@ def test_safe_extract_refuses_the_whole_archive(tmp_path, bad):
     assert not (tmp_path / "out").exists()
 
 
-def test_safe_extract_writes_private_files(tmp_path):
+@pytest.mark.parametrize("from_stdin", [False, True], ids=["path", "stdin"])
+def test_safe_extract_writes_private_files(tmp_path, from_stdin):
     archive = tar_with(tmp_path, regular("state/db", b"data"))
-    assert run(SCRIPTS / "safe-extract", archive, tmp_path / "out", "state").returncode == 0
+    if from_stdin:
+        with open(archive, "rb") as opened:
+            assert run(SCRIPTS / "safe-extract", "-", tmp_path / "out", "state", stdin=opened).returncode == 0
+    else:
+        assert run(SCRIPTS / "safe-extract", archive, tmp_path / "out", "state").returncode == 0
     extracted = tmp_path / "out" / "state" / "db"
     assert extracted.read_bytes() == b"data" and stat.S_IMODE(extracted.stat().st_mode) == 0o600
 
