@@ -1,5 +1,6 @@
-"""Day-2 operations on a real Ubuntu 24.04 hub: upgrade 5.5 -> 6 with rollback, status,
-backup and restore onto a fresh host, uninstall. Tests run in file order on one host."""
+"""Day-2 operations on real Ubuntu 24.04 and Debian 12 hubs: upgrade 5.5 -> 6 with rollback,
+status, backup and restore onto a fresh host, uninstall; around each root step, the privilege
+boundary (tests/e2e/boundary.py). Tests run in file order on one host per release."""
 
 from __future__ import annotations
 
@@ -90,10 +91,15 @@ class Downtime:
         self._thread.join()
 
 
-@pytest.fixture(scope="module")
-def day2(start, workdir):
+# The releases, and the Python their server venv is built from.
+SUITE_PYTHON = {"noble": "3.12", "bookworm": "3.11"}
+
+
+@pytest.fixture(scope="module", params=list(SUITE_PYTHON))
+def day2(request, start, workdir):
     """A hub on the previous JupyterHub release (5.5), with alice's API token."""
-    host = start("noble", "jhd-test-day2")
+    host = start(request.param, f"jhd-test-day2-{request.param}")
+    host.python = SUITE_PYTHON[request.param]
     result = deploy(host, workdir, "day2-5", jh_server_release="jupyterhub-5")
     assert result.returncode == 0, result.stderr[-4000:]
     assert hub_version(host) == "5.5.4"
@@ -104,8 +110,9 @@ def day2(start, workdir):
 
 
 def test_upgrade_that_fails_any_step_rolls_back_to_the_same_database(day2, workdir):
-    """Each failure is real: the hub account planted a link where the backups go; then the
-    new release's hub cannot start (a systemd drop-in); both undo themselves."""
+    """Each failure is real: the hub account planted a link where the backups go; then the hub
+    cannot be stopped, the new release's hub does not start, or never answers (systemd drop-ins).
+    Each undoes itself. (Not provoked: a failing `ln` or `upgrade-db`, the latter tested below.)"""
     canaries = Canaries(day2)
     schema_before = day2.sh(ALEMBIC_VERSION).strip()
     # A backup of the old release, for the restore test (an archive older than the hub).
@@ -122,16 +129,18 @@ def test_upgrade_that_fails_any_step_rolls_back_to_the_same_database(day2, workd
 
     new_release = "readlink /opt/jupyter/.venv | grep -q jupyterhub-6"
     failures = {
-        # The new release's hub does not start ...
-        "starting the hub on": f'ExecStartPre=/bin/sh -c "! {new_release}"',
+        # The hub cannot be stopped ...
+        "stopping the hub": "[Unit]\\nRefuseManualStop=yes",
+        # ... the new release's hub does not start ...
+        "starting the hub on": f'[Service]\\nExecStartPre=/bin/sh -c "! {new_release}"',
         # ... or starts but never answers.
-        "waiting for": "ExecStart=\\nExecStart=/bin/sh -c "
+        "waiting for": "[Service]\\nExecStart=\\nExecStart=/bin/sh -c "
         f'"if {new_release}; then exec sleep infinity; fi; exec /opt/jupyter/.venv/bin/jupyterhub'
         ' --config /opt/jupyter/jupyterhub_config.py"',
     }
     for step, drop_in in failures.items():
         day2.sh(
-            "mkdir -p /etc/systemd/system/jupyterhub.service.d && printf '[Service]\\n%b\\n' "
+            "mkdir -p /etc/systemd/system/jupyterhub.service.d && printf '%b\\n' "
             f"'{drop_in}' > /etc/systemd/system/jupyterhub.service.d/fail.conf && systemctl daemon-reload"
         )
         try:
@@ -183,7 +192,7 @@ def test_upgrade_that_cannot_be_built_leaves_the_hub_serving(day2, workdir, tmp_
     release = tmp_path / "unsatisfiable"
     release.mkdir()
     (release / "requirements.in").write_text("jupyterhub==99.0.0\n")
-    (release / "py3.12.txt").write_text("jupyterhub==99.0.0\n")
+    (release / f"py{day2.python}.txt").write_text("jupyterhub==99.0.0\n")
     link = day2.sh("readlink /opt/jupyter/.venv")
     with Downtime(f"http://{day2.address}:8000/hub/health") as downtime:
         result = deploy(day2, workdir, "day2-broken", jh_server_release=str(release))
@@ -226,8 +235,8 @@ def test_status_shows_services_versions_and_user_servers(day2, workdir):
         "service jupyterhub.service: active",
         "service jupyterhub-idle-culler.service: active",
         "JupyterHub: 6.1.1",
-        "server Python: 3.12",
-        "kernel python3: Python 3.12",
+        f"server Python: {day2.python}",
+        f"kernel python3: Python {day2.python}",
         "user servers: alice",
     ):
         assert line in printed, f"{line!r} missing from:\n{result.stdout}"
@@ -267,7 +276,7 @@ def test_backup_restores_users_tokens_and_homes_onto_a_fresh_host(day2, workdir,
     assert oct(archive.parent.stat().st_mode & 0o777) == "0o700"
     assert day2.sh("ls -A /var/backups/jupyterhub-deploy") == ""
 
-    fresh = start("noble", "jhd-test-day2-restored")
+    fresh = start(day2.target.suite, f"{day2.name}-restored")
     assert deploy(fresh, workdir, "day2-fresh").returncode == 0
     assert token_owner(fresh, day2.token) is None
     fresh_token = logged_in(fresh).create_token()
