@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# sslyze (the e2e tests' judge of the TLS front) in a venv of its own: it needs an older cryptography.
+SSLYZE := .venv-sslyze/bin/sslyze
 SERVER_PYTHONS := 3.10 3.11 3.12 3.13
 
 .PHONY: venv demo demo-down test lint unit e2e locks prerequisites
@@ -11,7 +13,12 @@ $(BIN)/pyinfra: requirements.txt
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
 
-venv: $(BIN)/pyinfra
+$(SSLYZE): tests/requirements-sslyze.txt
+	$(PYTHON) -m venv .venv-sslyze
+	.venv-sslyze/bin/pip install -q -r tests/requirements-sslyze.txt
+	touch $@
+
+venv: $(BIN)/pyinfra $(SSLYZE)
 
 prerequisites:
 	bash tests/prerequisites.sh
@@ -27,7 +34,7 @@ demo-down: $(BIN)/pyinfra
 	$(BIN)/python -m tests.harness demo down
 
 ## Every test: lint, unit tests, then end-to-end tests on real targets.
-test: $(BIN)/pyinfra prerequisites
+test: $(BIN)/pyinfra $(SSLYZE) prerequisites
 	bash tests/lint.sh
 	$(BIN)/pytest tests/unit
 	bash tests/e2e.sh
@@ -39,7 +46,7 @@ lint: $(BIN)/pyinfra
 unit: $(BIN)/pyinfra
 	$(BIN)/pytest tests/unit
 
-e2e: $(BIN)/pyinfra prerequisites
+e2e: $(BIN)/pyinfra $(SSLYZE) prerequisites
 	bash tests/e2e.sh
 
 ## Re-resolve the locks after editing a requirements.in of files/server/ or files/kernels/.

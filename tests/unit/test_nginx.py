@@ -130,3 +130,23 @@ def test_certificate_paths():
     selfsigned = Settings.from_data({"jh_domain": "a.example", "jh_certificate": "selfsigned"})
     # Keys live in a directory only root can enter.
     assert str(web.certificate_paths(selfsigned)[1]) == "/etc/ssl/jupyterhub/private/a.example-selfsigned.key"
+
+
+# Key exchange curves: Mozilla's "intermediate" profile names X25519, prime256v1 and secp384r1
+# (OpenSSL's default list adds secp521r1 and X448, which sslyze's check of the profile rejects).
+# Ubuntu 16.04's nginx 1.10 takes a single curve and its OpenSSL 1.0.2 has no X25519: that nginx
+# itself is exercised by the e2e tests (tests/e2e/test_web.py), this nginx -t checks the syntax.
+@pytest.mark.parametrize(
+    "platform, curves",
+    [
+        (NOBLE, "X25519:prime256v1:secp384r1"),
+        (Platform("Debian", "11", "3.9", "3.12", "/opt/conda/python"), "X25519:prime256v1:secp384r1"),
+        (XENIAL, "prime256v1"),
+    ],
+    ids=["Ubuntu 24.04", "Debian 11", "Ubuntu 16.04"],
+)
+def test_key_exchange_curves_are_mozillas(tmp_path, platform, curves):
+    site = site_for(Settings.from_data({"jh_domain": "hub.example.org"}), platform, tmp_path)
+    assert [line.strip() for line in site.splitlines() if "ssl_ecdh_curve" in line] == [f"ssl_ecdh_curve {curves};"]
+    result = nginx_test(tmp_path, site)
+    assert result.returncode == 0, result.stderr
