@@ -239,9 +239,13 @@ def test_manual_certificate_from_the_controller_and_its_rotation(xenial, workdir
             name, jh_certificate="manual", jh_certificate_file=str(cert), jh_certificate_key_file=str(key)
         )
         assert result.returncode == 0, result.stderr[-3000:]
-        # Served at once: a rotation under the same file names reloads nginx.
+        # Served: a rotation under the same file names reloads nginx (whose workers take the
+        # new certificate within moments: a reload is graceful).
         expected = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
-        assert served_certificate(xenial).serial_number == expected
+        deadline = time.monotonic() + 15
+        while served_certificate(xenial).serial_number != expected:
+            assert time.monotonic() < deadline, f"{name}: nginx still serves the previous certificate"
+            time.sleep(0.5)
     # The key was never readable by others, not even while it was written: its folder is root's alone.
     assert xenial.sh(
         f"stat -c '%U %a' /etc/ssl/jupyterhub/private /etc/ssl/jupyterhub/private/{xenial.domain}.key"
@@ -373,6 +377,12 @@ def test_xenial_selfsigned_site_passes_sslyze_mozilla_intermediate(xenial, tmp_p
     result = xenial.deploy("sslyze-selfsigned", jh_certificate="selfsigned")
     assert result.returncode == 0, result.stderr[-3000:]
     findings = mozilla_intermediate_findings(xenial, tmp_path)
-    for rule in ("certificate_path_validation", "maximum_certificate_lifespan"):
+    # OpenSSL 1.0.2 predates the Extended Master Secret extension (OpenSSL 1.1.0): the platform's
+    # limit, said in the README.
+    for rule in (
+        "certificate_path_validation",
+        "maximum_certificate_lifespan",
+        "tls_vulnerability_extended_master_secret",
+    ):
         findings.pop(rule, None)
     assert findings == {}
