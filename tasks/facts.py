@@ -106,3 +106,23 @@ class GroupEntries(FactBase):
             members = [member.strip() for member in fields[3].split(",") if member.strip()]
             groups.setdefault(fields[0], (int(fields[2]), members))
         return groups
+
+
+class FileDigests(FactBase):
+    """Regular files directly in ``directory``: name -> "sha256 mode user:group", in one command."""
+
+    default = dict
+
+    def command(self, directory: str) -> str:
+        quoted = shlex.quote(directory)
+        return (
+            f"cd {quoted} 2>/dev/null && find . -maxdepth 1 -type f -printf '%f %m %u:%g ' "
+            "-exec sha256sum {} \\; || true"
+        )
+
+    def process(self, output):
+        digests = {}
+        for line in output:
+            name, mode, owner, digest, _ = line.split(" ", 4)
+            digests[name] = f"{digest} {mode} {owner}"
+        return digests

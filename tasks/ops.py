@@ -3,6 +3,7 @@ templates, and the shipped scripts (files/bin), called with quoted arguments."""
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from pathlib import Path, PurePosixPath
 
@@ -11,6 +12,7 @@ from pyinfra.api.util import get_template
 from pyinfra.facts.server import Home, User
 from pyinfra.operations import files
 
+from tasks.facts import FileDigests
 from tasks.layout import Layout
 from tasks.settings import FILES, Settings
 
@@ -71,11 +73,16 @@ def script(layout: Layout, name: str, *args: object, as_user: str | None = None)
 
 
 def ship_scripts(layout: Layout) -> None:
-    """files/bin to <install root>/libexec: root-owned, run by root or the hub user."""
+    """files/bin to <install root>/libexec: root-owned, run by root or the hub user.
+
+    One fact reads what is there; only scripts that differ (content, mode, owner) are put.
+    """
     root_directory(f"Install root {layout.install_root}", layout.install_root)
     root_directory(f"Deploy scripts {layout.libexec}", layout.libexec)
+    shipped = host.get_fact(FileDigests, directory=str(layout.libexec))
     for path in sorted(SCRIPTS.iterdir()):
-        root_file(f"Deploy script {path.name}", path, layout.script(path.name), mode="755")
+        if shipped.get(path.name) != f"{hashlib.sha256(path.read_bytes()).hexdigest()} 755 root:root":
+            root_file(f"Deploy script {path.name}", path, layout.script(path.name), mode="755")
 
 
 def private_transfer() -> dict:
