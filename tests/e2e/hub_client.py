@@ -84,22 +84,15 @@ class HubClient:
         response.raise_for_status()
         kernel_id = response.json()["id"]
         try:
-            self._wait_until_idle(kernel_id, timeout)
-            return self._execute(kernel_id, code, timeout)
+            try:
+                return self._execute(kernel_id, code, timeout)
+            except websocket.WebSocketConnectionClosedException:
+                # On a loaded machine the server's handshake with a kernel still starting can
+                # time out, and it then closes the websocket: once more, with the kernel up.
+                time.sleep(2)
+                return self._execute(kernel_id, code, timeout)
         finally:
             self.api("DELETE", f"/user/{self.user}/api/kernels/{kernel_id}")
-
-    def _wait_until_idle(self, kernel_id: str, timeout: float) -> None:
-        """Until the kernel has started: on a loaded machine the websocket's own handshake
-        with a kernel still starting can time out, and the server then closes it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            response = self.api("GET", f"/user/{self.user}/api/kernels/{kernel_id}")
-            response.raise_for_status()
-            if response.json().get("execution_state") == "idle":
-                return
-            time.sleep(0.5)
-        raise TimeoutError(f"kernel {kernel_id} of {self.user} did not start within {timeout} s")
 
     def _execute(self, kernel_id: str, code: str, timeout: float) -> str:
         ws_url = self.base_url.replace("http", "ws", 1) + f"/user/{self.user}/api/kernels/{kernel_id}/channels"
