@@ -18,19 +18,8 @@ from pyinfra.facts.server import Users
 
 from tasks.facts import GroupEntries, LoginDefs
 from tasks.layout import SHADOW_GROUP
-from tasks.settings import Settings, SettingsError
+from tasks.settings import PRIVILEGED_GROUPS, Settings, SettingsError
 
-# Groups whose members are root in all but name, or read what only root should (Debian, Ubuntu).
-PRIVILEGED_GROUPS = frozenset(
-    # sudo and polkit administrators (admin: Ubuntu before 12.04; wheel: where sites add it)
-    ["sudo", "admin", "wheel", "lpadmin"]
-    # root's group; raw disks and memory; /usr/local (in root's PATH) on Debian
-    + ["root", "sys", "disk", "kmem", "staff"]
-    # password hashes, logs (with other users' secrets), TLS private keys
-    + ["shadow", "adm", "systemd-journal", "ssl-cert"]
-    # container and VM daemons that start root-owned containers on request
-    + ["docker", "lxd", "incus-admin", "libvirt", "libvirtd", "microk8s"]
-)
 # The hub's account as tasks/system.py makes it: its own system group, home and shell, in shadow.
 HUB_USER_SHELLS = ("/usr/sbin/nologin", "/bin/false")
 HUB_USER_GROUPS = frozenset({SHADOW_GROUP})

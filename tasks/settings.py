@@ -108,10 +108,17 @@ SYSTEM_NAMES = frozenset({
 SYSTEM_PREFIXES = ("_", "systemd-")
 # Groups whose members are root in all but name or read what only root should
 # (tasks/preflight.py refuses memberships in them on the host).
-PRIVILEGED_GROUPS = frozenset({
-    "sudo", "admin", "wheel", "lpadmin", "root", "sys", "disk", "kmem", "staff", "shadow", "adm",
-    "systemd-journal", "ssl-cert", "docker", "lxd", "incus-admin", "libvirt", "libvirtd", "microk8s",
-})  # fmt: skip
+# Groups whose members are root in all but name, or read what only root should (Debian, Ubuntu).
+PRIVILEGED_GROUPS = frozenset(
+    # sudo and polkit administrators (admin: Ubuntu before 12.04; wheel: where sites add it)
+    ["sudo", "admin", "wheel", "lpadmin"]
+    # root's group; raw disks and memory; /usr/local (in root's PATH) on Debian
+    + ["root", "sys", "disk", "kmem", "staff"]
+    # password hashes, logs (with other users' secrets), TLS private keys
+    + ["shadow", "adm", "systemd-journal", "ssl-cert"]
+    # container and VM daemons that start root-owned containers on request
+    + ["docker", "lxd", "incus-admin", "libvirt", "libvirtd", "microk8s"]
+)
 
 # Paths the hub itself serves when it sits at /.
 HUB_PATHS = ("/hub/", "/user/", "/users/", "/services/", "/api/", "/.well-known/")
