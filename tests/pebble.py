@@ -16,6 +16,8 @@ from pathlib import Path
 
 import requests
 
+from tests.certificates import self_signed
+
 # Test sessions that run side by side (tests/e2e.sh) each get their own ports.
 PORT_OFFSET = int(os.environ.get("JHD_PORT_OFFSET", "0"))
 DNS_PORT = 8053 + PORT_OFFSET
@@ -127,21 +129,7 @@ class Pebble:
         """A small CA and a leaf for Pebble's own HTTPS endpoint (the package ships none)."""
         w = self.workdir
         openssl = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
-        openssl(
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=jhd test ACME TLS CA",
-            "-keyout",
-            str(w / "pebble-tls-ca.key"),
-            "-out",
-            str(self.tls_ca),
-        )
+        self_signed(self.tls_ca, w / "pebble-tls-ca.key", "jhd test ACME TLS CA", days=2)
         openssl(
             "req",
             "-newkey",

@@ -8,7 +8,6 @@ import io
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 
 import pytest
@@ -17,6 +16,7 @@ import requests
 from tests.e2e.boundary import Canaries
 from tests.e2e.conftest import REPO, USERS, run_pyinfra, write_inventory
 from tests.e2e.hub_client import HubClient
+from tests.e2e.polling import KeepAsking
 
 # No nginx here (jh_domain unset): the proxy listens on the container's address.
 WEB = ("jh_domain", "jh_services", "jh_acme_email", "jh_acme_directory_url")
@@ -58,37 +58,6 @@ def token_owner(host, token: str) -> str | None:
         f"http://{host.address}:8000/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=10
     )
     return response.json().get("name") if response.ok else None
-
-
-class Downtime:
-    """Polls /hub/health every 0.2 s in the background; the longest run of failures, in seconds."""
-
-    def __init__(self, url: str):
-        self.url, self.longest, self._since = url, 0.0, None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            now = time.monotonic()
-            try:
-                ok = requests.get(self.url, timeout=2).ok
-            except requests.RequestException:
-                ok = False
-            if ok:
-                self._since = None
-            else:
-                self._since = self._since or now
-                self.longest = max(self.longest, time.monotonic() - self._since)
-            time.sleep(0.2)
-
-    def __enter__(self) -> Downtime:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 # The releases, and the Python their server venv is built from.
@@ -167,11 +136,11 @@ def test_upgrade_from_5_5_to_6_keeps_users_tokens_and_kernels(day2, workdir, cap
     )
     assert "/jupyterhub-5-" in day2.sh("readlink /opt/jupyter/.venv")
     assert hub_version(day2) == "5.5.4"
-    with Downtime(f"http://{day2.address}:8000/hub/health") as downtime:
+    with KeepAsking(lambda: requests.get(f"http://{day2.address}:8000/hub/health", timeout=2).ok, 0.2) as health:
         result = deploy(day2, workdir, "day2-6")
     assert result.returncode == 0, result.stderr[-4000:]
     with capsys.disabled():
-        print(f"\n[upgrade 5.5.4 -> 6.1.1] the hub did not answer for {downtime.longest:.1f} s")
+        print(f"\n[upgrade 5.5.4 -> 6.1.1] the hub did not answer for {health.longest_outage(bool):.1f} s")
     assert hub_version(day2) == "6.1.1"
     assert day2.sh(ALEMBIC_VERSION).strip() != schema_before, "upgrade-db did not migrate the database"
     assert token_owner(day2, day2.token) == "alice"
@@ -194,10 +163,10 @@ def test_upgrade_that_cannot_be_built_leaves_the_hub_serving(day2, workdir, tmp_
     (release / "requirements.in").write_text("jupyterhub==99.0.0\n")
     (release / f"py{day2.python}.txt").write_text("jupyterhub==99.0.0\n")
     link = day2.sh("readlink /opt/jupyter/.venv")
-    with Downtime(f"http://{day2.address}:8000/hub/health") as downtime:
+    with KeepAsking(lambda: requests.get(f"http://{day2.address}:8000/hub/health", timeout=2).ok, 0.2) as health:
         result = deploy(day2, workdir, "day2-broken", jh_server_release=str(release))
     assert result.returncode != 0
-    assert downtime.longest == 0
+    assert health.longest_outage(bool) == 0
     assert day2.sh("readlink /opt/jupyter/.venv") == link
     assert hub_version(day2) == "6.1.1"
     logged_in(day2)

@@ -6,7 +6,6 @@ import json
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
@@ -14,7 +13,9 @@ import requests
 import websocket
 from cryptography import x509
 
+from tests.certificates import self_signed
 from tests.e2e.conftest import ECHO_PORT, REPO, run_pyinfra, write_inventory
+from tests.e2e.polling import KeepAsking
 
 ECHO_SERVICE = f"""
 import tornado.ioloop, tornado.web, tornado.websocket
@@ -30,31 +31,6 @@ class Echo(tornado.websocket.WebSocketHandler):
 tornado.web.Application([(r"/", Home), (r"/ws", Echo)]).listen({ECHO_PORT}, address="127.0.0.1")
 tornado.ioloop.IOLoop.current().start()
 """
-
-
-class KeepAsking:
-    """Calls ask() every 50 ms in the background while the block runs: its answers, and its failures."""
-
-    def __init__(self, ask):
-        self.ask, self.answers, self.failures = ask, [], []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.answers.append(self.ask())
-            except requests.RequestException as error:
-                self.failures.append(repr(error))
-            time.sleep(0.05)
-
-    def __enter__(self) -> KeepAsking:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def served_certificate(host) -> x509.Certificate:
@@ -215,26 +191,7 @@ def test_firewall_opens_only_ssh_and_the_web(xenial):
 def test_manual_certificate_from_the_controller_and_its_rotation(xenial, workdir, tmp_path):
     for name in ("manual", "rotated"):
         cert, key = workdir / f"{name}.crt", workdir / f"{name}.key"
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "30",
-                "-subj",
-                f"/CN={xenial.domain}",
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        self_signed(cert, key, xenial.domain, days=30)
         result = xenial.deploy(
             name, jh_certificate="manual", jh_certificate_file=str(cert), jh_certificate_key_file=str(key)
         )

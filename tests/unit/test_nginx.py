@@ -9,6 +9,7 @@ from tasks import web
 from tasks.ops import render
 from tasks.platform import Platform
 from tasks.settings import Settings
+from tests.certificates import self_signed
 
 NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
 XENIAL = Platform("Ubuntu", "16.04", "3.5", "3.5")
@@ -30,26 +31,7 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 def nginx_test(tmp_path, site: str) -> subprocess.CompletedProcess:
     """`nginx -t` on the site inside a minimal nginx.conf, as sites-enabled would include it."""
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=hub.example.org",
-            "-keyout",
-            str(tmp_path / "key.pem"),
-            "-out",
-            str(tmp_path / "cert.pem"),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    self_signed(tmp_path / "cert.pem", tmp_path / "key.pem", "hub.example.org", days=1)
     (tmp_path / "site.conf").write_text(site)
     (tmp_path / "nginx.conf").write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
