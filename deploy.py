@@ -11,12 +11,13 @@ checked first, for every host: bad input stops the run before any host is change
 
 from tasks import conda, firewall, hub, kernels, permissions, server_env, system, web
 from tasks.platform import target_platform
-from tasks.preflight import check_accounts
+from tasks.preflight import check_accounts, check_limits
 from tasks.settings import current_settings
 
 settings = current_settings()
 platform = target_platform(settings)
 check_accounts(settings)
+check_limits(settings)
 
 system.apply(settings)
 conda.apply(settings, platform)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 from pyinfra.api import FactBase
 
@@ -126,3 +127,46 @@ class FileDigests(FactBase):
             name, mode, owner, digest, _ = line.split(" ", 4)
             digests[name] = f"{digest} {mode} {owner}"
         return digests
+
+
+class ResourceControl(FactBase):
+    """The cgroup controllers the kernel has enabled (memory, cpu, pids, ...) and the memory in bytes."""
+
+    def command(self) -> str:
+        return "cat /proc/cgroups; grep '^MemTotal:' /proc/meminfo"
+
+    def process(self, output):
+        controllers, memory = set(), 0
+        for fields in (line.split() for line in output):
+            if fields[:1] == ["MemTotal:"]:
+                memory = int(fields[1]) * 1024
+            # subsys_name hierarchy num_cgroups enabled
+            elif len(fields) == 4 and fields[3] == "1":
+                controllers.add(fields[0])
+        return {"controllers": controllers, "memory": memory}
+
+
+class StaleServerEnvs(FactBase):
+    """Server venvs in ``envs_dir`` that are neither kept nor run by any process (files/bin/prune-server-envs)."""
+
+    default = list
+
+    def command(self, envs_dir: str, keep: list[str]) -> str:
+        script = (Path(__file__).resolve().parent.parent / "files" / "bin" / "prune-server-envs").read_text()
+        args = " ".join(shlex.quote(str(arg)) for arg in ("--list", envs_dir, *keep))
+        return f"bash -s {args} <<'PRUNE'\n{script}PRUNE"
+
+    def process(self, output):
+        return [line for line in output if line]
+
+
+class UserServerUnits(FactBase):
+    """Loaded units of users' servers (any state), by name."""
+
+    default = list
+
+    def command(self, prefix: str) -> str:
+        return f"systemctl list-units --all --plain --no-legend {shlex.quote(prefix + '*')} | cut -d' ' -f1 || true"
+
+    def process(self, output):
+        return [line.strip() for line in output if line.strip().endswith(".service")]

@@ -1,8 +1,15 @@
-"""The hub: its state and secrets, configuration, sudoers rule and systemd units."""
+"""The hub: its state and secrets, configuration, sudoers rule, users' servers and systemd units.
+
+Three services: the proxy (routes), the hub, the idle culler. Users' servers are
+transient units in a slice of their own (files/bin/user-server), so restarting the hub
+(a changed config, an upgrade) leaves them and their routes alone; the proxy restarts
+only when Node.js or configurable-http-proxy change.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from io import StringIO
 
 from pyinfra import host
@@ -11,12 +18,19 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from tasks import layout, server_env
-from tasks.ops import render, root_file, root_template, script
+from tasks.facts import LoginDefs, ResourceControl
+from tasks.ops import FILES, render, root_file, root_template, script
 from tasks.platform import Platform
-from tasks.settings import Settings
+from tasks.settings import Settings, memory_bytes
 
 # What the unit templates get besides the settings and the layout.
-UNIT_CONTEXT = {"hub_bind_url": layout.HUB_BIND_URL}
+UNIT_CONTEXT = {
+    "hub_bind_url": layout.HUB_BIND_URL,
+    "proxy_service": layout.PROXY_SERVICE,
+    "proxy_api_port": layout.PROXY_API_PORT,
+}
+# The memory the users' servers together leave the system: 10 %, at least this.
+MIN_SYSTEM_RESERVE = 1024**3
 
 
 def state_and_secrets(settings: Settings) -> bool:
@@ -53,18 +67,80 @@ def install_sudoers_rule(settings: Settings, rule: str) -> None:
         return
     # sudo skips files in sudoers.d whose names contain a dot: the staged copy is inert.
     staged = f"{layout.SUDOERS_RULE}.staged"
-    root_file("Stage the sudoers rule for sudospawner", StringIO(rule), staged, mode="440")
+    root_file("Stage the sudoers rule for users' servers", StringIO(rule), staged, mode="440")
     server.shell(
         name="Check the sudoers rule with visudo, then install it",
         commands=[script(settings.layout, "install-sudoers", staged, layout.SUDOERS_RULE)],
     )
 
 
-def unit_files(settings: Settings) -> tuple[object, object]:
-    """The units; returns the hub's and the culler's file operations (restarts follow them)."""
-    hub_unit, culler_unit = (
-        root_template(f"systemd unit {unit}", f"{unit}.j2", layout.UNIT_DIR / unit, settings, **UNIT_CONTEXT)
+def user_servers(settings: Settings, platform: Platform) -> None:
+    """What root's helper files/bin/user-server reads, and the spawner the hub imports."""
+    paths = settings.layout
+    root_file("Hub spawner (users' servers as systemd units)", FILES / "hub" / "unitspawner.py", paths.spawner_module)
+    root_file(
+        f"Users' servers: units and limits ({paths.user_servers_config})",
+        StringIO(user_servers_config(settings, platform, host.get_fact(LoginDefs)["UID_MIN"])),
+        paths.user_servers_config,
+    )
+
+
+def user_servers_config(settings: Settings, platform: Platform, uid_min: int) -> str:
+    """user-servers.json: everything the helper needs that the hub must not be able to change."""
+
+    def limits(memory, cpu, tasks) -> dict:
+        values = {"memory": memory_bytes(memory) if memory else None, "cpu": cpu, "tasks": tasks}
+        return {kind: value for kind, value in values.items() if value is not None}
+
+    paths = settings.layout
+    config = {
+        "hub_user": settings.hub_user,
+        "users_group": settings.users_group,
+        "min_uid": uid_min,
+        "server_env_link": str(paths.venv),
+        "slice": layout.USERS_SLICE,
+        "unit_prefix": layout.USER_UNIT_PREFIX,
+        "env_dir": str(layout.USER_ENV_DIR),
+        # Kernel specs outside the server venv, NLTK data shared by every kernel.
+        "environment": {"JUPYTER_PATH": str(paths.jupyter_data_dir), "NLTK_DATA": str(paths.nltk_data)},
+        "memory_property": platform.memory_property,
+        "oom_policy": platform.oom_policy,
+        "limits": {
+            "default": limits(settings.user_memory_limit, settings.user_cpu_limit, settings.user_tasks_limit),
+            "groups": {
+                group: limits(limit.memory, limit.cpu, limit.tasks) for group, limit in settings.group_limits.items()
+            },
+        },
+    }
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def slice_memory(total_bytes: int) -> tuple[int, int]:
+    """The users' slice's memory limit on a host with this much memory, and the reserve it leaves."""
+    reserve = max(MIN_SYSTEM_RESERVE, total_bytes // 10)
+    return max(total_bytes - reserve, 0), reserve
+
+
+def unit_files(settings: Settings, platform: Platform) -> dict[str, object]:
+    """The units; returns their file operations by unit name (restarts follow them)."""
+    context = {**UNIT_CONTEXT, "proxy_command": server_env.proxy_command(settings, platform)}
+    context["proxy_digest"] = server_env.proxy_digest(platform)
+    units = {
+        unit: root_template(f"systemd unit {unit}", f"{unit}.j2", layout.UNIT_DIR / unit, settings, **context)
         for unit in layout.SERVICES
+    }
+    limit, reserve = None, None
+    resources = host.get_fact(ResourceControl)
+    if "memory" in resources["controllers"]:
+        limit, reserve = slice_memory(resources["memory"])
+    units[layout.USERS_SLICE] = root_template(
+        f"systemd slice {layout.USERS_SLICE}",
+        f"{layout.USERS_SLICE}.j2",
+        layout.UNIT_DIR / layout.USERS_SLICE,
+        settings,
+        slice_memory=limit,
+        reserve=f"{(reserve or 0) // 1024**2} MiB",
+        memory_property=platform.memory_property,
     )
     notifier_path = layout.UNIT_DIR / layout.NOTIFY_UNIT
     if settings.notify_on_failure:
@@ -73,25 +149,36 @@ def unit_files(settings: Settings) -> tuple[object, object]:
         )
     else:
         notifier = files.file(name="No failure notifier unit", path=str(notifier_path), present=False)
-    systemd.daemon_reload(name="Reload systemd units", _if=any_changed(hub_unit, culler_unit, notifier))
-    return hub_unit, culler_unit
+    systemd.daemon_reload(name="Reload systemd units", _if=any_changed(notifier, *units.values()))
+    return units
 
 
-def services(settings: Settings, hub_unit, culler_unit, restart: bool) -> None:
-    """Hub and culler running; restarted when their unit or what they run changed."""
+def services(settings: Settings, units: dict[str, object], restart: bool, new_secrets: bool) -> None:
+    """Proxy, hub and culler running; each restarted only when it or what it runs changed.
+
+    A restarted proxy has lost its routes: the hub is restarted after it, which puts them back.
+    """
+    proxy_changed = units[layout.PROXY_SERVICE].will_change or new_secrets
+    systemd.service(
+        name="JupyterHub proxy running and enabled",
+        service=layout.PROXY_SERVICE,
+        running=True,
+        enabled=True,
+        restarted=proxy_changed,
+    )
     hub = systemd.service(
         name="JupyterHub running and enabled",
         service=layout.HUB_SERVICE,
         running=True,
         enabled=True,
-        restarted=hub_unit.will_change or restart,
+        restarted=units[layout.HUB_SERVICE].will_change or restart or proxy_changed,
     )
     systemd.service(
         name="Idle culler running and enabled",
         service=layout.CULLER_SERVICE,
         running=True,
         enabled=True,
-        restarted=culler_unit.will_change or restart,
+        restarted=units[layout.CULLER_SERVICE].will_change or restart,
     )
     server.shell(
         name="Wait until the hub answers",
@@ -105,10 +192,9 @@ def config_context(settings: Settings, platform: Platform) -> dict:
     return {
         "hub_bind_url": layout.HUB_BIND_URL,
         "proxy_api_url": layout.PROXY_API_URL,
-        "proxy_command": server_env.proxy_command(settings, platform),
         "database": layout.DATABASE,
-        "proxy_pid_file": layout.PROXY_PID_FILE,
         "pam_service": layout.PAM_SERVICE_NAME,
+        "user_unit_prefix": layout.USER_UNIT_PREFIX,
     }
 
 
@@ -121,6 +207,7 @@ def apply(settings: Settings, platform: Platform, server_changed: bool) -> None:
         settings,
         **config_context(settings, platform),
     )
+    user_servers(settings, platform)
     install_sudoers_rule(settings, render("sudoers.j2", settings))
-    hub_unit, culler_unit = unit_files(settings)
-    services(settings, hub_unit, culler_unit, restart=config.will_change or server_changed or new_secrets)
+    units = unit_files(settings, platform)
+    services(settings, units, restart=config.will_change or server_changed or new_secrets, new_secrets=new_secrets)

@@ -18,11 +18,18 @@ from pathlib import PurePosixPath
 # systemd
 UNIT_DIR = PurePosixPath("/etc/systemd/system")
 HUB_SERVICE = "jupyterhub.service"
+# configurable-http-proxy in a unit of its own: routes outlive hub restarts.
+PROXY_SERVICE = "jupyterhub-proxy.service"
 CULLER_SERVICE = "jupyterhub-idle-culler.service"
-# OnFailure= target of both services, started with the failed unit's name.
+# OnFailure= target of the services, started with the failed unit's name.
 NOTIFY_UNIT = "jupyterhub-notify-failure@.service"
-SERVICES = (HUB_SERVICE, CULLER_SERVICE)
-UNITS = (*SERVICES, NOTIFY_UNIT)
+SERVICES = (HUB_SERVICE, PROXY_SERVICE, CULLER_SERVICE)
+# Users' servers: transient units <prefix><user>.service in this slice (files/bin/user-server).
+USERS_SLICE = "jupyterhub-users.slice"
+USER_UNIT_PREFIX = "jupyter-singleuser@"
+UNITS = (*SERVICES, NOTIFY_UNIT, USERS_SLICE)
+# Root-only: the environment file of a server being started (its API token), gone once it runs.
+USER_ENV_DIR = PurePosixPath("/run/jupyter-singleuser")
 
 # Logins and privilege
 SUDOERS_RULE = PurePosixPath("/etc/sudoers.d/jupyterhub")
@@ -59,7 +66,6 @@ PROXY_API_URL = f"http://127.0.0.1:{PROXY_API_PORT}"
 
 # The hub's state (in Layout.state_dir, owned by the hub user)
 DATABASE = "jupyterhub.sqlite"
-PROXY_PID_FILE = "jupyterhub-proxy.pid"
 # Secret file name -> the text written around the value: env files for systemd's
 # EnvironmentFile=, the bare hex string where JupyterHub reads the file itself.
 SECRETS = {
@@ -82,6 +88,11 @@ class Layout:
     def venv(self) -> PurePosixPath:
         """The server venv: a link to one of server_envs, switched over on upgrades."""
         return self.install_root / ".venv"
+
+    @property
+    def previous_venv(self) -> PurePosixPath:
+        """A link to the server venv before the last upgrade (kept for a rollback)."""
+        return self.install_root / ".venv.previous"
 
     @property
     def server_envs(self) -> PurePosixPath:
@@ -143,6 +154,16 @@ class Layout:
     def conda_installer_stamp(self) -> PurePosixPath:
         """Holds the sha256 of the installer that made (or last updated) the installation."""
         return self.conda_prefix / ".installed-installer-sha256"
+
+    @property
+    def user_servers_config(self) -> PurePosixPath:
+        """Root's configuration of users' servers (units, limits), beside the helper that reads it."""
+        return self.libexec / "user-servers.json"
+
+    @property
+    def spawner_module(self) -> PurePosixPath:
+        """The hub's spawner (files/hub/unitspawner.py), imported from libexec."""
+        return self.libexec / "unitspawner.py"
 
     def script(self, name: str) -> PurePosixPath:
         """Where the shipped script files/bin/<name> lives on the host."""

@@ -25,6 +25,17 @@ SYSTEM_PYTHON = {
     ("Debian", "12"): "3.11",
     ("Debian", "13"): "3.13",
 }
+# The systemd each release ships: which unit properties users' servers can have.
+SYSTEMD = {
+    ("Ubuntu", "16.04"): 229,
+    ("Ubuntu", "18.04"): 237,
+    ("Ubuntu", "20.04"): 245,
+    ("Ubuntu", "22.04"): 249,
+    ("Ubuntu", "24.04"): 255,
+    ("Debian", "11"): 247,
+    ("Debian", "12"): 252,
+    ("Debian", "13"): 257,
+}
 MIN_SERVER_PYTHON = (3, 10)
 # The Python of files/conda/server-python.yml, for targets whose own is older.
 CONDA_SERVER_PYTHON = "3.12"
@@ -42,6 +53,20 @@ class Platform:
     # The Python the server venv and venv kernels are built from, and its command.
     python: str
     python_command: str = "python3"
+
+    @property
+    def systemd(self) -> int:
+        return SYSTEMD[(self.distribution, self.release)]
+
+    @property
+    def memory_property(self) -> str:
+        """systemd's hard memory limit: MemoryMax= since 231, MemoryLimit= (cgroup v1) before."""
+        return "MemoryMax" if self.systemd >= 231 else "MemoryLimit"
+
+    @property
+    def oom_policy(self) -> bool:
+        """OOMPolicy= (243): without continue, one kernel killed for memory stops the whole server."""
+        return self.systemd >= 243
 
     @property
     def label(self) -> str:

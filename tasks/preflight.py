@@ -2,7 +2,7 @@
 
 tasks.settings checks names alone; whether ``jh_users`` names an account with uid 0, a
 service account or a member of ``sudo`` depends on the host. The deploy would give such an
-account a hub login (and a server started as that account through sudospawner), make it the
+account a hub login (and a server started as that account through the sudo rule), make it the
 hub's own account, or make a privileged group the group whose members may log in. So the
 host's accounts and groups are read from facts and every problem for the host is reported
 at once, naming the setting to change.
@@ -16,9 +16,12 @@ from typing import Any
 from pyinfra import host
 from pyinfra.facts.server import Users
 
-from tasks.facts import GroupEntries, LoginDefs
+from tasks.facts import GroupEntries, LoginDefs, ResourceControl
 from tasks.layout import SHADOW_GROUP
 from tasks.settings import PRIVILEGED_GROUPS, Settings, SettingsError
+
+# The cgroup controller systemd needs to enforce each kind of per-user limit.
+LIMIT_CONTROLLERS = {"memory": "memory", "cpu": "cpu", "tasks": "pids"}
 
 # The hub's account as tasks/system.py makes it: its own system group, home and shell, in shadow.
 HUB_USER_SHELLS = ("/usr/sbin/nologin", "/bin/false")
@@ -155,3 +158,37 @@ def check_accounts(settings: Settings) -> None:
         lines += [f"  {problem}" for problem in problems]
         lines.append("  Fix: choose other names in these settings; the hub needs no privileged account or group.")
         raise SettingsError("\n".join(lines))
+
+
+def limit_problems(settings: Settings, controllers: set[str], groups: GroupTable) -> list[str]:
+    """Per-user limits this host cannot enforce, and group limits for groups it does not have.
+
+    controllers: ResourceControl's; a limit the admin set is refused, not ignored, where
+    the kernel lacks its controller (the default process limit is then left to systemd).
+    """
+    problems = []
+    for kind, controller in LIMIT_CONTROLLERS.items():
+        given = [f"jh_user_{kind}_limit"] if f"user_{kind}_limit" in settings.model_fields_set else []
+        given += [
+            f"jh_group_limits[{group}][{kind}]"
+            for group, limit in settings.group_limits.items()
+            if getattr(limit, kind) is not None
+        ]
+        if controller not in controllers:
+            problems += [
+                f"{setting}: this host's kernel has the {controller} cgroup controller disabled, so systemd "
+                "cannot enforce it; unset it, or enable the controller (kernel command line)"
+                for setting in given
+            ]
+    for group in settings.group_limits:
+        if group != settings.users_group and group not in groups:
+            problems.append(f"jh_group_limits[{group}]: there is no group {group} on this host; create it first")
+    return problems
+
+
+def check_limits(settings: Settings) -> None:
+    """Stop the run for the current host if it cannot enforce the per-user limits as set."""
+    problems = limit_problems(settings, host.get_fact(ResourceControl)["controllers"], host.get_fact(GroupEntries))
+    if problems:
+        lines = [f"host {host.name}: per-user limits this host cannot apply (no host was changed):"]
+        raise SettingsError("\n".join(lines + [f"  {problem}" for problem in problems]))

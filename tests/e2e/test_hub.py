@@ -27,7 +27,7 @@ def test_wrong_password_is_refused(hub):
     assert response.status_code == 403
 
 
-def test_user_logs_in_spawns_through_sudospawner_and_runs_code(hub):
+def test_user_logs_in_spawns_a_server_unit_of_their_own_and_runs_code(hub):
     user = client(hub)
     response = user.login("bob", USERS["bob"])
     assert response.status_code == 302, f"login failed ({response.status_code}):\n{hub.journal()}"
@@ -36,35 +36,52 @@ def test_user_logs_in_spawns_through_sudospawner_and_runs_code(hub):
         user.start_server()
     except (TimeoutError, AssertionError) as error:
         pytest.fail(f"{error}\n{hub.journal()}")
-    # The single-user server runs as bob, not as the hub user or root.
+    # The single-user server runs as bob, not as the hub user or root, in a unit of its
+    # own in the users' slice: not a child of the hub.
     owners = hub.sh("ps -eo user:20,args | grep '[j]upyterhub-singleuser' | awk '{print $1}'").split()
     assert owners == ["bob"]
+    unit = "jupyter-singleuser@bob.service"
+    shown = hub.sh(f"systemctl show -p ActiveState -p Slice -p User {unit}").split()
+    assert sorted(shown) == ["ActiveState=active", "Slice=jupyterhub-users.slice", "User=bob"]
+    pid = hub.sh(f"systemctl show -p MainPID --value {unit}").strip()
+    assert unit in hub.sh(f"cat /proc/{pid}/cgroup")
     assert user.run_code("print(6*7)") == "42\n"
+    # Its API token is in no unit property, and no file of it is left where others look.
+    assert user.token not in hub.sh(f"systemctl show {unit}")
+    assert hub.sh("stat -c '%U %a' /run/jupyter-singleuser").split() == ["root", "700"]
 
 
 def test_hub_runs_as_the_hub_user(hub):
     pid = hub.sh("systemctl show -p MainPID --value jupyterhub").strip()
     assert hub.sh(f"ps -o user= -p {pid}").strip() == "jupyter"
-    sandbox = hub.sh("systemctl show -p ProtectSystem -p PrivateTmp -p ProtectControlGroups jupyterhub").split()
-    assert sorted(sandbox) == ["PrivateTmp=yes", "ProtectControlGroups=yes", "ProtectSystem=full"]
-    proxy_user = hub.sh("ps -eo user:20,args | grep '[c]onfigurable-http-proxy' | awk '{print $1}'").split()
-    assert proxy_user == ["jupyter"]
+    sandbox = hub.sh(
+        "systemctl show -p ProtectSystem -p ProtectHome -p PrivateTmp -p ProtectControlGroups jupyterhub"
+    ).split()
+    assert sorted(sandbox) == ["PrivateTmp=yes", "ProtectControlGroups=yes", "ProtectHome=yes", "ProtectSystem=full"]
+    # The proxy runs in a unit of its own, as the hub user.
+    proxy_pid = hub.sh("systemctl show -p MainPID --value jupyterhub-proxy").strip()
+    assert "configurable-http-proxy" in hub.sh(f"ps -o args= -p {proxy_pid}")
+    assert hub.sh(f"ps -o user= -p {proxy_pid}").strip() == "jupyter"
 
 
 def test_sudoers_rule_is_valid_and_narrow(hub):
     hub.sh("visudo -c")
     assert hub.sh("stat -c '%U %G %a' /etc/sudoers.d/jupyterhub").strip() == "root root 440"
-    # The hub user may run sudospawner as a hub user ...
+    # The hub user may run the user-server helper as root, to start or stop ...
     allowed = hub.sh("sudo -l -U jupyter")
-    assert "(%jupyterhub-users) NOPASSWD: /opt/jupyter/.venv/bin/sudospawner" in allowed
-    # ... and nothing else, as nobody else.
+    helper = "/opt/jupyter/libexec/user-server"
+    assert f"(root) NOPASSWD: {helper} start *, {helper} stop *" in allowed
+    # ... and nothing else, as nobody else; the helper refuses every user but a hub user's.
     for command in (
         "sudo -n -u root true",
         "sudo -n -u bob /bin/sh -c true",
-        "sudo -n -u bob /opt/jupyter/.venv/bin/jupyterhub-singleuser --help",
-        "sudo -n -u jupyter /opt/jupyter/.venv/bin/sudospawner",
+        "sudo -n systemctl stop ssh",
+        "sudo -n systemd-run --uid=root true",
+        f"sudo -n {helper} status bob",
+        f"sudo -n {helper} start root",
+        f"sudo -n {helper} stop root",
     ):
-        out = hub.sh(f"sudo -u jupyter {command} 2>&1; echo exit=$?", check=False)
+        out = hub.sh(f"sudo -u jupyter {command} </dev/null 2>&1; echo exit=$?", check=False)
         assert "exit=0" not in out, command
 
 
@@ -204,7 +221,7 @@ def test_a_broken_sudoers_rule_never_lands(hubs, workdir):
     assert hub.sh("ls /etc/sudoers.d") == hub.sh("ls /etc/sudoers.d | grep -v staged")
     hub.sh("visudo -c")
     # sudo still works for the hub afterwards.
-    assert "sudospawner" in hub.sh("sudo -l -U jupyter")
+    assert "/opt/jupyter/libexec/user-server" in hub.sh("sudo -l -U jupyter")
 
 
 def test_idle_culler_stops_idle_servers(hubs):
@@ -225,6 +242,8 @@ def test_idle_culler_stops_idle_servers(hubs):
         time.sleep(5)
     for hub in hubs.values():
         assert "Culling server" in hub.journal("jupyterhub-idle-culler", lines=200)
+        # Culled through the helper: the unit is gone.
+        assert hub.sh("systemctl is-active jupyter-singleuser@bob.service", check=False).strip() != "active"
 
 
 def test_permissions_task_alone_repairs_drift(hubs, workdir):

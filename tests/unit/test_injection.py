@@ -96,15 +96,12 @@ def test_the_hub_config_holds_the_values_as_python_literals():
     }
     assert literals["c.JupyterHub.bind_url"] == "http://127.0.0.1:8000/a.b-c~_/"
     assert literals["c.PAMAuthenticator.allowed_groups"] == ["class-2026_a"]
-    assert literals["c.SudoSpawner.sudospawner_path"] == "/srv/hub-1.x_y/.venv/bin/sudospawner"
-    assert literals["c.Spawner.environment"] == {
-        "JUPYTER_PATH": "/srv/hub-1.x_y/share/jupyter",
-        "NLTK_DATA": "/srv/hub-1.x_y/nltk_data",
-    }
+    assert literals["c.UnitSpawner.helper"] == "/srv/hub-1.x_y/libexec/user-server"
     # Nothing but the deploy's own code: only the names it defines are called.
     calls = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
     assert calls <= {
         "get_config",
+        "sys.path.insert",
         "Path",
         "secret",
         "str",
@@ -143,4 +140,4 @@ def test_the_sudoers_rule_with_edge_names_passes_visudo(tmp_path):
     visudo = shutil.which("visudo") or "/usr/sbin/visudo"
     result = subprocess.run([visudo, "-c", "-f", str(rule)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "hub_d-1 ALL=(%class-2026_a) NOPASSWD: JUPYTERHUB_SUDOSPAWNER" in rule.read_text()
+    assert "hub_d-1 ALL=(root) NOPASSWD: JUPYTERHUB_USER_SERVERS" in rule.read_text()

