@@ -154,7 +154,7 @@ class StaleServerEnvs(FactBase):
     def command(self, envs_dir: str, keep: list[str]) -> str:
         script = (Path(__file__).resolve().parent.parent / "files" / "bin" / "prune-server-envs").read_text()
         args = " ".join(shlex.quote(str(arg)) for arg in ("--list", envs_dir, *keep))
-        return f"bash -s {args} <<'PRUNE'\n{script}PRUNE"
+        return f"bash -s -- {args} <<'PRUNE'\n{script}PRUNE"
 
     def process(self, output):
         return [line for line in output if line]

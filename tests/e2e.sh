@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The end-to-end suite (make e2e), as two pytest sessions side by side: the machine has
+# The end-to-end suite (make e2e), as three pytest sessions side by side: the machine has
 # 2 cores and the targets mostly wait on the network and disk. Each session has its own
 # containers and its own ports for Pebble and the file server (JHD_PORT_OFFSET); both
 # share the images and the Docker engine, started here first and stopped at the end.
-# Arguments are passed to both pytest runs (e.g. -x, -k).
+# Arguments are passed to every pytest run (e.g. -x, -k).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,16 +20,19 @@ hubs=$!
 JHD_PORT_OFFSET=100 "$python" -m pytest "$@" tests/e2e/test_day2.py tests/e2e/test_unsupported.py \
     >"$logs/others.log" 2>&1 &
 others=$!
+JHD_PORT_OFFSET=200 "$python" -m pytest "$@" tests/e2e/test_user_servers.py >"$logs/servers.log" 2>&1 &
+servers=$!
 status=0
 wait "$hubs" || status=1
 wait "$others" || status=1
-for log in "$logs"/hubs.log "$logs"/others.log; do
+wait "$servers" || status=1
+for log in "$logs"/hubs.log "$logs"/others.log "$logs"/servers.log; do
     echo "=================== $(basename "$log" .log) ==================="
     cat "$log"
 done
 "$python" -m tests.harness engine-stop || true
 
-# One closing line for both sessions, from their pytest summaries.
+# One closing line for all sessions, from their pytest summaries.
 count() { grep -ohE "[0-9]+ ($1)" "$logs"/*.log | awk '{n += $1} END {print n + 0}'; }
 echo "e2e: $(count passed) passed, $(count 'failed|errors?') failed, $(count skipped) skipped"
 exit "$status"

@@ -83,9 +83,11 @@ class Heartbeat:
                 return
             time.sleep(0.1)
 
-    def longest_stall(self) -> float:
+    def gaps(self) -> tuple[float, float]:
+        """The longest and the median time between two answers (0.1 s of it is the pause)."""
         ends = [*self.answered, time.monotonic()]
-        return max(b - a for a, b in zip(ends, ends[1:], strict=False)) - 0.1
+        gaps = sorted(b - a for a, b in zip(ends, ends[1:], strict=False))
+        return gaps[-1], gaps[len(gaps) // 2]
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -133,7 +135,7 @@ def test_servers_outlive_hub_restart_redeploy_and_upgrade(servers, workdir, caps
         for name in USERS:
             assert show(servers, name, "MainPID", "ExecMainStartTimestamp") == before[name], f"{step}: {name} respawned"
         assert alice.server()["started"] == started, f"{step}: alice's server was spawned again"
-        figures.append((step, health.longest_outage(bool), heartbeat.longest_stall()))
+        figures.append((step, health.longest_outage(bool), *heartbeat.gaps()))
 
     check("systemctl restart jupyterhub", lambda: servers.sh("systemctl restart jupyterhub"))
 
@@ -157,8 +159,11 @@ def test_servers_outlive_hub_restart_redeploy_and_upgrade(servers, workdir, caps
     assert "/opt/jupyter/envs/jupyterhub-5-" in servers.sh(f"tr '\\0' ' ' < /proc/{pid}/cmdline")
     with capsys.disabled():
         print()
-        for step, outage, stall in figures:
-            print(f"[servers] {step}: hub API unavailable {outage:.1f} s, bob's kernel websocket stalled {stall:.2f} s")
+        for step, outage, longest, median in figures:
+            print(
+                f"[servers] {step}: hub API unavailable {outage:.1f} s; bob's open kernel websocket answered "
+                f"every {median:.2f} s (median), longest gap {longest:.2f} s"
+            )
 
 
 def test_a_group_gives_its_members_their_larger_limits(servers):
@@ -213,6 +218,21 @@ def test_a_kernel_over_its_memory_limit_is_killed_and_restarted_alone(servers):
     assert servers.sh("systemctl is-active jupyterhub jupyterhub-proxy").split() == ["active", "active"]
 
 
+def unit_cpu_seconds(host, name: str) -> tuple[float, str]:
+    """CPU time the unit's processes used: systemd's accounting where it has it (cgroup v2), else
+    the sum over the processes in the unit's cgroup (this lab's cgroup v1, where systemd 255 keeps
+    no cpuacct per unit)."""
+    usage = show(host, name, "CPUUsageNSec")["CPUUsageNSec"]
+    if usage.isdigit():
+        return int(usage) / 1e9, "the unit's CPUUsageNSec"
+    cgroup = show(host, name, "ControlGroup")["ControlGroup"]
+    ticks = host.sh(
+        f"for pid in $(cat /sys/fs/cgroup/unified{cgroup}/cgroup.procs /sys/fs/cgroup{cgroup}/cgroup.procs 2>/dev/null);"
+        " do cut -d' ' -f14,15 /proc/$pid/stat 2>/dev/null; done | awk '{t += $1 + $2} END {print t + 0}'"
+    )
+    return float(ticks) / int(host.sh("getconf CLK_TCK")), "the CPU time of the unit's processes"
+
+
 def test_a_cpu_burner_is_held_near_its_limit(servers, capsys):
     alice = servers.users["alice"]
     kernel = alice.start_kernel()
@@ -224,15 +244,14 @@ def test_a_cpu_burner_is_held_near_its_limit(servers, capsys):
     )
     try:
         time.sleep(2)
-        first = int(show(servers, "alice", "CPUUsageNSec")["CPUUsageNSec"])
+        first, source = unit_cpu_seconds(servers, "alice")
         started = time.monotonic()
         time.sleep(10)
-        used = (int(show(servers, "alice", "CPUUsageNSec")["CPUUsageNSec"]) - first) / 1e9
-        cores = used / (time.monotonic() - started)
+        cores = (unit_cpu_seconds(servers, "alice")[0] - first) / (time.monotonic() - started)
     finally:
         alice.execute(kernel, "[b.kill() for b in burners]")
     with capsys.disabled():
-        print(f"\n[servers] CPU burner, limit 0.5 cores: used {cores:.2f} cores over 10 s")
+        print(f"\n[servers] CPU burner, limit 0.5 cores: used {cores:.2f} cores over 10 s ({source})")
     # Other work on this machine can only lower it.
     assert 0.2 <= cores <= 0.6
 

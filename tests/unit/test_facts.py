@@ -2,7 +2,7 @@
 
 import subprocess
 
-from tasks.facts import FileDigests, UfwStatus
+from tasks.facts import FileDigests, ResourceControl, StaleServerEnvs, UfwStatus
 
 UFW_ACTIVE = """Status: active
 
@@ -33,3 +33,24 @@ def test_file_digests_reads_a_folder_in_one_command(tmp_path):
     assert (len(digest), mode) == (64, "755") and ":" in owner
     assert "link" not in fact.process(output.splitlines())
     assert fact.process([]) == {}
+
+
+def run_fact(fact, **kwargs):
+    output = subprocess.run(["sh", "-c", fact.command(**kwargs)], capture_output=True, text=True, check=True)
+    return fact.process(output.stdout.splitlines())
+
+
+def test_stale_server_envs_lists_what_prune_would_remove(tmp_path):
+    for name in ("current", "old", "older"):
+        (tmp_path / name).mkdir()
+    assert run_fact(StaleServerEnvs(), envs_dir=str(tmp_path), keep=[str(tmp_path / "current")]) == [
+        str(tmp_path / "old"),
+        str(tmp_path / "older"),
+    ]
+    assert run_fact(StaleServerEnvs(), envs_dir=str(tmp_path / "absent"), keep=[]) == []
+
+
+def test_resource_control_reads_controllers_and_memory_here():
+    facts = run_fact(ResourceControl())
+    assert facts["memory"] > 0
+    assert "memory" in facts["controllers"] or "cpu" in facts["controllers"]
