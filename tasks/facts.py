@@ -170,3 +170,22 @@ class UserServerUnits(FactBase):
 
     def process(self, output):
         return [line.strip() for line in output if line.strip().endswith(".service")]
+
+
+class SystemVersions(FactBase):
+    """The python3 and systemd of a release the deploy does not know (jh_allow_untested_release)."""
+
+    def command(self) -> str:
+        return (
+            "python3 -c 'import sys; print(\"python3 %d.%d\" % sys.version_info[:2])'; systemctl --version | head -n 1"
+        )
+
+    def process(self, output):
+        versions = {"python3": "0.0", "systemd": 0}
+        for line in output:
+            fields = line.split()
+            if fields[:1] == ["python3"]:
+                versions["python3"] = fields[1]
+            elif fields[:1] == ["systemd"] and fields[1].isdigit():
+                versions["systemd"] = int(fields[1])
+        return versions

@@ -18,6 +18,8 @@ repository. Where the server Python comes from conda, so does Node.js.
 from __future__ import annotations
 
 import hashlib
+import json
+from io import StringIO
 from pathlib import PurePosixPath
 
 from pyinfra import host
@@ -86,6 +88,12 @@ def build(settings: Settings, platform: Platform, env: PurePosixPath) -> None:
             stamp,
             settings.pip_index_url or "",
         )
+    # JupyterLab's defaults for every user (LabApp's app settings dir is in the venv).
+    root_file(
+        "JupyterLab defaults (overrides.json)",
+        StringIO(json.dumps(settings.lab_overrides, indent=2, sort_keys=True) + "\n"),
+        env / "share" / "jupyter" / "lab" / "settings" / "overrides.json",
+    )
     proxy_dir = env / settings.layout.proxy_dir.relative_to(settings.layout.venv)
     root_file("configurable-http-proxy package.json", FILES / "proxy" / "package.json", proxy_dir / "package.json")
     node, npm_cli = node_and_npm(settings, platform, env)

@@ -17,6 +17,7 @@ is checked from facts before that host changes (tasks/preflight.py).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import warnings
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -141,6 +142,12 @@ PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 # A memory size as systemd reads it: bytes, or a number with a K, M, G or T suffix (base 1024).
 MEMORY_SIZE = re.compile(r"(?P<number>[1-9][0-9]{0,12})(?P<unit>[KMGT]?)")
 MEMORY_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+# A JupyterLab plugin id, as its settings schema names it ("@jupyterlab/apputils-extension:notification").
+LAB_PLUGIN = re.compile(r"@?[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)?:[a-zA-Z0-9][a-zA-Z0-9._-]*")
+LAB_PLUGIN_RULE = 'must be a JupyterLab plugin id such as "@jupyterlab/apputils-extension:notification"'
+# What every managed hub's JupyterLab does differently from JupyterLab's defaults: no news
+# pop-up asking each user whether to fetch Jupyter news from the internet.
+LAB_DEFAULTS = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
 # Below this no JupyterLab server starts; a limit under it is a typo (256 for 256M).
 MIN_USER_MEMORY = 64 * 1024**2
 
@@ -631,6 +638,9 @@ class Settings(Strict):
     # python3, or conda's (files/conda/server-python.yml, with Node.js). auto: the
     # system's where it is 3.10 or newer, else conda's (Ubuntu 16.04-20.04, Debian 11).
     server_python: Literal["auto", "system", "conda"] = "auto"
+    # Deploy to a release this deploy does not know (Ubuntu 26.04, Debian 14, ...) with its
+    # own python3 if the server release has a lock for it; the run says it is untested.
+    allow_untested_release: StrictBool = False
     # Hub database and config backups taken before a server upgrade, kept this many times.
     upgrade_backups_kept: Annotated[StrictInt, Field(ge=1, le=100)] = 5
 
@@ -674,6 +684,10 @@ class Settings(Strict):
     notify_on_failure: StrictBool = False
     # Becomes ExecStart=<command> %i: a program path and plain arguments only.
     notify_command: Annotated[StrictStr, AfterValidator(_notify_command)] | None = None
+
+    # JupyterLab's defaults for every user (its overrides.json): {plugin id: {setting: value}}.
+    # Merged over the deploy's own, which turns off the news pop-up (fetchNews) on a managed hub.
+    lab_settings: dict[Annotated[StrictStr, _whole(LAB_PLUGIN, LAB_PLUGIN_RULE)], dict[StrictStr, Any]] = {}
 
     # Kernels users compute in, apart from the server venv; the one named python3
     # replaces the server's own default kernel.
@@ -760,6 +774,12 @@ class Settings(Strict):
                 f"(choose one of {', '.join(known)}) nor the absolute path of a folder with a requirements.in"
             )
         self._check_conda()
+        try:
+            json.dumps(self.lab_settings, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"jh_lab_settings must hold JSON values only (text, numbers, booleans, lists, dicts): {error}"
+            ) from None
         return self
 
     def _check_conda(self) -> None:
@@ -832,6 +852,14 @@ class Settings(Strict):
                     f"like jh_extra_ca_certificates[{stems[certificate.stem]}]; rename one"
                 )
             stems[certificate.stem] = index
+
+    @property
+    def lab_overrides(self) -> dict[str, dict[str, Any]]:
+        """JupyterLab's overrides.json: the deploy's defaults, then jh_lab_settings over them."""
+        merged = {plugin: dict(values) for plugin, values in LAB_DEFAULTS.items()}
+        for plugin, values in self.lab_settings.items():
+            merged.setdefault(plugin, {}).update(values)
+        return merged
 
     @property
     def server_release_dir(self) -> Path:

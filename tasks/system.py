@@ -9,6 +9,7 @@ from pyinfra.operations.util import any_changed
 
 from tasks import layout
 from tasks.ops import root_directory, root_file, ship_scripts
+from tasks.platform import Platform
 from tasks.settings import FILES, Settings
 
 # curl: downloads (the conda installer) and the hub's health checks.
@@ -25,9 +26,13 @@ def trust_extra_cas(settings: Settings) -> None:
         server.shell(name="Rebuild the system CA store", commands=["update-ca-certificates"], _if=any_changed(*uploads))
 
 
-def install_packages() -> None:
+def install_packages(platform: Platform) -> None:
     apt.packages(
-        name="Install system packages", packages=PACKAGES, no_recommends=True, update=True, cache_time=24 * 3600
+        name="Install system packages",
+        packages=[*PACKAGES, *platform.python_packages],
+        no_recommends=True,
+        update=True,
+        cache_time=24 * 3600,
     )
 
 
@@ -69,9 +74,9 @@ def accounts(settings: Settings) -> None:
     root_file("PAM service for hub logins", FILES / "pam" / "jupyterhub", layout.PAM_SERVICE)
 
 
-def apply(settings: Settings) -> None:
+def apply(settings: Settings, platform: Platform) -> None:
     trust_extra_cas(settings)
-    install_packages()
+    install_packages(platform)
     accounts(settings)
     ship_scripts(settings.layout)
     root_directory(f"Shared files {settings.install_root / 'share'}", settings.install_root / "share")

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 python=.venv/bin/python
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
-"$python" -m tests.harness images noble bookworm xenial jammy trixie
+"$python" -m tests.harness images noble bookworm xenial jammy trixie focal bullseye bionic
 
 # Container names are fixed per module: the modules that use the `hubs` targets (the
 # session-wide Ubuntu 24.04 and Debian 12 hubs) must stay in one session.

@@ -197,6 +197,7 @@ def start(engine, workdir, pebble, resolver, nltk_index):
     started = []
 
     def _start(suite: str, name: str) -> Host:
+        harness.ensure_images(engine.client, [suite])
         target = harness.start_target(engine.client, suite, name, workdir)
         started.append(name)
         domain = DOMAIN.format(name=name)

@@ -31,9 +31,10 @@ def test_a_hub_without_conda_kernels_installs_no_conda(hubs):
         assert hub.sh("test -e /opt/miniconda3 && echo present || echo absent").strip() == "absent"
 
 
-def test_installer_is_checked_against_its_sha256_before_it_runs(start, workdir, file_server):
-    """Ubuntu 16.04 needs conda for the server's Python; a tampered installer never runs."""
-    host = start("xenial", "jhd-test-xenial-conda")
+@pytest.mark.parametrize("suite", ["xenial", "bionic"])
+def test_installer_is_checked_against_its_sha256_before_it_runs(start, workdir, file_server, suite):
+    """Ubuntu 16.04 and 18.04 need conda for the server's Python; a tampered installer never runs."""
+    host = start(suite, f"jhd-test-{suite}-conda")
     served, base_url = file_server
     (served / "conda").mkdir(exist_ok=True)
     (served / "conda" / "Miniforge3-tampered.sh").write_text("#!/bin/sh\ntouch /tmp/tampered-installer-ran\n")
@@ -42,7 +43,7 @@ def test_installer_is_checked_against_its_sha256_before_it_runs(start, workdir, 
         "jh_kernels": CONDA_KERNELS,
         "jh_conda_installer_url": f"{base_url}/conda/Miniforge3-tampered.sh",
     }
-    inventory = write_inventory(workdir / "xenial-conda.py", [(host.name, data)])
+    inventory = write_inventory(workdir / f"{suite}-conda.py", [(host.name, data)])
 
     before = host.snapshot(*WATCHED, exclude=VOLATILE)
     preview = run_pyinfra(inventory, "--dry")

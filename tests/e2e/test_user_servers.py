@@ -107,8 +107,11 @@ def servers(start, workdir):
     assert result.returncode == 0, result.stderr[-4000:]
     host.sh("usermod -aG ml-2026 bob")
     host.users = {name: logged_in(host, name) for name in USERS}
-    for user in host.users.values():
-        user.start_server()
+    for name, user in host.users.items():
+        try:
+            user.start_server()
+        except (TimeoutError, AssertionError) as error:
+            pytest.fail(f"{error}\n{host.journal(lines=150)}\n{host.journal(unit(name), lines=60)}")
     return host
 
 

@@ -350,3 +350,19 @@ def test_xenial_selfsigned_site_passes_sslyze_mozilla_intermediate(xenial, tmp_p
     result = xenial.deploy("sslyze-selfsigned", jh_certificate="selfsigned")
     assert result.returncode == 0, result.stderr[-3000:]
     assert xenial_findings_without_a_ca(xenial, tmp_path) == {}
+
+
+def test_bionic_front_serves_tls_1_3_with_a_certificate_from_the_acme_server(start, workdir):
+    """Ubuntu 18.04's hub needs conda's Python (unreachable here); its nginx 1.14 with OpenSSL
+    1.1.1 and certbot serve the front alone, TLS 1.3 included."""
+    host = start("bionic", "jhd-test-bionic-web")
+    inventory = write_inventory(workdir / "bionic-web.py", [(host.name, host.data)])
+    result = run_pyinfra(inventory, deploy="tasks.web.front")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "Pebble" in served_certificate(host).issuer.rfc4514_string()
+    assert get(host, "/", allow_redirects=False).status_code == 502  # no hub behind it
+    assert requests.get(f"http://{host.domain}/", allow_redirects=False, timeout=10).status_code == 301
+    assert openssl_handshake(host, "tls1_1").returncode != 0
+    assert openssl_handshake(host, "tls1_3").returncode == 0
+    again = run_pyinfra(inventory, deploy="tasks.web.front")
+    assert again.totals["success"] == 0, again.changed_operations()

@@ -28,6 +28,8 @@ CACHE = Path(os.environ.get("JHD_CACHE", Path.home() / ".cache" / "jupyterhub-de
 SUITES = {
     # suite: (distribution, debootstrap script to use)
     "xenial": ("ubuntu", "xenial"),
+    "bionic": ("ubuntu", "bionic"),
+    "focal": ("ubuntu", "focal"),
     "jammy": ("ubuntu", "jammy"),
     # Debian 12's debootstrap has no noble script; gutsy's is the generic Ubuntu one.
     "noble": ("ubuntu", "gutsy"),

@@ -32,6 +32,18 @@ def test_reads_only_prefixed_data():
 
 
 BAD = {
+    "lab plugin id with a quote": (
+        {"jh_lab_settings": {'x"y:z': {"a": 1}}},
+        'jh_lab_settings[x"y:z][[key]]: must be a JupyterLab plugin id',
+    ),
+    "lab setting that is no JSON": (
+        {"jh_lab_settings": {"@jupyterlab/notebook-extension:tracker": {"a": float("nan")}}},
+        "jh_lab_settings must hold JSON values only",
+    ),
+    "untested release as text": (
+        {"jh_allow_untested_release": "yes"},
+        "jh_allow_untested_release: Input should be a valid boolean",
+    ),
     "unknown key": ({"jh_idle_timout": 600}, "jh_idle_timout: unknown setting"),
     "number as string": ({"jh_idle_timeout": "600"}, "jh_idle_timeout: Input should be a valid integer"),
     "bool as string": ({"jh_notify_on_failure": "yes"}, "jh_notify_on_failure: Input should be a valid boolean"),
@@ -165,3 +177,13 @@ def test_offline_installer_must_match_the_pinned_checksum(tmp_path):
 def test_server_release_may_be_a_folder_on_the_controller(tmp_path):
     (tmp_path / "requirements.in").write_text("jupyterhub==6.1.1\n")
     assert Settings.from_data({"jh_server_release": str(tmp_path)}).server_release_dir == tmp_path
+
+
+def test_lab_settings_merge_over_the_deploys_defaults():
+    settings = Settings.from_data(
+        {"jh_lab_settings": {"@jupyterlab/apputils-extension:notification": {"checkForUpdates": True}}}
+    )
+    assert settings.lab_overrides["@jupyterlab/apputils-extension:notification"] == {
+        "fetchNews": "false",
+        "checkForUpdates": True,
+    }
