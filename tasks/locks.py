@@ -15,6 +15,7 @@ from pyinfra import host
 from pyinfra.facts.files import Sha256File
 from pyinfra.operations import pip, server
 
+from tasks import layout
 from tasks.ops import root_file, script
 from tasks.platform import Platform, UnsupportedTarget
 from tasks.settings import FILES, Settings
@@ -71,5 +72,6 @@ def venv_from_lock(name: str, settings: Settings, env: PurePosixPath, lock: Path
         env,
         env / lock.name,
         stamp,
+        layout.SYSTEM_CA_BUNDLE,
         settings.pip_index_url or "",
     )

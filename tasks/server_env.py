@@ -86,6 +86,7 @@ def build(settings: Settings, platform: Platform, env: PurePosixPath) -> None:
             env,
             env / NODE_WHEEL.name,
             stamp,
+            layout.SYSTEM_CA_BUNDLE,
             settings.pip_index_url or "",
         )
     # JupyterLab's defaults for every user (LabApp's app settings dir is in the venv).

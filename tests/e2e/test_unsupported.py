@@ -23,7 +23,10 @@ def test_xenial_is_refused_before_any_change(start, workdir):
     result = run_pyinfra(inventory)
 
     assert result.returncode != 0
-    assert "Ubuntu 16.04 ships Python 3.5, and JupyterHub 6 needs Python 3.10 or newer" in result.stderr
+    assert (
+        "Ubuntu 16.04 has Python 3.5, and jh_server_release jupyterhub-6 has locks for Python 3.10, 3.11, 3.12, 3.13 only"
+        in result.stderr
+    )
     assert "Nothing was changed. Fix:" in result.stderr
     assert host.snapshot(*WATCHED, exclude=VOLATILE) == before
     assert host.sh("dpkg-query -W | wc -l") == packages_before

@@ -262,7 +262,10 @@ def test_a_cpu_burner_is_held_near_its_limit(servers, capsys):
 def test_a_fork_bomb_is_stopped_by_the_process_limit(servers):
     alice = servers.users["alice"]
     kernel = alice.start_kernel()
-    alice.execute(kernel, "import subprocess; subprocess.Popen(['bash', '-c', ':(){ :|:& };:'])")
+    # Sent, not waited for: at its limit the server itself can start no thread to answer.
+    with alice.connect(kernel) as connection:
+        connection.send("import subprocess; subprocess.Popen(['bash', '-c', ':(){ :|:& };:'])")
+        time.sleep(2)
     try:
         time.sleep(10)
         tasks = show(servers, "alice", "TasksCurrent", "TasksMax")
