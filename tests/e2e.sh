@@ -15,12 +15,13 @@ trap 'rm -rf "$logs"' EXIT
 # Container names are fixed per module: the modules that use the `hubs` targets (the
 # session-wide Ubuntu 24.04 and Debian 12 hubs) must stay in one session.
 JHD_PORT_OFFSET=0 "$python" -m pytest "$@" tests/e2e/test_hub.py tests/e2e/test_kernels.py tests/e2e/test_web.py \
-    tests/e2e/test_conda.py tests/e2e/test_releases.py >"$logs/hubs.log" 2>&1 &
+    tests/e2e/test_conda.py >"$logs/hubs.log" 2>&1 &
 hubs=$!
 JHD_PORT_OFFSET=100 "$python" -m pytest "$@" tests/e2e/test_day2.py tests/e2e/test_unsupported.py \
     >"$logs/others.log" 2>&1 &
 others=$!
-JHD_PORT_OFFSET=200 "$python" -m pytest "$@" tests/e2e/test_user_servers.py >"$logs/servers.log" 2>&1 &
+JHD_PORT_OFFSET=200 "$python" -m pytest "$@" tests/e2e/test_user_servers.py tests/e2e/test_releases.py \
+    >"$logs/servers.log" 2>&1 &
 servers=$!
 status=0
 wait "$hubs" || status=1
