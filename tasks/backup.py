@@ -119,7 +119,7 @@ def restore() -> None:
                 settings.users_group,
                 f"{settings.local_url}hub/health",
                 paths.state_dir / layout.UPGRADE_BACKUPS,
-                *layout.SECRETS,
+                *layout.RESTORED_SECRETS,
             ),
             f"echo {digest} > {RESTORED_STAMP}",
             f"rm -f {remote}",

@@ -73,6 +73,9 @@ SECRETS = {
     "proxy.env": "CONFIGPROXY_AUTH_TOKEN=",
     "idle_culler.env": "JUPYTERHUB_API_TOKEN=",
 }
+# The secrets a restore puts back: the hub's own (sessions stay valid). The proxy's token
+# stays the host's: the proxy runs on through a restore, with the token it started with.
+RESTORED_SECRETS = ("jupyterhub_cookie_secret", "idle_culler.env")
 # The database and config copies taken before a server upgrade (below the state dir).
 UPGRADE_BACKUPS = "backups"
 

@@ -17,11 +17,12 @@ trap 'rm -rf "$logs"' EXIT
 JHD_PORT_OFFSET=0 "$python" -m pytest "$@" tests/e2e/test_hub.py tests/e2e/test_kernels.py tests/e2e/test_web.py \
     tests/e2e/test_conda.py >"$logs/hubs.log" 2>&1 &
 hubs=$!
-JHD_PORT_OFFSET=100 "$python" -m pytest "$@" tests/e2e/test_day2.py tests/e2e/test_unsupported.py \
-    >"$logs/others.log" 2>&1 &
+# The day-2 module runs once per release, each with its own containers: one per session.
+JHD_PORT_OFFSET=100 JHD_DAY2_SUITES=noble "$python" -m pytest "$@" tests/e2e/test_day2.py \
+    tests/e2e/test_unsupported.py tests/e2e/test_releases.py >"$logs/others.log" 2>&1 &
 others=$!
-JHD_PORT_OFFSET=200 "$python" -m pytest "$@" tests/e2e/test_user_servers.py tests/e2e/test_releases.py \
-    >"$logs/servers.log" 2>&1 &
+JHD_PORT_OFFSET=200 JHD_DAY2_SUITES=bookworm "$python" -m pytest "$@" tests/e2e/test_user_servers.py \
+    tests/e2e/test_day2.py >"$logs/servers.log" 2>&1 &
 servers=$!
 status=0
 wait "$hubs" || status=1

@@ -60,6 +60,10 @@ class HubClient:
         return response.json()["servers"].get("")
 
     def start_server(self, timeout: float = 120) -> dict:
+        """Start the user's server, or find it running (servers outlive hub restarts and upgrades)."""
+        running = self.server()
+        if running and running.get("ready"):
+            return running
         response = self.api("POST", f"/hub/api/users/{self.user}/server")
         assert response.status_code in (201, 202), f"spawn request: {response.status_code} {response.text}"
         deadline = time.monotonic() + timeout
