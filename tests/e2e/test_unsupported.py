@@ -80,3 +80,22 @@ def archive(members: dict[str, tuple[str, int]]) -> bytes:
             info.size, info.mode = len(data), mode
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def test_a_release_the_deploy_does_not_know_is_refused_unless_allowed(start, workdir):
+    """Debian 12 dressed as a Debian 14: refused before any change; allowed, planned as untested."""
+    host = start("bookworm", "jhd-test-untested")
+    host.sh("sed -i 's/^VERSION_ID=.*/VERSION_ID=\"14\"/' /usr/lib/os-release")
+    before = host.snapshot(*WATCHED, exclude=VOLATILE)
+    inventory = write_inventory(workdir / "untested.py", [(host.name, host.data)])
+    result = run_pyinfra(inventory)
+    assert result.returncode != 0
+    assert "Debian 14 is not a release this deploy knows; supported: Ubuntu 16.04" in result.stderr
+    assert "set jh_allow_untested_release = True" in result.stderr
+    allowed = write_inventory(
+        workdir / "untested-allowed.py", [(host.name, {**host.data, "jh_allow_untested_release": True})]
+    )
+    preview = run_pyinfra(allowed, "--dry")
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    assert "server Python 3.11: python3 of Debian 14; Debian 14 is UNTESTED" in preview.stderr
+    assert host.snapshot(*WATCHED, exclude=VOLATILE) == before
