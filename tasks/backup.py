@@ -119,6 +119,7 @@ def restore() -> None:
                 settings.users_group,
                 f"{settings.local_url}hub/health",
                 paths.state_dir / layout.UPGRADE_BACKUPS,
+                ",".join(name for name in layout.SECRETS if name not in layout.RESTORED_SECRETS),
                 *layout.RESTORED_SECRETS,
             ),
             f"echo {digest} > {RESTORED_STAMP}",
