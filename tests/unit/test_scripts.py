@@ -5,7 +5,9 @@ import io
 import stat
 import subprocess
 import tarfile
+import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -122,6 +124,11 @@ def test_prune_server_envs_keeps_the_kept_and_those_a_process_runs(tmp_path):
         ["python3", "-c", "import time; time.sleep(60)", str(envs / "running" / "bin" / "server")]
     )
     try:
+        # Until it has exec'd, the child's arguments are still pytest's.
+        cmdline = Path(f"/proc/{server.pid}/cmdline")
+        deadline = time.monotonic() + 10
+        while b"/envs/running/" not in cmdline.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
         keep = [envs / "current", envs / "previous"]
         listed = run(SCRIPTS / "prune-server-envs", "--list", envs, *keep)
         assert listed.stdout.split() == [str(envs / "stale-1"), str(envs / "stale-2")]
