@@ -21,7 +21,7 @@ from tasks import layout, server_env
 from tasks.facts import LoginDefs, ResourceControl
 from tasks.ops import FILES, render, root_file, root_template, script
 from tasks.platform import Platform
-from tasks.settings import Settings, memory_bytes
+from tasks.settings import PRIVILEGED_GROUPS, Settings, memory_bytes
 
 # What the unit templates get besides the settings and the layout.
 UNIT_CONTEXT = {
@@ -96,6 +96,7 @@ def user_servers_config(settings: Settings, platform: Platform, uid_min: int) ->
     config = {
         "hub_user": settings.hub_user,
         "users_group": settings.users_group,
+        "privileged_groups": sorted(PRIVILEGED_GROUPS),
         "min_uid": uid_min,
         "server_env_link": str(paths.venv),
         "slice": layout.USERS_SLICE,

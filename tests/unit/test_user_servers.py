@@ -120,12 +120,14 @@ def test_the_helper_refuses_root_system_accounts_the_hub_and_non_members(monkeyp
         "jupyter": entry("jupyter", 1500, 1500),
         "mallory": entry("mallory", 1002, 1002),
         "alice": entry(),
+        # A member an admin has since put in sudo, or given root's group.
+        "oscar": entry("oscar", 1003, 1003),
+        "rooty": entry("rooty", 1004, 0),
     }
+    groups = {"alice": {"jupyterhub-users"}, "oscar": {"jupyterhub-users", "sudo"}, "rooty": {"jupyterhub-users"}}
     monkeypatch.setattr(helper.pwd, "getpwnam", lambda name: accounts[name])
-    monkeypatch.setattr(
-        helper, "group_names", lambda e: {e.pw_name} | ({"jupyterhub-users"} if e.pw_name == "alice" else set())
-    )
-    for name in ("root", "daemon", "jupyter", "mallory", "nosuchuser"):
+    monkeypatch.setattr(helper, "group_names", lambda e: {e.pw_name} | groups.get(e.pw_name, set()))
+    for name in ("root", "daemon", "jupyter", "mallory", "oscar", "rooty", "nosuchuser"):
         with pytest.raises(helper.Refused):
             helper.account(config, name, member_required=True)
     assert helper.account(config, "alice", member_required=True).pw_name == "alice"
