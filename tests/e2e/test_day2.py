@@ -194,6 +194,12 @@ def test_failed_migration_rolls_back_to_the_previous_release(day2, workdir):
 def test_status_shows_services_versions_and_user_servers(day2, workdir):
     user = logged_in(day2)
     user.create_token()
+    # A fresh start: her server from the upgrade test outlived the hub's restarts, but it is idle
+    # and the culler (60 s here) may stop it at any moment.
+    user.stop_server()
+    deadline = time.monotonic() + 60
+    while user.server() is not None and time.monotonic() < deadline:
+        time.sleep(1)
     user.start_server()
     inventory = write_inventory(workdir / "day2-status.py", [(day2.name, settings_for(day2))])
     result = subprocess.run(
