@@ -7,7 +7,7 @@ SSLYZE := .venv-sslyze/bin/sslyze
 # The Pythons locks are made for; a set that cannot run on one (JupyterHub 6 on 3.9) gets no lock for it.
 SERVER_PYTHONS := 3.9 3.10 3.11 3.12 3.13
 
-.PHONY: venv demo demo-down test lint unit e2e locks prerequisites
+.PHONY: venv demo demo-down test lint unit e2e bench locks prerequisites
 
 $(BIN)/pyinfra: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ unit: $(BIN)/pyinfra
 
 e2e: $(BIN)/pyinfra $(SSLYZE) prerequisites
 	bash tests/e2e.sh
+
+## Speed figures as ratios against baselines of the same run (not part of `make test`; ~15 min).
+bench: $(BIN)/pyinfra prerequisites
+	$(BIN)/python -m tests.bench.run
 
 ## Re-resolve the locks after editing a requirements.in of files/server/ or files/kernels/.
 locks: $(BIN)/pyinfra

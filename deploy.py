@@ -13,16 +13,63 @@ import sys
 
 from pyinfra import host
 
-from tasks import conda, firewall, hub, kernels, permissions, server_env, system, web
-from tasks.platform import describe, target_platform
+from tasks import conda, firewall, hub, kernels, layout, permissions, server_env, system, web
+from tasks.platform import Platform, describe, target_platform
 from tasks.preflight import check_accounts, check_limits
-from tasks.settings import current_settings
+from tasks.settings import Settings, current_settings
+from tasks.snapshot import prefetch
+
+
+def read_managed_directories(settings: Settings, platform: Platform) -> None:
+    """Every directory the tasks below look into, read in one command (tasks.snapshot).
+
+    Only a matter of speed: a directory missing here is read when a task first needs it.
+    """
+    paths, env = settings.layout, server_env.env_dir(settings, platform)
+    kernels_envs = [paths.kernels_dir / k.name for k in settings.kernels]
+    kernel_specs = [paths.jupyter_data_dir / "kernels" / k.name for k in settings.kernels]
+    certificate, key = web.certificate_paths(settings)
+    root_owned = [
+        paths.install_root.parent,
+        paths.install_root,
+        paths.libexec,
+        paths.install_root / "share",
+        paths.jupyter_data_dir / "kernels",
+        *kernel_specs,
+        paths.server_envs,
+        env,
+        env / "share" / "jupyter" / "lab" / "settings",
+        env / paths.proxy_dir.relative_to(paths.venv),
+        env / paths.proxy_dir.relative_to(paths.venv) / "node_modules",
+        paths.kernels_dir,
+        *kernels_envs,
+        paths.uv_tool.parent,
+        paths.uv_tool,
+        layout.UNIT_DIR,
+        layout.SUDOERS_RULE.parent,
+        layout.PAM_SERVICE.parent,
+        layout.CA_DIR,
+        layout.NGINX_SITE.parent,
+        layout.NGINX_SITE_ENABLED.parent,
+        layout.ACME_WEBROOT.parent,
+        layout.RENEW_HOOK.parent,
+        layout.TLS_DIR.parent,
+        layout.TLS_DIR,
+        certificate.parent,
+    ]
+    if conda.needed(settings, platform):
+        root_owned += [paths.conda_prefix, paths.conda_environment_files, paths.conda_server_env]
+    # Not root's alone (or private keys): listed, no file is read.
+    listed = [paths.state_dir, key.parent, "/home"]
+    prefetch(hashed=root_owned, listed=listed, deep=[paths.nltk_data])
+
 
 settings = current_settings()
 platform = target_platform(settings)
 check_accounts(settings)
 check_limits(settings)
 print(f"--> {host.name}: {describe(platform)}", file=sys.stderr, flush=True)
+read_managed_directories(settings, platform)
 
 system.apply(settings, platform)
 conda.apply(settings, platform)

@@ -12,8 +12,6 @@ import hashlib
 from io import StringIO
 from pathlib import Path, PurePosixPath
 
-from pyinfra import host
-from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files, server
 
 from tasks import layout
@@ -21,6 +19,7 @@ from tasks.locks import install_from_lock
 from tasks.ops import root_directory, root_file, script
 from tasks.platform import Platform
 from tasks.settings import FILES, Settings
+from tasks.snapshot import entry
 
 SERVER_PYTHON_FILE = FILES / "conda" / "server-python.yml"
 
@@ -55,7 +54,8 @@ def install(settings: Settings) -> None:
         paths.conda_prefix / ".condarc",
     )
     desired = hashlib.sha256(f"{settings.conda_installer_sha256}\n".encode()).hexdigest()
-    if host.get_fact(Sha256File, path=str(paths.conda_installer_stamp)) == desired:
+    stamp = entry(paths.conda_installer_stamp, hashed=True)
+    if stamp and stamp[5] == desired:
         return
     installer = layout.INSTALLER_CACHE / f"conda-installer-{settings.conda_installer_sha256[:16]}.sh"
     root_directory(f"Installer cache {layout.INSTALLER_CACHE}", layout.INSTALLER_CACHE, mode="700")

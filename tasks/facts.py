@@ -8,43 +8,6 @@ from pathlib import Path
 from pyinfra.api import FactBase
 
 
-class LooseOwnership(FactBase):
-    """Paths below ``path`` not owned by user:group, or writable by group or others.
-
-    Symlinks are skipped (their own mode is always 0777). At most 20 are listed.
-    """
-
-    default = list
-
-    def command(self, path: str, user: str, group: str) -> str:
-        return (
-            f"find {shlex.quote(path)} ! -type l \\( ! -user {user} -o ! -group {group} -o -perm /022 \\)"
-            " -print 2>/dev/null | head -n 20 || true"
-        )
-
-    def process(self, output):
-        return list(output)
-
-
-class ExposedFiles(FactBase):
-    """Regular files named ``names`` in ``directory`` that group or others may access.
-
-    find lists without following links; the fix is then made by the files' owner.
-    """
-
-    default = list
-
-    def command(self, directory: str, names: list[str]) -> str:
-        match = " -o ".join(f"-name {shlex.quote(name)}" for name in names)
-        return (
-            f"find {shlex.quote(directory)} -maxdepth 1 -type f \\( {match} \\) -perm /077 -printf '%f\\n'"
-            " 2>/dev/null || true"
-        )
-
-    def process(self, output):
-        return sorted(output)
-
-
 class UfwStatus(FactBase):
     """Whether ufw is active, and the ports it allows ("80/tcp"). None without ufw."""
 
@@ -109,24 +72,53 @@ class GroupEntries(FactBase):
         return groups
 
 
-class FileDigests(FactBase):
-    """Regular files directly in ``directory``: name -> "sha256 mode user:group", in one command."""
+class Accounts(FactBase):
+    """Every account the host knows (``getent passwd``), in the shape of pyinfra's Users fact.
+
+    name -> uid, gid, group (primary, by name), groups (the others), home, shell, and for
+    the names in ``shadow_of`` only, the password hash. One command (pyinfra's Users runs
+    several per account).
+    """
 
     default = dict
 
-    def command(self, directory: str) -> str:
-        quoted = shlex.quote(directory)
-        return (
-            f"cd {quoted} 2>/dev/null && find . -maxdepth 1 -type f -printf '%f %m %u:%g ' "
-            "-exec sha256sum {} \\; || true"
-        )
+    def command(self, shadow_of: list[str]) -> str:
+        names = " ".join(shlex.quote(name) for name in shadow_of)
+        shadow = f"getent shadow {names} 2>/dev/null" if shadow_of else ""
+        return f"getent passwd; echo @group; getent group; echo @shadow; {shadow}; true"
 
     def process(self, output):
-        digests = {}
+        section, passwd, group_names, members, hashes = "passwd", [], {}, {}, {}
         for line in output:
-            name, mode, owner, digest, _ = line.split(" ", 4)
-            digests[name] = f"{digest} {mode} {owner}"
-        return digests
+            if line in ("@group", "@shadow"):
+                section = line[1:]
+                continue
+            fields = line.split(":")
+            if section == "passwd" and len(fields) == 7 and fields[2].isdigit() and fields[3].isdigit():
+                passwd.append(fields)
+            elif section == "group" and len(fields) == 4 and fields[2].isdigit():
+                group_names.setdefault(int(fields[2]), fields[0])
+                for member in filter(None, (m.strip() for m in fields[3].split(","))):
+                    members.setdefault(member, []).append(fields[0])
+            elif section == "shadow" and len(fields) >= 2:
+                hashes[fields[0]] = fields[1]
+        users = {}
+        for name, _, uid, gid, comment, home, shell in passwd:
+            primary = group_names.get(int(gid))
+            users.setdefault(
+                name,
+                {
+                    "uid": int(uid),
+                    "gid": int(gid),
+                    "group": primary,
+                    "groups": [group for group in members.get(name, []) if group != primary],
+                    "home": home or None,
+                    "shell": shell or None,
+                    "comment": comment or None,
+                    "password": hashes.get(name),
+                },
+            )
+        return users
 
 
 class ResourceControl(FactBase):
@@ -189,3 +181,89 @@ class SystemVersions(FactBase):
             elif fields[:1] == ["systemd"] and fields[1].isdigit():
                 versions["systemd"] = int(fields[1])
         return versions
+
+
+# Names the deploy manages are made of these; anything else in a listed directory (a hub
+# user's oddly named file) is left out rather than parsed, so it cannot pose as another entry.
+SAFE_PATH = "[A-Za-z0-9._@/+:-]*"
+# Files above this size are listed without a digest (a conda installer, not a config).
+DIGEST_MAX_KIB = 4096
+
+
+class PathStates(FactBase):
+    """Every entry of ``hashed`` and ``listed`` directories (and the directories themselves), in one command.
+
+    path -> (kind, mode, user, group, link target, sha256): kind f/d/l/..., mode an int,
+    sha256 only for regular files of ``hashed`` directories (root's own: a file there cannot
+    be swapped for a pipe or a link while it is read). ``deep`` directories are listed two
+    levels down. Used by tasks.ops to plan only what differs from the host.
+    """
+
+    default = dict
+
+    def command(self, hashed: list[str], listed: list[str], deep: list[str]) -> str:
+        def find(dirs: list[str], depth: int, *tests: str) -> str:
+            if not dirs:
+                return ""
+            quoted = " ".join(shlex.quote(d) for d in dirs)
+            return f"find {quoted} -maxdepth {depth} -regextype posix-extended -regex '{SAFE_PATH}' {' '.join(tests)}"
+
+        stat = "-printf 'S\\t%y\\t%m\\t%u\\t%g\\t%p\\t%l\\n'"
+        parts = [
+            find([*hashed, *listed], 1, stat),
+            find(deep, 2, stat),
+            find(hashed, 1, f"-type f -size -{DIGEST_MAX_KIB}k -exec sha256sum {{}} +"),
+        ]
+        return "; ".join(f"{part} 2>/dev/null" for part in parts if part) + "; true"
+
+    def process(self, output):
+        entries, digests = {}, {}
+        for line in output:
+            fields = line.split("\t")
+            if fields[0] == "S" and len(fields) == 7:
+                _, kind, mode, user, group, path, target = fields
+                entries[path.rstrip("/") or "/"] = [kind, int(mode, 8), user, group, target or None, None]
+            elif len(line) > 66 and line[64:66] == "  ":
+                digests[line[66:]] = line[:64]
+        for path, digest in digests.items():
+            if path in entries:
+                entries[path][5] = digest
+        return {path: tuple(entry) for path, entry in entries.items()}
+
+
+class UnitStates(FactBase):
+    """For each unit: (ActiveState, UnitFileState), e.g. ("active", "enabled")."""
+
+    default = dict
+
+    def command(self, units: list[str]) -> str:
+        names = " ".join(shlex.quote(unit) for unit in units)
+        return f"systemctl show --property=Id,ActiveState,UnitFileState -- {names} || true"
+
+    def process(self, output):
+        states, current = {}, {}
+        for line in [*output, ""]:
+            if not line.strip():
+                if "Id" in current:
+                    states[current["Id"]] = (current.get("ActiveState", ""), current.get("UnitFileState", ""))
+                current = {}
+            else:
+                key, _, value = line.partition("=")
+                current[key] = value
+        return states
+
+
+class LooseTrees(FactBase):
+    """Paths below any of ``paths`` not owned by root:root, or writable by group or others (20 at most)."""
+
+    default = list
+
+    def command(self, paths: list[str]) -> str:
+        quoted = " ".join(shlex.quote(path) for path in paths)
+        return (
+            f"find {quoted} ! -type l \\( ! -user root -o ! -group root -o -perm /022 \\)"
+            " -print 2>/dev/null | head -n 20 || true"
+        )
+
+    def process(self, output):
+        return list(output)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pyinfra import host
-from pyinfra.operations import apt, server
+from pyinfra.operations import server
 
 from tasks.facts import UfwStatus
+from tasks.ops import packages
 from tasks.settings import Settings
 
 
@@ -17,7 +18,7 @@ def open_ports(settings: Settings) -> list[int]:
 def apply(settings: Settings) -> None:
     if not settings.firewall:
         return
-    apt.packages(name="Install ufw", packages=["ufw"], no_recommends=True, update=True, cache_time=24 * 3600)
+    packages("Install ufw", ["ufw"])
     status = host.get_fact(UfwStatus) or {"active": False, "allowed": set()}
     # Ports first, then enable: the SSH connection this deploy runs over stays open.
     for port in open_ports(settings):

@@ -12,16 +12,14 @@ import hashlib
 import json
 from io import StringIO
 
-from pyinfra import host
-from pyinfra.facts.files import File, Sha1File
 from pyinfra.operations import files, server, systemd
-from pyinfra.operations.util import any_changed
 
 from tasks import layout, server_env
 from tasks.facts import LoginDefs, ResourceControl
-from tasks.ops import FILES, render, root_file, root_template, script
+from tasks.ops import FILES, directory, render, root_file, root_template, script, service
 from tasks.platform import Platform
 from tasks.settings import PRIVILEGED_GROUPS, Settings, memory_bytes
+from tasks.snapshot import UNCHANGED, children, entry, fact, is_state
 
 # What the unit templates get besides the settings and the layout.
 UNIT_CONTEXT = {
@@ -36,14 +34,9 @@ MIN_SYSTEM_RESERVE = 1024**3
 def state_and_secrets(settings: Settings) -> bool:
     """The state directory and the secrets; returns whether a secret is (re)generated."""
     paths = settings.layout
-    files.directory(
-        name=f"Hub state directory {paths.state_dir}",
-        path=str(paths.state_dir),
-        user=settings.hub_user,
-        group=settings.hub_user,
-        mode="700",
-    )
-    missing = [name for name in layout.SECRETS if not host.get_fact(File, path=str(paths.state_dir / name))]
+    directory(f"Hub state directory {paths.state_dir}", paths.state_dir, "700", settings.hub_user, settings.hub_user)
+    present = children(paths.state_dir, kind="f")
+    missing = [name for name in layout.SECRETS if name not in present]
     if missing:
         # Generated on the host, once, by the hub user in its own directory: a re-run never
         # replaces a secret, and root never writes below the state directory.
@@ -63,7 +56,7 @@ def install_sudoers_rule(settings: Settings, rule: str) -> None:
     Decided by comparing the live rule with the desired one (a fact), so a rule
     that failed validation is checked again on the next run.
     """
-    if host.get_fact(Sha1File, path=str(layout.SUDOERS_RULE)) == hashlib.sha1(rule.encode()).hexdigest():
+    if is_state(layout.SUDOERS_RULE, "f", "440", "root", "root", hashlib.sha256(rule.encode()).hexdigest()):
         return
     # sudo skips files in sudoers.d whose names contain a dot: the staged copy is inert.
     staged = f"{layout.SUDOERS_RULE}.staged"
@@ -80,7 +73,7 @@ def user_servers(settings: Settings, platform: Platform) -> None:
     root_file("Hub spawner (users' servers as systemd units)", FILES / "hub" / "unitspawner.py", paths.spawner_module)
     root_file(
         f"Users' servers: units and limits ({paths.user_servers_config})",
-        StringIO(user_servers_config(settings, platform, host.get_fact(LoginDefs)["UID_MIN"])),
+        StringIO(user_servers_config(settings, platform, fact(LoginDefs)["UID_MIN"])),
         paths.user_servers_config,
     )
 
@@ -131,7 +124,7 @@ def unit_files(settings: Settings, platform: Platform) -> dict[str, object]:
         for unit in layout.SERVICES
     }
     limit, reserve = None, None
-    resources = host.get_fact(ResourceControl)
+    resources = fact(ResourceControl)
     if "memory" in resources["controllers"]:
         limit, reserve = slice_memory(resources["memory"])
     units[layout.USERS_SLICE] = root_template(
@@ -148,9 +141,12 @@ def unit_files(settings: Settings, platform: Platform) -> dict[str, object]:
         notifier = root_template(
             f"systemd unit {layout.NOTIFY_UNIT}", f"{layout.NOTIFY_UNIT}.j2", notifier_path, settings, **UNIT_CONTEXT
         )
-    else:
+    elif entry(notifier_path):
         notifier = files.file(name="No failure notifier unit", path=str(notifier_path), present=False)
-    systemd.daemon_reload(name="Reload systemd units", _if=any_changed(notifier, *units.values()))
+    else:
+        notifier = UNCHANGED
+    if any(op.will_change for op in (notifier, *units.values())):
+        systemd.daemon_reload(name="Reload systemd units")
     return units
 
 
@@ -160,32 +156,23 @@ def services(settings: Settings, units: dict[str, object], restart: bool, new_se
     A restarted proxy has lost its routes: the hub is restarted after it, which puts them back.
     """
     proxy_changed = units[layout.PROXY_SERVICE].will_change or new_secrets
-    systemd.service(
-        name="JupyterHub proxy running and enabled",
-        service=layout.PROXY_SERVICE,
-        running=True,
-        enabled=True,
-        restarted=proxy_changed,
-    )
-    hub = systemd.service(
-        name="JupyterHub running and enabled",
-        service=layout.HUB_SERVICE,
-        running=True,
-        enabled=True,
+    service("JupyterHub proxy running and enabled", layout.PROXY_SERVICE, restarted=proxy_changed)
+    hub = service(
+        "JupyterHub running and enabled",
+        layout.HUB_SERVICE,
         restarted=units[layout.HUB_SERVICE].will_change or restart or proxy_changed,
     )
-    systemd.service(
-        name="Idle culler running and enabled",
-        service=layout.CULLER_SERVICE,
-        running=True,
-        enabled=True,
+    service(
+        "Idle culler running and enabled",
+        layout.CULLER_SERVICE,
         restarted=units[layout.CULLER_SERVICE].will_change or restart,
     )
-    server.shell(
-        name="Wait until the hub answers",
-        commands=[script(settings.layout, "wait-healthy", f"{settings.local_url}hub/health", 90)],
-        _if=hub.did_change,
-    )
+    if hub.will_change:
+        server.shell(
+            name="Wait until the hub answers",
+            commands=[script(settings.layout, "wait-healthy", f"{settings.local_url}hub/health", 90)],
+            _if=hub.did_change,
+        )
 
 
 def config_context(settings: Settings, platform: Platform) -> dict:

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import json
 from io import StringIO
-from pathlib import Path
 
-from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import Directory, FindDirectories
 from pyinfra.operations import files, server
 
 from tasks import conda
@@ -25,6 +22,7 @@ from tasks.locks import lock_for, venv_from_lock
 from tasks.ops import command, root_directory, root_file
 from tasks.platform import Platform, target_platform
 from tasks.settings import KERNEL_SETS, Kernel, Settings, current_settings
+from tasks.snapshot import children, prefetch
 
 
 def kernel_spec(settings: Settings, kernel: Kernel) -> str:
@@ -43,11 +41,11 @@ def kernel_env(settings: Settings, platform: Platform, kernel: Kernel) -> None:
     if kernel.conda:
         conda.environment(settings, f"Kernel {kernel.name}", env, KERNEL_SETS / kernel.environment)
     else:
-        if host.get_fact(Directory, path=str(env / "conda-meta")):
+        if "conda-meta" in children(env, kind="d"):
             # Was a conda kernel: the venv is made afresh (conda does the same the other way).
             files.directory(name=f"Kernel {kernel.name}: remove its conda environment", path=str(env), present=False)
         lock = lock_for(KERNEL_SETS / kernel.packages, platform, f"kernel {kernel.name}")
-        venv_from_lock(f"Kernel {kernel.name}", settings, env, lock, python=platform.python_command)
+        venv_from_lock(f"Kernel {kernel.name}", settings, platform, env, lock)
     root_file(
         f"Kernel {kernel.name}: spec ({kernel.display_name})",
         StringIO(kernel_spec(settings, kernel)),
@@ -58,11 +56,10 @@ def kernel_env(settings: Settings, platform: Platform, kernel: Kernel) -> None:
 def remove_dropped_kernels(settings: Settings) -> None:
     wanted = {k.name for k in settings.kernels}
     specs = settings.layout.jupyter_data_dir / "kernels"
-    for path in host.get_fact(FindDirectories, path=str(specs), maxdepth=1) or []:
-        name = Path(path).name
-        if path == str(specs) or name in wanted:
+    for name in children(specs, kind="d"):
+        if name in wanted:
             continue
-        files.directory(name=f"Unregister kernel {name}", path=path, present=False)
+        files.directory(name=f"Unregister kernel {name}", path=str(specs / name), present=False)
         if not settings.keep_removed_kernel_envs:
             files.directory(
                 name=f"Remove the environment of kernel {name}",
@@ -73,8 +70,12 @@ def remove_dropped_kernels(settings: Settings) -> None:
 
 def nltk_data(settings: Settings) -> None:
     root_directory(f"Shared NLTK data {settings.layout.nltk_data}", settings.layout.nltk_data)
+    # Packages are directories below a category (corpora/, tokenizers/, ...).
+    prefetch(deep=[settings.layout.nltk_data])
     present = {
-        Path(p).name for p in host.get_fact(FindDirectories, path=str(settings.layout.nltk_data), maxdepth=2) or []
+        name
+        for category in children(settings.layout.nltk_data, "d")
+        for name in children(settings.layout.nltk_data / category, "d")
     }
     missing = [p for p in settings.nltk_packages if p not in present]
     if missing:

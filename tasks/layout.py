@@ -103,6 +103,17 @@ class Layout:
         return self.install_root / "envs"
 
     @property
+    def uv_tool(self) -> PurePosixPath:
+        """A venv holding uv, which installs the server and kernel venvs."""
+        return self.install_root / "tools" / "uv"
+
+    @property
+    def uv_cache(self) -> PurePosixPath:
+        """uv's cache (root's alone): venvs hard-link their files from it, so identical
+        files of two server venvs (Node.js, JupyterLab) are stored once."""
+        return self.install_root / "cache" / "uv"
+
+    @property
     def kernels_dir(self) -> PurePosixPath:
         """The kernel environments (a venv or a conda environment per kernel), owned by root."""
         return self.install_root / "kernels"

@@ -12,13 +12,17 @@ import hashlib
 from pathlib import Path, PurePosixPath
 
 from pyinfra import host
-from pyinfra.facts.files import Sha256File
-from pyinfra.operations import pip, server
+from pyinfra.operations import server
 
 from tasks import layout
 from tasks.ops import root_file, script
 from tasks.platform import Platform, UnsupportedTarget
 from tasks.settings import FILES, Settings
+from tasks.snapshot import entry
+
+# uv, pinned like everything else; hosts whose uv this run already plans.
+UV_LOCK = FILES / "uv" / "requirements.txt"
+_UV_PLANNED: set[str] = set()
 
 
 def lock_for(package_set: Path, platform: Platform, setting: str) -> Path:
@@ -35,7 +39,8 @@ def lock_for(package_set: Path, platform: Platform, setting: str) -> Path:
 
 def installed(lock: Path, stamp: PurePosixPath) -> bool:
     """Whether the stamp on the host is this lock."""
-    return host.get_fact(Sha256File, path=str(stamp)) == hashlib.sha256(lock.read_bytes()).hexdigest()
+    found = entry(stamp, hashed=True)
+    return found is not None and found[5] == hashlib.sha256(lock.read_bytes()).hexdigest()
 
 
 def install_from_lock(
@@ -58,20 +63,45 @@ def install_from_lock(
     return True
 
 
-def venv_from_lock(name: str, settings: Settings, env: PurePosixPath, lock: Path, python: str) -> bool:
-    """A venv from ``python`` with exactly the lock's packages. Returns whether it changes."""
-    pip.venv(name=f"{name}: venv {env}", path=str(env), python=python)
-    stamp = env / ".installed-requirements.txt"
+def venv_from_lock(name: str, settings: Settings, platform: Platform, env: PurePosixPath, lock: Path) -> bool:
+    """A venv of the platform's Python with exactly the lock's packages. Returns whether it changes."""
+    if installed(lock, env / ".installed-requirements.txt"):
+        return False
     return install_from_lock(
-        f"{name}: install {lock.parent.name}/{lock.name}",
+        f"{name}: venv {env} from {lock.parent.name}/{lock.name}",
         settings,
         lock,
         env / lock.name,
-        stamp,
+        env / ".installed-requirements.txt",
         "install-venv-lock",
-        env,
-        env / lock.name,
-        stamp,
-        layout.SYSTEM_CA_BUNDLE,
-        settings.pip_index_url or "",
+        *installer_args(settings, platform, env, env / lock.name, env / ".installed-requirements.txt"),
     )
+
+
+def installer_args(
+    settings: Settings, platform: Platform, env: PurePosixPath, lock: PurePosixPath, stamp: PurePosixPath
+) -> list[object]:
+    """files/bin/install-venv-lock's arguments to install ``lock`` (on the host) into ``env``."""
+    paths = settings.layout
+    uv, cache = (uv_binary(settings, platform), paths.uv_cache) if platform.uv else ("", "")
+    index = settings.pip_index_url or ""
+    return [platform.python_command, env, lock, stamp, layout.SYSTEM_CA_BUNDLE, uv, cache, index]
+
+
+def uv_binary(settings: Settings, platform: Platform) -> PurePosixPath:
+    """uv, in a venv of its own (made with pip); planned once per host and run."""
+    tool = settings.layout.uv_tool
+    if host.name not in _UV_PLANNED:
+        _UV_PLANNED.add(host.name)
+        stamp = tool / ".installed-requirements.txt"
+        install_from_lock(
+            f"uv {UV_LOCK.read_text().strip()} (installs the venvs)",
+            settings,
+            UV_LOCK,
+            tool / UV_LOCK.name,
+            stamp,
+            "install-venv-lock",
+            *[platform.python_command, tool, tool / UV_LOCK.name, stamp, layout.SYSTEM_CA_BUNDLE, "", ""],
+            settings.pip_index_url or "",
+        )
+    return tool / "bin" / "uv"

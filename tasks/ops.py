@@ -1,20 +1,23 @@
 """Small helpers for the operations every task repeats: root-owned files and directories,
-templates, and the shipped scripts (files/bin), called with quoted arguments."""
+templates, services, packages, and the shipped scripts (files/bin), called with quoted
+arguments. Each plans its pyinfra operation only where the host differs (tasks.snapshot)."""
 
 from __future__ import annotations
 
 import hashlib
 import shlex
+from io import StringIO
 from pathlib import Path, PurePosixPath
 
 from pyinfra import host
 from pyinfra.api.util import get_template
+from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import Home, User
-from pyinfra.operations import files
+from pyinfra.operations import apt, files, systemd
 
-from tasks.facts import FileDigests
 from tasks.layout import Layout
 from tasks.settings import FILES, Settings
+from tasks.snapshot import UNCHANGED, entry, fact, is_state, unit_state
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SCRIPTS = FILES / "bin"
@@ -37,28 +40,52 @@ def render(template: str, settings: Settings, **context) -> str:
 def root_template(
     name: str, template: str, dest: PurePosixPath | str, settings: Settings, mode: str = "644", **context
 ):
-    return files.template(
-        name=name,
-        src=str(TEMPLATES / template),
-        dest=str(dest),
-        mode=mode,
-        jinja_env_kwargs=jinja_options(),
-        settings=settings,
-        layout=settings.layout,
-        **ROOT,
-        **context,
-    )
+    """A template of templates/ rendered here and put as a root-owned file."""
+    return root_file(name, StringIO(render(template, settings, **context)), dest, mode=mode)
 
 
 def root_file(name: str, src, dest: PurePosixPath | str, mode: str = "644", **kwargs):
-    """files.put of a path on the controller or a StringIO, owned by root."""
+    """files.put of a path on the controller or a StringIO, owned by root; not planned if the host has it."""
+    content = src.getvalue().encode() if isinstance(src, StringIO) else Path(src).read_bytes()
+    if is_state(dest, "f", mode, "root", "root", hashlib.sha256(content).hexdigest()):
+        return UNCHANGED
     return files.put(
         name=name, src=src if not isinstance(src, Path) else str(src), dest=str(dest), mode=mode, **ROOT, **kwargs
     )
 
 
-def root_directory(name: str, path: PurePosixPath | str, mode: str = "755", **kwargs):
-    return files.directory(name=name, path=str(path), mode=mode, **ROOT, **kwargs)
+def directory(name: str, path: PurePosixPath | str, mode: str, user: str, group: str):
+    """files.directory, not planned if the host has it so."""
+    if is_state(path, "d", mode, user, group):
+        return UNCHANGED
+    return files.directory(name=name, path=str(path), mode=mode, user=user, group=group)
+
+
+def root_directory(name: str, path: PurePosixPath | str, mode: str = "755"):
+    return directory(name, path, mode, "root", "root")
+
+
+def fix_file_mode(name: str, path: PurePosixPath | str, mode: str, user: str, group: str):
+    """An existing regular file's owner and mode (a missing one is left to the task that makes it)."""
+    found = entry(path)
+    if found is None or found[:4] == ("f", int(mode, 8), user, group):
+        return UNCHANGED
+    return files.file(name=name, path=str(path), user=user, group=group, mode=mode)
+
+
+def service(name: str, unit: str, restarted: bool = False):
+    """A unit running and enabled (restarted if asked); not planned if it already is and needs no restart."""
+    if not restarted and unit_state(unit) == ("active", "enabled"):
+        return UNCHANGED
+    return systemd.service(name=name, service=unit, running=True, enabled=True, restarted=restarted)
+
+
+def packages(name: str, names: list[str]):
+    """Distribution packages installed (apt's lists refreshed when older than a day), if any is missing."""
+    installed = fact(DebPackages)
+    if all(package in installed for package in names):
+        return UNCHANGED
+    return apt.packages(name=name, packages=names, no_recommends=True, update=True, cache_time=24 * 3600)
 
 
 def command(*argv: object) -> str:
@@ -75,14 +102,12 @@ def script(layout: Layout, name: str, *args: object, as_user: str | None = None)
 def ship_scripts(layout: Layout) -> None:
     """files/bin to <install root>/libexec: root-owned, run by root or the hub user.
 
-    One fact reads what is there; only scripts that differ (content, mode, owner) are put.
+    Only scripts that differ (content, mode, owner) are put.
     """
     root_directory(f"Install root {layout.install_root}", layout.install_root)
     root_directory(f"Deploy scripts {layout.libexec}", layout.libexec)
-    shipped = host.get_fact(FileDigests, directory=str(layout.libexec))
     for path in sorted(SCRIPTS.iterdir()):
-        if shipped.get(path.name) != f"{hashlib.sha256(path.read_bytes()).hexdigest()} 755 root:root":
-            root_file(f"Deploy script {path.name}", path, layout.script(path.name), mode="755")
+        root_file(f"Deploy script {path.name}", path, layout.script(path.name), mode="755")
 
 
 def private_transfer() -> dict:

@@ -14,6 +14,7 @@ from pyinfra.facts.server import LinuxDistribution
 
 from tasks.facts import SystemVersions
 from tasks.settings import Settings
+from tasks.snapshot import fact
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ class Platform:
         return [self.python_command, f"{self.python_command}-venv"]
 
     @property
+    def uv(self) -> bool:
+        """Venvs are installed with uv (files/uv): its wheel needs a pip and Python of 3.8 or later,
+        which the release's own Pythons have here; conda's server Python keeps pip."""
+        return not self.conda_server and _version(self.python) >= (3, 8)
+
+    @property
     def memory_property(self) -> str:
         """systemd's hard memory limit: MemoryMax= since 231, MemoryLimit= (cgroup v1) before."""
         return "MemoryMax" if self.systemd >= 231 else "MemoryLimit"
@@ -100,7 +107,7 @@ def target_platform(settings: Settings | None = None) -> Platform:
     The server Python (jh_server_python = auto) is the newest Python of the release that
     jh_server_release has a lock for, else conda's.
     """
-    facts = host.get_fact(LinuxDistribution)
+    facts = fact(LinuxDistribution)
     name = facts["name"]
     version = facts["release_meta"].get("VERSION_ID", "")
     release = RELEASES.get((name, version))
@@ -114,7 +121,7 @@ def target_platform(settings: Settings | None = None) -> Platform:
             )
         if name not in ("Ubuntu", "Debian"):
             raise UnsupportedTarget(f"{host.name}: {name} {version}: the deploy needs Ubuntu or Debian (apt, systemd)")
-        probed = host.get_fact(SystemVersions)
+        probed = fact(SystemVersions)
         release = Release(probed["python3"], (), probed["systemd"])
     base = Platform(name, version, release.python3, release.python3, systemd=release.systemd, untested=untested)
     if settings is None:

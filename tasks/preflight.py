@@ -14,11 +14,11 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from pyinfra import host
-from pyinfra.facts.server import Users
 
-from tasks.facts import GroupEntries, LoginDefs, ResourceControl
+from tasks.facts import Accounts, GroupEntries, LoginDefs, ResourceControl
 from tasks.layout import SHADOW_GROUP
 from tasks.settings import PRIVILEGED_GROUPS, Settings, SettingsError
+from tasks.snapshot import fact
 
 # The cgroup controller systemd needs to enforce each kind of per-user limit.
 LIMIT_CONTROLLERS = {"memory": "memory", "cpu": "cpu", "tasks": "pids"}
@@ -28,7 +28,7 @@ HUB_USER_SHELLS = ("/usr/sbin/nologin", "/bin/false")
 HUB_USER_GROUPS = frozenset({SHADOW_GROUP})
 NOBODY_UID = 65534
 
-Account = dict[str, Any]  # one entry of pyinfra.facts.server.Users
+Account = dict[str, Any]  # one entry of tasks.facts.Accounts
 GroupTable = dict[str, tuple[int, list[str]]]  # tasks.facts.GroupEntries
 
 
@@ -37,7 +37,7 @@ def account_problems(
 ) -> list[str]:
     """What in the settings names a privileged account or group on a host with these facts.
 
-    users: the Users fact; groups: the GroupEntries fact; login_defs: the LoginDefs fact.
+    users: the Accounts fact; groups: the GroupEntries fact; login_defs: the LoginDefs fact.
     An empty list: the settings are safe on this host.
     """
     accounts = [("jh_hub_user", settings.hub_user)]
@@ -147,12 +147,17 @@ def _users_group_member_problems(
     return problems
 
 
+def host_accounts(settings: Settings) -> dict[str, Account]:
+    """The host's accounts, with the password hashes of the hub users (read once per run)."""
+    return fact(Accounts, shadow_of=sorted(user.name for user in settings.users))
+
+
 def check_accounts(settings: Settings) -> None:
     """Stop the run for the current host if its settings name privileged accounts or groups there.
 
     Called before any operation, so no host has been changed yet.
     """
-    problems = account_problems(settings, host.get_fact(Users), host.get_fact(GroupEntries), host.get_fact(LoginDefs))
+    problems = account_problems(settings, host_accounts(settings), fact(GroupEntries), fact(LoginDefs))
     if problems:
         lines = [f"host {host.name}: settings name privileged accounts or groups on this host (no host was changed):"]
         lines += [f"  {problem}" for problem in problems]
@@ -188,7 +193,7 @@ def limit_problems(settings: Settings, controllers: set[str], groups: GroupTable
 
 def check_limits(settings: Settings) -> None:
     """Stop the run for the current host if it cannot enforce the per-user limits as set."""
-    problems = limit_problems(settings, host.get_fact(ResourceControl)["controllers"], host.get_fact(GroupEntries))
+    problems = limit_problems(settings, fact(ResourceControl)["controllers"], fact(GroupEntries))
     if problems:
         lines = [f"host {host.name}: per-user limits this host cannot apply (no host was changed):"]
         raise SettingsError("\n".join(lines + [f"  {problem}" for problem in problems]))

@@ -22,16 +22,15 @@ import json
 from io import StringIO
 from pathlib import PurePosixPath
 
-from pyinfra import host
-from pyinfra.facts.files import Link
 from pyinfra.operations import server
 
 from tasks import layout
 from tasks.facts import StaleServerEnvs
-from tasks.locks import install_from_lock, lock_for, venv_from_lock
+from tasks.locks import install_from_lock, installed, installer_args, lock_for, venv_from_lock
 from tasks.ops import root_directory, root_file, script
 from tasks.platform import Platform
 from tasks.settings import FILES, Settings
+from tasks.snapshot import children, entry, fact
 
 NODE_WHEEL = FILES / "proxy" / "node-requirements.txt"
 PROXY_LOCK = FILES / "proxy" / "package-lock.json"
@@ -73,9 +72,9 @@ def env_dir(settings: Settings, platform: Platform) -> PurePosixPath:
 def build(settings: Settings, platform: Platform, env: PurePosixPath) -> None:
     """The venv, Node.js (from the wheel) and the proxy, each installed once per lock."""
     lock = lock_for(settings.server_release_dir, platform, "jh_server_release")
-    venv_from_lock("Server environment", settings, env, lock, python=platform.python_command)
-    if not platform.conda_server:
-        stamp = env / ".installed-node-requirements.txt"
+    venv_from_lock("Server environment", settings, platform, env, lock)
+    stamp = env / ".installed-node-requirements.txt"
+    if not platform.conda_server and not installed(NODE_WHEEL, stamp):
         install_from_lock(
             "Server environment: Node.js for the proxy",
             settings,
@@ -83,11 +82,7 @@ def build(settings: Settings, platform: Platform, env: PurePosixPath) -> None:
             env / NODE_WHEEL.name,
             stamp,
             "install-venv-lock",
-            env,
-            env / NODE_WHEEL.name,
-            stamp,
-            layout.SYSTEM_CA_BUNDLE,
-            settings.pip_index_url or "",
+            *installer_args(settings, platform, env, env / NODE_WHEEL.name, stamp),
         )
     # JupyterLab's defaults for every user (LabApp's app settings dir is in the venv).
     root_file(
@@ -121,8 +116,8 @@ def apply(settings: Settings, platform: Platform) -> bool:
     root_directory(f"Server environments {paths.server_envs}", paths.server_envs)
     env = env_dir(settings, platform)
     build(settings, platform, env)
-    link = host.get_fact(Link, path=str(paths.venv))
-    if link and link["link_target"] == str(env):
+    link = entry(paths.venv)
+    if link and link[0] == "l" and link[4] == str(env):
         prune(settings, env)
         return False
     server.shell(
@@ -150,9 +145,11 @@ def apply(settings: Settings, platform: Platform) -> bool:
 def prune(settings: Settings, env: PurePosixPath) -> None:
     """Remove server venvs left behind once no user's server runs them any more."""
     paths = settings.layout
-    previous = host.get_fact(Link, path=str(paths.previous_venv))
-    keep = [str(env), *([previous["link_target"]] if previous else [])]
-    stale = host.get_fact(StaleServerEnvs, envs_dir=str(paths.server_envs), keep=keep)
+    previous = entry(paths.previous_venv)
+    keep = [str(env), *([previous[4]] if previous and previous[0] == "l" else [])]
+    if {str(paths.server_envs / name) for name in children(paths.server_envs)} <= set(keep):
+        return
+    stale = fact(StaleServerEnvs, envs_dir=str(paths.server_envs), keep=keep)
     if stale:
         server.shell(
             name=f"Remove server environments no server runs any more: {', '.join(stale)}",

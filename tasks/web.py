@@ -19,13 +19,23 @@ from pathlib import PurePosixPath
 from pyinfra import host, state
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
-from pyinfra.facts.files import File, Link, Sha1File
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import files, server, systemd
 
 from tasks import firewall, layout, system
-from tasks.ops import command, private_transfer, render, root_directory, root_file, script, ship_scripts
+from tasks.ops import (
+    command,
+    packages,
+    private_transfer,
+    render,
+    root_directory,
+    root_file,
+    script,
+    service,
+    ship_scripts,
+)
 from tasks.platform import Platform, target_platform
 from tasks.settings import FILES, Settings, current_settings
+from tasks.snapshot import entry, is_state
 
 # Manual and self-signed keys: in a directory only root can enter, so a key is never
 # readable, not even while it is being written.
@@ -63,10 +73,9 @@ def install_site(settings: Settings, config: str, stage: str) -> bool:
     Compared with the live site at plan time, so a rejected change is retried.
     Returns whether the site changes.
     """
-    desired = hashlib.sha1(config.encode()).hexdigest()
-    if host.get_fact(Sha1File, path=str(layout.NGINX_SITE)) == desired and host.get_fact(
-        Link, path=str(layout.NGINX_SITE_ENABLED)
-    ):
+    desired = hashlib.sha256(config.encode()).hexdigest()
+    enabled = entry(layout.NGINX_SITE_ENABLED)
+    if is_state(layout.NGINX_SITE, "f", "644", "root", "root", desired) and enabled and enabled[0] == "l":
         return False
     staged = f"{layout.NGINX_SITE}.new"
     root_file(f"Stage the nginx site ({stage})", StringIO(config), staged)
@@ -99,15 +108,16 @@ def tls_certificate(settings: Settings, platform: Platform) -> tuple[bool, bool]
         ]
         return any(op.will_change for op in changed), False
     if settings.certificate == "selfsigned":
-        if not host.get_fact(File, path=str(key)):
+        if not entry(key):
             server.shell(
                 name=f"Self-signed certificate for {settings.domain}",
                 commands=[script(settings.layout, "selfsigned-certificate", settings.domain, certificate, key)],
             )
         return False, False
     acme_site = False
-    if not host.get_fact(Link, path=str(certificate)):  # certbot's live/ files are links
-        if host.get_fact(File, path=str(layout.NGINX_SITE)):
+    live = entry(certificate)
+    if not (live and live[0] == "l"):  # certbot's live/ files are links
+        if entry(layout.NGINX_SITE):
             # A site is live (another certificate or another name): it keeps serving HTTPS
             # while a challenge-only site answers for this name on port 80.
             acme = render("nginx-acme.conf.j2", settings, webroot=layout.ACME_WEBROOT)
@@ -157,23 +167,24 @@ def tls_certificate(settings: Settings, platform: Platform) -> tuple[bool, bool]
         layout.RENEW_HOOK,
         mode="755",
     )
-    systemd.service(name="certbot's renewal timer", service="certbot.timer", running=True, enabled=True)
+    service("certbot's renewal timer", "certbot.timer")
     return False, acme_site
 
 
 def apply(settings: Settings, platform: Platform) -> None:
     if settings.domain is None:
-        link = files.link(name="No nginx site for the hub", path=str(layout.NGINX_SITE_ENABLED), present=False)
-        files.file(name="No nginx site file for the hub", path=str(layout.NGINX_SITE), present=False)
-        systemd.service(name="Reload nginx", service="nginx", reloaded=True, _if=link.did_change)
+        if entry(layout.NGINX_SITE_ENABLED):
+            link = files.link(name="No nginx site for the hub", path=str(layout.NGINX_SITE_ENABLED), present=False)
+            systemd.service(name="Reload nginx", service="nginx", reloaded=True, _if=link.did_change)
+        if entry(layout.NGINX_SITE):
+            files.file(name="No nginx site file for the hub", path=str(layout.NGINX_SITE), present=False)
         return
-    packages = ["nginx"] + (["certbot"] if settings.certificate == "letsencrypt" else ["openssl"])
-    apt.packages(name="Install nginx", packages=packages, no_recommends=True, update=True, cache_time=24 * 3600)
+    packages("Install nginx", ["nginx"] + (["certbot"] if settings.certificate == "letsencrypt" else ["openssl"]))
     root_directory(f"ACME webroot {layout.ACME_WEBROOT}", layout.ACME_WEBROOT)
     rotated, acme_site = tls_certificate(settings, platform)
     site_changed = install_site(settings, site_config(settings, platform, tls=True), stage="HTTPS")
-    systemd.service(name="nginx running and enabled", service="nginx", running=True, enabled=True)
-    if acme_site or host.get_fact(File, path=str(layout.NGINX_ACME_SITE)):
+    service("nginx running and enabled", "nginx.service")
+    if acme_site or entry(layout.NGINX_ACME_SITE):
         # The challenge-only site of a switch, once the new certificate serves (or left by a failed run).
         server.shell(
             name="Remove the nginx site for the ACME challenge",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import time
 
 import pytest
@@ -152,6 +154,39 @@ def test_second_run_changes_nothing(hubs):
     assert result.totals["success"] == 0, result.changed_operations()
     assert result.totals["error"] == 0
     print(f"no-op re-run on {len(hubs)} hosts: {elapsed:.1f} s")
+
+
+# SSH commands a no-op re-run may send to one host. The deploy reads the directories it
+# manages, the accounts, units and packages a few commands at a time (tasks/snapshot.py)
+# and plans no operation where the host already agrees: 9-11 commands here, where one
+# fact per file and pyinfra's own per-operation facts took 129 (and 4.9-8.7 s).
+NOOP_SSH_COMMAND_BUDGET = 12
+
+
+def test_noop_rerun_stays_within_its_ssh_command_budget(hubs):
+    result = run_pyinfra(next(iter(hubs.values())).inventory, "--debug")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.totals["success"] == 0, result.changed_operations()
+    for hub in hubs.values():
+        commands = re.findall(rf"Running command on {re.escape(hub.name)}\b.*", result.stderr)
+        print(f"{hub.name}: {len(commands)} SSH commands in a no-op re-run")
+        assert 0 < len(commands) <= NOOP_SSH_COMMAND_BUDGET, "\n".join(c[:200] for c in commands)
+
+
+def test_venvs_built_with_uv_and_with_pip_from_one_lock_are_identical(hub):
+    """The server venv (uv, from the deploy) against the same locks installed by pip."""
+    env = hub.sh("readlink /opt/jupyter/.venv").strip()
+    locks = hub.sh(f"ls {env}/py3.*.txt {env}/node-requirements.txt").split()
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    for lock in locks:
+        install = ["python3", "/tmp/pip-venv", lock, "/tmp/pip-venv.stamp", bundle, "", ""]
+        hub.sh(f"/opt/jupyter/libexec/install-venv-lock {shlex.join(install)}")
+    pip = "/tmp/pip-venv/bin/python -m pip --disable-pip-version-check"
+    by_pip = hub.sh(f"{pip} freeze --all --exclude pip --exclude setuptools")
+    by_uv = hub.sh(f"{pip} --python {env}/bin/python freeze --all --exclude pip --exclude setuptools")
+    assert by_uv.splitlines() == by_pip.splitlines() and len(by_pip.splitlines()) > 100
+    assert hub.sh(f"test -x /opt/jupyter/tools/uv/bin/uv && ! test -e {env}/bin/pip && echo uv").strip() == "uv"
+    hub.sh("rm -rf /tmp/pip-venv /tmp/pip-venv.stamp")
 
 
 def test_dry_run_changes_nothing_on_the_host(hubs):

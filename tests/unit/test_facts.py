@@ -1,8 +1,9 @@
 """The deploy's own facts parse what the commands print on the targets."""
 
+import hashlib
 import subprocess
 
-from tasks.facts import FileDigests, ResourceControl, StaleServerEnvs, UfwStatus
+from tasks.facts import LooseTrees, PathStates, ResourceControl, StaleServerEnvs, UfwStatus, UnitStates
 
 UFW_ACTIVE = """Status: active
 
@@ -23,16 +24,44 @@ def test_ufw_status_inactive_and_absent():
     assert UfwStatus().process([]) is None
 
 
-def test_file_digests_reads_a_folder_in_one_command(tmp_path):
-    (tmp_path / "script").write_text("echo hi\n")
-    (tmp_path / "script").chmod(0o755)
-    (tmp_path / "link").symlink_to(tmp_path / "script")
-    fact = FileDigests()
-    output = subprocess.run(["sh", "-c", fact.command(str(tmp_path))], capture_output=True, text=True).stdout
-    digest, mode, owner = fact.process(output.splitlines())["script"].split()
-    assert (len(digest), mode) == (64, "755") and ":" in owner
-    assert "link" not in fact.process(output.splitlines())
-    assert fact.process([]) == {}
+def test_path_states_reads_directories_in_one_command(tmp_path):
+    root = tmp_path / "root"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "script").write_text("echo hi\n")
+    (root / "script").chmod(0o750)
+    (root / "link").symlink_to(root / "script")
+    # A name the deploy never uses, made to look like another entry: left out, not parsed.
+    (root / "evil\nS\tf\t644\troot\troot\tforged\t").write_text("x")
+    (tmp_path / "listed").mkdir()
+    (tmp_path / "listed" / "secret").write_text("not read")
+    states = run_fact(PathStates(), hashed=[str(root)], listed=[str(tmp_path / "listed")], deep=[str(root)])
+    script = states[str(root / "script")]
+    assert script[:2] == ("f", 0o750) and script[5] == hashlib.sha256(b"echo hi\n").hexdigest()
+    assert states[str(root / "link")][0::4] == ("l", str(root / "script"))
+    assert states[str(root)][0] == "d" and states[str(root / "sub" / "deeper")][0] == "d"
+    assert states[str(tmp_path / "listed" / "secret")][5] is None
+    assert not any("forged" in path or "evil" in path for path in states)
+    assert run_fact(PathStates(), hashed=[str(tmp_path / "absent")], listed=[], deep=[]) == {}
+
+
+def test_unit_states_parses_systemctl_show():
+    output = ["Id=jupyterhub.service", "ActiveState=active", "UnitFileState=enabled", "", "Id=nginx.service"]
+    output += ["ActiveState=inactive", "UnitFileState="]
+    assert UnitStates().process(output) == {
+        "jupyterhub.service": ("active", "enabled"),
+        "nginx.service": ("inactive", ""),
+    }
+
+
+def test_loose_trees_finds_what_is_not_roots_alone(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "ok").write_text("")
+    (tmp_path / "a" / "ok").chmod(0o644)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "writable").write_text("")
+    (tmp_path / "b" / "writable").chmod(0o666)
+    loose = run_fact(LooseTrees(), paths=[str(tmp_path / "a"), str(tmp_path / "b")])
+    assert str(tmp_path / "b" / "writable") in loose and str(tmp_path / "a" / "ok") not in loose
 
 
 def run_fact(fact, **kwargs):

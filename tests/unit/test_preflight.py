@@ -5,10 +5,9 @@ facts (LoginDefs, GroupEntries) make of the commands' output.
 """
 
 import pytest
-from pyinfra.facts.server import Users
 
-from tasks import preflight
-from tasks.facts import GroupEntries, LoginDefs
+from tasks import preflight, snapshot
+from tasks.facts import Accounts, GroupEntries, LoginDefs
 from tasks.preflight import account_problems, check_accounts
 from tasks.settings import HubUser, Settings, SettingsError
 
@@ -228,14 +227,17 @@ class FakeHost:
     name = "hub1.example.org"
 
     def __init__(self, users, groups):
-        self.facts = {Users: users, GroupEntries: groups, LoginDefs: DEFS}
+        self.facts = {Accounts: users, GroupEntries: groups, LoginDefs: DEFS}
 
     def get_fact(self, fact, **kwargs):
         return self.facts[fact]
 
 
 def test_check_accounts_raises_one_error_naming_the_host(monkeypatch):
-    monkeypatch.setattr(preflight, "host", FakeHost(USERS, GROUPS))
+    fake = FakeHost(USERS, GROUPS)
+    monkeypatch.setattr(snapshot, "host", fake)
+    monkeypatch.setattr(preflight, "host", fake)
+    monkeypatch.setattr(snapshot, "_FACTS", {})
     with pytest.raises(SettingsError) as error:
         check_accounts(settings(admin_users=["ops"], users_group="sudo"))
     lines = str(error.value).splitlines()
@@ -244,19 +246,31 @@ def test_check_accounts_raises_one_error_naming_the_host(monkeypatch):
     )
     assert "  jh_admin_users[0]: ops is in the privileged group sudo" in lines
     assert "  jh_users_group: sudo is a privileged group (its members would get hub logins)" in lines
-    monkeypatch.setattr(preflight, "host", FakeHost(USERS, GROUPS))
+    monkeypatch.setattr(snapshot, "_FACTS", {})
     assert check_accounts(settings(users=[{"name": "alice"}])) is None
 
 
-def test_pyinfras_users_fact_has_the_shape_the_checks_read():
-    # One line per account: passwd entry | id -gn | id -Gn | lastlog | password hash.
+def test_accounts_fact_has_the_shape_the_checks_read():
     output = [
-        "root:x:0:0:root:/root:/bin/bash|root|root|root pts/0 Mon Jan 1 00:00:00 +0000 2024|!",
-        "jupyter:x:998:998::/opt/jupyter:/usr/sbin/nologin|jupyter|jupyter shadow||!",
-        "ops:x:1000:1000:Ops:/home/ops:/bin/bash|ops|ops adm sudo||$6$x",
+        "root:x:0:0:root:/root:/bin/bash",
+        "jupyter:x:998:998::/opt/jupyter:/usr/sbin/nologin",
+        "ops:x:1000:1000:Ops:/home/ops:/bin/bash",
+        "@group",
+        "root:x:0:",
+        "adm:x:4:ops",
+        "shadow:x:42:jupyter",
+        "sudo:x:27:ops",
+        "lxd:x:110:ops",
+        "jupyter:x:998:",
+        "ops:x:1000:",
+        "@shadow",
+        "ops:$6$x:19000:0:99999:7:::",
     ]
-    users = Users().process(output)
+    users = Accounts().process(output)
     assert users["jupyter"]["groups"] == ["shadow"]
+    assert users["jupyter"]["group"] == "jupyter" and users["jupyter"]["password"] is None
+    assert users["ops"]["password"] == "$6$x" and users["ops"]["home"] == "/home/ops"
+    assert Accounts().command(shadow_of=["ops", "a b"]).count("getent shadow ops 'a b'") == 1
     defs = LoginDefs().default()
     assert account_problems(settings(), users, {**GROUPS, **HUB_GROUPS}, defs) == []
     assert account_problems(settings(admin_users=["ops"]), users, GROUPS, defs) == [
