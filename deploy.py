@@ -28,7 +28,6 @@ def read_managed_directories(settings: Settings, platform: Platform) -> None:
     paths, env = settings.layout, server_env.env_dir(settings, platform)
     kernels_envs = [paths.kernels_dir / k.name for k in settings.kernels]
     kernel_specs = [paths.jupyter_data_dir / "kernels" / k.name for k in settings.kernels]
-    certificate, key = web.certificate_paths(settings)
     root_owned = [
         paths.install_root.parent,
         paths.install_root,
@@ -53,14 +52,15 @@ def read_managed_directories(settings: Settings, platform: Platform) -> None:
         layout.NGINX_SITE_ENABLED.parent,
         layout.ACME_WEBROOT.parent,
         layout.RENEW_HOOK.parent,
-        layout.TLS_DIR.parent,
-        layout.TLS_DIR,
-        certificate.parent,
     ]
+    # Not root's alone (or private keys): listed, no file is read.
+    listed = [paths.state_dir, "/home"]
+    if settings.domain:
+        certificate, key = web.certificate_paths(settings)
+        root_owned += [layout.TLS_DIR.parent, layout.TLS_DIR, certificate.parent]
+        listed.append(key.parent)
     if conda.needed(settings, platform):
         root_owned += [paths.conda_prefix, paths.conda_environment_files, paths.conda_server_env]
-    # Not root's alone (or private keys): listed, no file is read.
-    listed = [paths.state_dir, key.parent, "/home"]
     prefetch(hashed=root_owned, listed=listed, deep=[paths.nltk_data])
 
 

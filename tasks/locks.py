@@ -15,7 +15,7 @@ from pyinfra import host
 from pyinfra.operations import server
 
 from tasks import layout
-from tasks.ops import root_file, script
+from tasks.ops import root_directory, root_file, script
 from tasks.platform import Platform, UnsupportedTarget
 from tasks.settings import FILES, Settings
 from tasks.snapshot import entry
@@ -68,7 +68,7 @@ def venv_from_lock(name: str, settings: Settings, platform: Platform, env: PureP
     if installed(lock, env / ".installed-requirements.txt"):
         return False
     return install_from_lock(
-        f"{name}: venv {env} from {lock.parent.name}/{lock.name}",
+        f"{name}: install {lock.parent.name}/{lock.name}",
         settings,
         lock,
         env / lock.name,
@@ -93,6 +93,8 @@ def uv_binary(settings: Settings, platform: Platform) -> PurePosixPath:
     tool = settings.layout.uv_tool
     if host.name not in _UV_PLANNED:
         _UV_PLANNED.add(host.name)
+        # Root's alone: uv keeps lock files there that anyone could write (0666).
+        root_directory(f"uv's cache {settings.layout.uv_cache}", settings.layout.uv_cache, mode="700")
         stamp = tool / ".installed-requirements.txt"
         install_from_lock(
             f"uv {UV_LOCK.read_text().strip()} (installs the venvs)",

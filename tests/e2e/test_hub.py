@@ -186,6 +186,12 @@ def test_venvs_built_with_uv_and_with_pip_from_one_lock_are_identical(hub):
     by_uv = hub.sh(f"{pip} --python {env}/bin/python freeze --all --exclude pip --exclude setuptools")
     assert by_uv.splitlines() == by_pip.splitlines() and len(by_pip.splitlines()) > 100
     assert hub.sh(f"test -x /opt/jupyter/tools/uv/bin/uv && ! test -e {env}/bin/pip && echo uv").strip() == "uv"
+    # Compiled as pip compiles (users cannot write __pycache__ there), and nothing anyone may write.
+    for venv in (env, "/tmp/pip-venv"):
+        assert (
+            hub.sh(f"ls {venv}/lib/python3*/site-packages/jupyterhub/__pycache__/ | grep -c '^app\\.'").strip() == "1"
+        )
+        assert hub.sh(f"find {venv} -perm /022 ! -type l | head -n 3") == ""
     hub.sh("rm -rf /tmp/pip-venv /tmp/pip-venv.stamp")
 
 
