@@ -84,8 +84,8 @@ class Accounts(FactBase):
 
     def command(self, shadow_of: list[str]) -> str:
         names = " ".join(shlex.quote(name) for name in shadow_of)
-        shadow = f"getent shadow {names} 2>/dev/null" if shadow_of else ""
-        return f"getent passwd; echo @group; getent group; echo @shadow; {shadow}; true"
+        shadow = f"getent shadow {names} 2>/dev/null; " if shadow_of else ""
+        return f"getent passwd; echo @group; getent group; echo @shadow; {shadow}true"
 
     def process(self, output):
         section, passwd, group_names, members, hashes = "passwd", [], {}, {}, {}

@@ -57,8 +57,13 @@ def inventory(name: str, targets: list[harness.Target], settings: dict | None = 
     return path
 
 
+def ssh_options(target: harness.Target) -> list[str]:
+    known = ["-o", f"UserKnownHostsFile={target.known_hosts}", "-o", "StrictHostKeyChecking=accept-new"]
+    return ["-i", target.ssh_key, *known]
+
+
 def ssh(target: harness.Target) -> list[str]:
-    return ["ssh", "-i", target.ssh_key, "-o", f"UserKnownHostsFile={target.known_hosts}"]
+    return ["ssh", *ssh_options(target)]
 
 
 def handwritten(target: harness.Target) -> float:
@@ -68,7 +73,7 @@ def handwritten(target: harness.Target) -> float:
     proxy = [REPO / "files" / "proxy" / "package.json", REPO / "files" / "proxy" / "package-lock.json"]
     bundle = "/etc/ssl/certs/ca-certificates.crt"
     cas = harness.controller_ca_certificates()
-    scp = ["scp", "-q", "-i", target.ssh_key, "-o", f"UserKnownHostsFile={target.known_hosts}"]
+    scp = ["scp", "-q", *ssh_options(target)]
     remote = f"root@{target.address}"
     script = REPO / "tests" / "bench" / "handwritten.sh"
     start = time.monotonic()

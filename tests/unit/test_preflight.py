@@ -4,6 +4,8 @@ The checks run on plain fact values here: the Users fact's shape, and what the d
 facts (LoginDefs, GroupEntries) make of the commands' output.
 """
 
+import subprocess
+
 import pytest
 
 from tasks import preflight, snapshot
@@ -278,6 +280,15 @@ def test_accounts_fact_has_the_shape_the_checks_read():
         "jh_admin_users[0]: ops is in the privileged group lxd",
         "jh_admin_users[0]: ops is in the privileged group sudo",
     ]
+
+
+@pytest.mark.parametrize("names", [[], ["root"], ["root", "no such user"]])
+def test_accounts_fact_runs_here(names):
+    fact = Accounts()
+    output = subprocess.run(["sh", "-c", fact.command(shadow_of=names)], capture_output=True, text=True, check=True)
+    accounts = fact.process(output.stdout.splitlines())
+    assert accounts["root"]["uid"] == 0 and accounts["root"]["group"] == "root"
+    assert (accounts["root"]["password"] is not None) == ("root" in names)
 
 
 def test_login_defs_fact():
