@@ -9,7 +9,8 @@ import shlex
 from io import StringIO
 from pathlib import Path, PurePosixPath
 
-from pyinfra import host
+from pyinfra import host, state
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.api.util import get_template
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import Home, User
@@ -45,20 +46,49 @@ def root_template(
 
 
 def root_file(name: str, src, dest: PurePosixPath | str, mode: str = "644", **kwargs):
-    """files.put of a path on the controller or a StringIO, owned by root; not planned if the host has it."""
+    """A path on the controller or a StringIO put as a root-owned file; not planned if the host has it.
+
+    Where the host's file differs or is missing, it is uploaded without pyinfra's facts
+    (the snapshot already read it), unless --diff asks for pyinfra's diff.
+    """
     content = src.getvalue().encode() if isinstance(src, StringIO) else Path(src).read_bytes()
     if is_state(dest, "f", mode, "root", "root", hashlib.sha256(content).hexdigest()):
         return UNCHANGED
-    return files.put(
-        name=name, src=src if not isinstance(src, Path) else str(src), dest=str(dest), mode=mode, **ROOT, **kwargs
-    )
+    src = src if not isinstance(src, Path) else str(src)
+    found = entry(dest)
+    if state.config.DIFF or (found is not None and found[0] != "f"):
+        return files.put(name=name, src=src, dest=str(dest), mode=mode, **ROOT, **kwargs)
+    parent = PurePosixPath(dest).parent
+    return upload(name=name, src=src, dest=str(dest), mode=mode, make_parent=entry(parent) is None, **kwargs)
 
 
 def directory(name: str, path: PurePosixPath | str, mode: str, user: str, group: str):
-    """files.directory, not planned if the host has it so."""
+    """A directory with this owner and mode; not planned if the host has it so, and made
+    without pyinfra's facts where it is missing or a directory (anything else: pyinfra's
+    files.directory, which stops on it)."""
     if is_state(path, "d", mode, user, group):
         return UNCHANGED
-    return files.directory(name=name, path=str(path), mode=mode, user=user, group=group)
+    found = entry(path)
+    if found is not None and found[0] != "d":
+        return files.directory(name=name, path=str(path), mode=mode, user=user, group=group)
+    return make_directory(name=name, path=str(path), mode=mode, user=user, group=group)
+
+
+@operation()
+def upload(src, dest: str, mode: str, make_parent: bool):
+    """Upload a file the snapshot found missing or different, root-owned with this mode."""
+    if make_parent:
+        yield StringCommand("mkdir", "-p", QuoteString(str(PurePosixPath(dest).parent)))
+    temp_dir = (host.current_op_global_arguments or {}).get("_temp_dir")
+    yield FileUploadCommand(src, dest, remote_temp_filename=host.get_temp_filename(dest, temp_directory=temp_dir))
+    yield StringCommand("chown", "root:root", QuoteString(dest), "&&", "chmod", mode, QuoteString(dest))
+
+
+@operation()
+def make_directory(path: str, mode: str, user: str, group: str):
+    """A directory the snapshot found missing or with another owner or mode."""
+    quoted = QuoteString(path)
+    yield StringCommand("mkdir", "-p", quoted, "&&", "chown", f"{user}:{group}", quoted, "&&", "chmod", mode, quoted)
 
 
 def root_directory(name: str, path: PurePosixPath | str, mode: str = "755"):

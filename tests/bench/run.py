@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     WORKDIR.mkdir(exist_ok=True)
     engine = harness.Engine()
     harness.ensure_images(engine.client, [SUITE])
-    names = [f"jhd-bench-floor{i}" for i in (1, 2)] + [f"jhd-bench-{i}" for i in range(1, 9)]
+    names = [f"jhd-bench-floor{i}" for i in (1, 2)] + [f"jhd-bench-{i}" for i in range(1, 9)] + ["jhd-bench-disk"]
     log(f"starting {len(names)} {SUITE} containers")
     with ThreadPoolExecutor(4) as pool:
         targets = dict(
@@ -156,12 +156,14 @@ def main(argv: list[str] | None = None) -> None:
         figures["no-op, 8 targets (s)"] = noop8
         figures["no-op 8 / 1 (goal <= 2)"] = noop8 / noop1
 
-        log("disk: a kernel venv, then an upgrade's two server venvs side by side")
+        log("disk: JupyterHub 5 with a kernel, upgraded to 6: two server venvs side by side")
+        disk = targets["jhd-bench-disk"]
         kernels = {"jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "teaching"}]}
-        timed([*PYINFRA, str(inventory("kernel", hubs[:1], kernels)), "deploy.py"])
-        older = {**kernels, "jh_server_release": "jupyterhub-5"}
-        timed([*PYINFRA, str(inventory("older", hubs[:1], older)), "deploy.py"])
-        figures["disk"] = sizes(hubs[0], "/opt/jupyter/envs/* /opt/jupyter/kernels/python3")
+        timed(
+            [*PYINFRA, str(inventory("older", [disk], {**kernels, "jh_server_release": "jupyterhub-5"})), "deploy.py"]
+        )
+        timed([*PYINFRA, str(inventory("newer", [disk], kernels)), "deploy.py"])
+        figures["disk"] = sizes(disk, "/opt/jupyter/envs/* /opt/jupyter/kernels/python3")
     finally:
         print(json.dumps({"command": "make bench", "suite": SUITE, "figures": figures}, indent=1, ensure_ascii=False))
         for key, value in figures.items():
