@@ -212,7 +212,8 @@ class PathStates(FactBase):
         parts = [
             find([*hashed, *listed], 1, stat),
             find(deep, 2, stat),
-            find(hashed, 1, f"-type f -size -{DIGEST_MAX_KIB}k -exec sha256sum {{}} +"),
+            # Bounded: a pipe put there (a careless admin let others write) must not hang the run.
+            find(hashed, 1, f"-type f -size -{DIGEST_MAX_KIB}k -exec timeout 60 sha256sum {{}} +"),
         ]
         return "; ".join(f"{part} 2>/dev/null" for part in parts if part) + "; true"
 
