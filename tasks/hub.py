@@ -95,8 +95,13 @@ def user_servers_config(settings: Settings, platform: Platform, uid_min: int) ->
         "slice": layout.USERS_SLICE,
         "unit_prefix": layout.USER_UNIT_PREFIX,
         "env_dir": str(layout.USER_ENV_DIR),
-        # Kernel specs outside the server venv, NLTK data shared by every kernel.
-        "environment": {"JUPYTER_PATH": str(paths.jupyter_data_dir), "NLTK_DATA": str(paths.nltk_data)},
+        # Kernel specs outside the server venv, NLTK data shared by every kernel; how often the
+        # server tells the hub it is in use (the culler decides on that).
+        "environment": {
+            "JUPYTER_PATH": str(paths.jupyter_data_dir),
+            "NLTK_DATA": str(paths.nltk_data),
+            "JUPYTERHUB_ACTIVITY_INTERVAL": str(settings.activity_interval),
+        },
         "memory_property": platform.memory_property,
         "oom_policy": platform.oom_policy,
         "limits": {

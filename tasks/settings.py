@@ -862,6 +862,12 @@ class Settings(Strict):
         return merged
 
     @property
+    def activity_interval(self) -> int:
+        """Seconds between reports of users' activity to the hub (JupyterHub's default 300): well
+        within the idle timeout, or the culler would stop a server in use on stale news."""
+        return min(300, max(10, self.idle_timeout // 4))
+
+    @property
     def server_release_dir(self) -> Path:
         release = Path(self.server_release)
         return release if release.is_absolute() else SERVER_RELEASES / self.server_release

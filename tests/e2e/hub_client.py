@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 
 import requests
 import websocket
@@ -63,9 +64,14 @@ class HubClient:
         """Start the user's server, or find it running (servers outlive hub restarts and upgrades)."""
         running = self.server()
         if running and running.get("ready"):
+            # Idle for most of the tests' short idle timeout, perhaps: in use from now on, as the
+            # server itself reports within its activity interval, so the culler does not stop it
+            # under the test that is about to use it.
+            self.report_activity()
             return running
-        response = self.api("POST", f"/hub/api/users/{self.user}/server")
-        assert response.status_code in (201, 202), f"spawn request: {response.status_code} {response.text}"
+        if running is None:
+            response = self.api("POST", f"/hub/api/users/{self.user}/server")
+            assert response.status_code in (201, 202), f"spawn request: {response.status_code} {response.text}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             server = self.server()
@@ -73,6 +79,11 @@ class HubClient:
                 return server
             time.sleep(1)
         raise TimeoutError(f"the server of {self.user} was not ready after {timeout} s: {self.server()}")
+
+    def report_activity(self) -> None:
+        now = datetime.now(UTC).isoformat()
+        body = {"last_activity": now, "servers": {"": {"last_activity": now}}}
+        self.api("POST", f"/hub/api/users/{self.user}/activity", json=body).raise_for_status()
 
     def stop_server(self) -> None:
         self.api("DELETE", f"/hub/api/users/{self.user}/server")

@@ -14,8 +14,7 @@ def running_user(hub, name: str = "alice") -> HubClient:
     user = HubClient(f"https://{hub.domain}", verify=hub.ca_bundle)
     assert user.login(name, USERS[name]).status_code == 302
     user.create_token()
-    if user.server() is None:
-        user.start_server()
+    user.start_server()
     return user
 
 

@@ -1,5 +1,6 @@
 """Rendered templates, checked by their own tools where the tool exists here."""
 
+import json
 import shutil
 import subprocess
 from types import SimpleNamespace
@@ -146,6 +147,16 @@ def test_culler_unit_uses_the_settings():
         "jupyterhub-idle-culler.service", Settings.from_data({"jh_idle_timeout": 900, "jh_idle_check_interval": 60})
     )
     assert "--url=http://127.0.0.1:8081/hub/api --timeout=900 --cull-every=60" in unit
+
+
+@pytest.mark.parametrize("timeout, interval", [(60, 15), (900, 225), (3600, 300), (86400, 300)])
+def test_activity_is_reported_well_within_the_idle_timeout(tmp_path, timeout, interval):
+    """The culler stops a server on the activity the hub last heard of: with JupyterHub's
+    5 minutes between reports, an idle timeout of 1 minute would stop servers in use."""
+    settings = Settings.from_data({"jh_idle_timeout": timeout, "jh_idle_check_interval": 10})
+    assert load_config(settings, tmp_path).JupyterHub.last_activity_interval == interval
+    environment = json.loads(hub.user_servers_config(settings, NOBLE, 1000))["environment"]
+    assert environment["JUPYTERHUB_ACTIVITY_INTERVAL"] == str(interval)
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed here")

@@ -83,6 +83,7 @@ def test_helper_config_holds_limits_in_systemd_units(platform):
     assert config["environment"] == {
         "JUPYTER_PATH": "/opt/jupyter/share/jupyter",
         "NLTK_DATA": "/opt/jupyter/nltk_data",
+        "JUPYTERHUB_ACTIVITY_INTERVAL": "300",
     }
 
 
