@@ -4,8 +4,8 @@
     pyinfra inventory.py deploy.py         # apply
 
 The order follows the server's layers: system, conda (where needed), server
-environment, kernels,
-hub, web front, firewall, then owners and modes. Settings and targets are
+environment, kernels, hub, people (groups, shared folders, off-boarding), web front,
+firewall, then owners and modes. Settings and targets are
 checked first, for every host: bad input stops the run before any host is changed.
 """
 
@@ -13,9 +13,9 @@ import sys
 
 from pyinfra import host
 
-from tasks import conda, firewall, hub, kernels, layout, permissions, server_env, system, web
+from tasks import conda, firewall, hub, kernels, layout, people, permissions, server_env, system, web
 from tasks.platform import Platform, describe, target_platform
-from tasks.preflight import check_accounts, check_limits
+from tasks.preflight import ancestors, check_accounts, check_limits, check_paths
 from tasks.settings import Settings, current_settings
 from tasks.snapshot import prefetch
 
@@ -59,6 +59,10 @@ def read_managed_directories(settings: Settings, platform: Platform) -> None:
         certificate, key = web.certificate_paths(settings)
         root_owned += [layout.TLS_DIR.parent, layout.TLS_DIR, certificate.parent]
         listed.append(key.parent)
+    # Shared folders, the folders above them, and the homes that get links to them.
+    for shared in settings.shared_dirs:
+        listed += [*ancestors(shared.path), shared.path.parent]
+        listed += [people.home_of(settings, name) for name in people.readers(settings, shared)]
     if conda.needed(settings, platform):
         root_owned += [paths.conda_prefix, paths.conda_environment_files, paths.conda_server_env]
     prefetch(hashed=root_owned, listed=listed, deep=[paths.nltk_data])
@@ -66,16 +70,18 @@ def read_managed_directories(settings: Settings, platform: Platform) -> None:
 
 settings = current_settings()
 platform = target_platform(settings)
+read_managed_directories(settings, platform)
 check_accounts(settings)
 check_limits(settings)
+check_paths(settings)
 print(f"--> {host.name}: {describe(platform)}", file=sys.stderr, flush=True)
-read_managed_directories(settings, platform)
 
 system.apply(settings, platform)
 conda.apply(settings, platform)
 server_changed = server_env.apply(settings, platform)
 kernels.apply(settings, platform)
 hub.apply(settings, platform, server_changed)
+people.apply(settings)
 web.apply(settings, platform)
 firewall.apply(settings)
 permissions.apply(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -268,3 +269,20 @@ class LooseTrees(FactBase):
 
     def process(self, output):
         return list(output)
+
+
+class HubGroups(FactBase):
+    """The groups the deploy made in the hub, {name: [members]}, read through the hub's API
+    (``hub-people ... groups``, a command line the caller builds); None if the hub does not
+    answer (not installed or not started yet, or without the deploy's token)."""
+
+    def command(self, command_line: str) -> str:
+        return f"{command_line} 2>/dev/null || true"
+
+    def process(self, output):
+        text = "\n".join(output).strip()
+        try:
+            groups = json.loads(text) if text else None
+        except ValueError:
+            return None
+        return groups if isinstance(groups, dict) else None

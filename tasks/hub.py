@@ -18,7 +18,7 @@ from tasks import layout, server_env
 from tasks.facts import LoginDefs, ResourceControl
 from tasks.ops import FILES, directory, render, root_file, root_template, script, service
 from tasks.platform import Platform
-from tasks.settings import PRIVILEGED_GROUPS, Settings, memory_bytes
+from tasks.settings import PRIVILEGED_GROUPS, SYSTEM_NAMES, Settings, memory_bytes
 from tasks.snapshot import UNCHANGED, children, entry, fact, is_state
 
 # What the unit templates get besides the settings and the layout.
@@ -27,12 +27,15 @@ UNIT_CONTEXT = {
     "proxy_service": layout.PROXY_SERVICE,
     "proxy_api_port": layout.PROXY_API_PORT,
 }
+# Login names from a directory or identity provider that may become Unix accounts: the helper's
+# rule (files/bin/user-server), lower-case.
+UNIX_NAME_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
 # The memory the users' servers together leave the system: 10 %, at least this.
 MIN_SYSTEM_RESERVE = 1024**3
 
 
-def state_and_secrets(settings: Settings) -> bool:
-    """The state directory and the secrets; returns whether a secret is (re)generated."""
+def state_and_secrets(settings: Settings) -> list[str]:
+    """The state directory and the secrets; returns the secrets (re)generated."""
     paths = settings.layout
     directory(f"Hub state directory {paths.state_dir}", paths.state_dir, "700", settings.hub_user, settings.hub_user)
     present = children(paths.state_dir, kind="f")
@@ -47,7 +50,7 @@ def state_and_secrets(settings: Settings) -> bool:
                 for name in missing
             ],
         )
-    return bool(missing)
+    return missing
 
 
 def install_sudoers_rule(settings: Settings, rule: str) -> None:
@@ -95,6 +98,10 @@ def user_servers_config(settings: Settings, platform: Platform, uid_min: int) ->
         "slice": layout.USERS_SLICE,
         "unit_prefix": layout.USER_UNIT_PREFIX,
         "env_dir": str(layout.USER_ENV_DIR),
+        # With a directory's logins, its new members get accounts at their first start (in homes/).
+        "create_accounts": settings.authenticator != "pam",
+        "homes": str(layout.HOMES),
+        "reserved_names": sorted(SYSTEM_NAMES | PRIVILEGED_GROUPS | {settings.hub_user, settings.users_group}),
         # Kernel specs outside the server venv, NLTK data shared by every kernel; how often the
         # server tells the hub it is in use (the culler decides on that).
         "environment": {
@@ -155,12 +162,12 @@ def unit_files(settings: Settings, platform: Platform) -> dict[str, object]:
     return units
 
 
-def services(settings: Settings, units: dict[str, object], restart: bool, new_secrets: bool) -> None:
+def services(settings: Settings, units: dict[str, object], restart: bool, new_secrets: list[str]) -> None:
     """Proxy, hub and culler running; each restarted only when it or what it runs changed.
 
     A restarted proxy has lost its routes: the hub is restarted after it, which puts them back.
     """
-    proxy_changed = units[layout.PROXY_SERVICE].will_change or new_secrets
+    proxy_changed = units[layout.PROXY_SERVICE].will_change or "proxy.env" in new_secrets
     service("JupyterHub proxy running and enabled", layout.PROXY_SERVICE, restarted=proxy_changed)
     hub = service(
         "JupyterHub running and enabled",
@@ -188,6 +195,9 @@ def config_context(settings: Settings, platform: Platform) -> dict:
         "database": layout.DATABASE,
         "pam_service": layout.PAM_SERVICE_NAME,
         "user_unit_prefix": layout.USER_UNIT_PREFIX,
+        "deploy_token": layout.DEPLOY_TOKEN,
+        "ca_bundle": str(layout.SYSTEM_CA_BUNDLE),
+        "unix_name_pattern": UNIX_NAME_PATTERN,
     }
 
 
@@ -203,4 +213,6 @@ def apply(settings: Settings, platform: Platform, server_changed: bool) -> None:
     user_servers(settings, platform)
     install_sudoers_rule(settings, render("sudoers.j2", settings))
     units = unit_files(settings, platform)
-    services(settings, units, restart=config.will_change or server_changed or new_secrets, new_secrets=new_secrets)
+    services(
+        settings, units, restart=config.will_change or server_changed or bool(new_secrets), new_secrets=new_secrets
+    )

@@ -32,6 +32,8 @@ UNITS = (*SERVICES, NOTIFY_UNIT, USERS_SLICE)
 USER_ENV_DIR = PurePosixPath("/run/jupyter-singleuser")
 
 # Logins and privilege
+# Where accounts the helper makes get their homes (useradd's default).
+HOMES = PurePosixPath("/home")
 SUDOERS_RULE = PurePosixPath("/etc/sudoers.d/jupyterhub")
 PAM_SERVICE_NAME = "jupyterhub"
 PAM_SERVICE = PurePosixPath("/etc/pam.d") / PAM_SERVICE_NAME
@@ -66,15 +68,19 @@ PROXY_API_URL = f"http://127.0.0.1:{PROXY_API_PORT}"
 
 # The hub's state (in Layout.state_dir, owned by the hub user)
 DATABASE = "jupyterhub.sqlite"
+# The deploy's own token for the hub's API (groups, off-boarding; tasks/people.py), used as the hub user.
+DEPLOY_TOKEN = "deploy.env"
 # Secret file name -> the text written around the value: env files for systemd's
 # EnvironmentFile=, the bare hex string where JupyterHub reads the file itself.
 SECRETS = {
     "jupyterhub_cookie_secret": "",
     "proxy.env": "CONFIGPROXY_AUTH_TOKEN=",
     "idle_culler.env": "JUPYTERHUB_API_TOKEN=",
+    DEPLOY_TOKEN: "JUPYTERHUB_API_TOKEN=",
 }
 # The secrets a restore puts back: the hub's own (sessions stay valid). The proxy's token
-# stays the host's: the proxy runs on through a restore, with the token it started with.
+# stays the host's: the proxy runs on through a restore, with the token it started with; the
+# deploy's token too (the hub registers it from the config at every start).
 RESTORED_SECRETS = ("jupyterhub_cookie_secret", "idle_culler.env")
 # The database and config copies taken before a server upgrade (below the state dir).
 UPGRADE_BACKUPS = "backups"

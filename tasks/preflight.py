@@ -18,7 +18,7 @@ from pyinfra import host
 from tasks.facts import Accounts, GroupEntries, LoginDefs, ResourceControl
 from tasks.layout import SHADOW_GROUP
 from tasks.settings import PRIVILEGED_GROUPS, Settings, SettingsError
-from tasks.snapshot import fact
+from tasks.snapshot import entry, fact
 
 # The cgroup controller systemd needs to enforce each kind of per-user limit.
 LIMIT_CONTROLLERS = {"memory": "memory", "cpu": "cpu", "tasks": "pids"}
@@ -43,6 +43,7 @@ def account_problems(
     accounts = [("jh_hub_user", settings.hub_user)]
     accounts += [(f"jh_users[{index}]", user.name) for index, user in enumerate(settings.users)]
     accounts += [(f"jh_admin_users[{index}]", name) for index, name in enumerate(settings.admin_users)]
+    gone = {user.name for user in settings.absent_users}
     problems = []
     for setting, name in accounts:
         hub = setting == "jh_hub_user"
@@ -54,10 +55,45 @@ def account_problems(
         problems += [f"{setting}: {name} is in the privileged group {group}" for group in privileged]
         # The hub's account is made in a group of its own name, and useradd puts a new hub
         # user in one: an existing privileged group of that name would be theirs.
-        if (hub or account is None) and name not in privileged and _is_privileged(name, groups):
+        if (hub or account is None) and name not in privileged and _is_privileged(name, groups) and name not in gone:
             problems.append(f"{setting}: {name} would get the privileged group {name} as its own group")
     group_problems = _users_group_problems(settings.users_group, groups, login_defs)
     problems += group_problems or _users_group_member_problems(settings, users, groups, login_defs["UID_MIN"])
+    return problems + _offboarding_problems(settings, users) + _group_problems(settings, users, groups, login_defs)
+
+
+def _offboarding_problems(settings: Settings, users: dict[str, Account]) -> list[str]:
+    """An account to off-board must be a hub user with a home of its own: that home is removed."""
+    problems = []
+    for index, user in enumerate(settings.users):
+        account = users.get(user.name)
+        if user.state != "absent" or account is None:
+            continue
+        setting = f"jh_users[{index}]"
+        if settings.users_group not in account.get("groups", []):
+            problems.append(
+                f"{setting}: {user.name} is not in {settings.users_group}, so not a hub user this deploy may remove"
+            )
+        home = PurePosixPath(account.get("home") or "/")
+        if home.name != user.name or len(home.parts) < 3 or settings.install_root in home.parents:
+            problems.append(f"{setting}: {user.name}'s home is {home}, not a folder of its own to archive and remove")
+    return problems
+
+
+def _group_problems(
+    settings: Settings, users: dict[str, Account], groups: GroupTable, login_defs: dict[str, int]
+) -> list[str]:
+    """jh_groups become Unix groups whose members the deploy sets: never a system group, only known people."""
+    known = {user.name for user in settings.present_users} | set(users)
+    problems = []
+    for group, members in settings.groups.items():
+        if group in groups and groups[group][0] < login_defs["GID_MIN"]:
+            problems.append(f"jh_groups: {group} is a system group on this host (gid {groups[group][0]})")
+        problems += [
+            f"jh_groups[{group}]: {name} is neither in jh_users nor an account on this host"
+            for name in members
+            if name not in known
+        ]
     return problems
 
 
@@ -149,7 +185,7 @@ def _users_group_member_problems(
 
 def host_accounts(settings: Settings) -> dict[str, Account]:
     """The host's accounts, with the password hashes of the hub users (read once per run)."""
-    return fact(Accounts, shadow_of=sorted(user.name for user in settings.users))
+    return fact(Accounts, shadow_of=sorted(user.name for user in settings.present_users))
 
 
 def check_accounts(settings: Settings) -> None:
@@ -186,7 +222,7 @@ def limit_problems(settings: Settings, controllers: set[str], groups: GroupTable
                 for setting in given
             ]
     for group in settings.group_limits:
-        if group != settings.users_group and group not in groups:
+        if group != settings.users_group and group not in groups and group not in settings.groups:
             problems.append(f"jh_group_limits[{group}]: there is no group {group} on this host; create it first")
     return problems
 
@@ -196,4 +232,43 @@ def check_limits(settings: Settings) -> None:
     problems = limit_problems(settings, fact(ResourceControl)["controllers"], fact(GroupEntries))
     if problems:
         lines = [f"host {host.name}: per-user limits this host cannot apply (no host was changed):"]
+        raise SettingsError("\n".join(lines + [f"  {problem}" for problem in problems]))
+
+
+def ancestors(path: PurePosixPath) -> list[PurePosixPath]:
+    """The folders above path, from / down."""
+    return list(reversed(path.parents))
+
+
+def path_problems(settings: Settings, states: dict[str, tuple | None]) -> list[str]:
+    """Folders root creates for the settings, through folders someone else could change.
+
+    states: path -> PathStates entry (None: absent) for jh_shared_dirs and every folder above them.
+    """
+    problems = []
+    for index, shared in enumerate(settings.shared_dirs):
+        setting = f"jh_shared_dirs[{index}]"
+        for above in ancestors(shared.path):
+            found = states.get(str(above))
+            if found is None:
+                break
+            kind, mode, user = found[:3]
+            if kind != "d" or user != "root" or mode & 0o022:
+                problems.append(
+                    f"{setting}: {above} is not a folder only root can change ({kind}, owner {user}, mode {mode:o}); "
+                    f"root would make {shared.path} through it"
+                )
+                break
+        found = states.get(str(shared.path))
+        if found is not None and found[0] != "d":
+            problems.append(f"{setting}: {shared.path} exists and is not a folder")
+    return problems
+
+
+def check_paths(settings: Settings) -> None:
+    """Stop the run for the current host if root would make a shared folder through another's folder."""
+    paths = [p for shared in settings.shared_dirs for p in (*ancestors(shared.path), shared.path)]
+    problems = path_problems(settings, {str(path): entry(path) for path in paths})
+    if problems:
+        lines = [f"host {host.name}: folders root cannot make safely (no host was changed):"]
         raise SettingsError("\n".join(lines + [f"  {problem}" for problem in problems]))

@@ -64,6 +64,12 @@ CRYPT_HASH = re.compile(r"\$(?:1|5|6|y|2[aby]|gy)\$[./A-Za-z0-9$=,]+")
 EMAIL = re.compile(r"[A-Za-z0-9_%+][A-Za-z0-9._%+-]{0,63}@(?P<domain>.+)")
 # A file or folder name of files/ (a kernel set, an environment file, a server release, a CA file's stem).
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# An LDAP distinguished name of plain attribute=value parts (values: letters, digits, space . _ -,
+# no space at either end); in a bind DN template one value is exactly {username}.
+_RDN_VALUE = r"[A-Za-z0-9._-](?:[A-Za-z0-9 ._-]*[A-Za-z0-9._-])?"
+_RDN = rf"[A-Za-z][A-Za-z0-9-]*=(?:{_RDN_VALUE})"
+LDAP_DN = re.compile(rf"{_RDN}(?:,{_RDN})*")
+LDAP_DN_TEMPLATE = re.compile(rf"(?:{_RDN},)*[A-Za-z][A-Za-z0-9-]*=\{{username\}}(?:,{_RDN})+")
 KERNEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 NLTK_PACKAGE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 CONDA_CHANNEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -226,6 +232,41 @@ def _host_path(value: PurePosixPath) -> PurePosixPath:
             )
     if value in SHARED_DIRS:
         raise ValueError(f"must not be {value} itself; use a folder below it such as {value}/jupyter")
+    return value
+
+
+# Where off-boarded homes may not go: trees users, the system or the kernel write.
+NOT_FOR_ARCHIVES = tuple(
+    PurePosixPath(p) for p in ("/home", "/tmp", "/var/tmp", "/run", "/dev", "/proc", "/sys", "/boot", "/etc", "/usr")
+)
+
+
+def _offboard_path(value: PurePosixPath) -> PurePosixPath:
+    for tree in NOT_FOR_ARCHIVES:
+        if value == tree or tree in value.parents:
+            raise ValueError(f"must not be {tree} or below it; use e.g. /var/backups/jupyterhub-offboard")
+    if len(value.parts) < 3:
+        raise ValueError(
+            "must be a folder of its own, two levels down at least (e.g. /var/backups/jupyterhub-offboard)"
+        )
+    return value
+
+
+def _ldap_dn(value: str) -> str:
+    if not LDAP_DN.fullmatch(value):
+        raise ValueError(
+            "must be an LDAP DN such as cn=ml-2026,ou=groups,dc=example,dc=org "
+            "(attribute=value parts; values of letters, digits, space . _ -)"
+        )
+    return value
+
+
+def _ldap_dn_template(value: str) -> str:
+    if not LDAP_DN_TEMPLATE.fullmatch(value):
+        raise ValueError(
+            "must be the DN a user binds as, with {username} as one whole value, such as "
+            "uid={username},ou=people,dc=example,dc=org"
+        )
     return value
 
 
@@ -526,6 +567,8 @@ def _public_key(key: Any) -> bytes:
 AccountName = Annotated[StrictStr, AfterValidator(_account_name)]
 GroupName = Annotated[StrictStr, AfterValidator(_group_name)]
 HostPath = Annotated[PurePosixPath, BeforeValidator(_host_path_text), AfterValidator(_host_path)]
+LdapDn = Annotated[StrictStr, AfterValidator(_ldap_dn)]
+OffboardPath = Annotated[PurePosixPath, BeforeValidator(_host_path_text), AfterValidator(_offboard_path)]
 PasswordHash = Annotated[StrictStr, AfterValidator(_crypt_hash)]
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
 DomainName = Annotated[StrictStr, AfterValidator(_domain)]
@@ -545,11 +588,60 @@ class Strict(BaseModel):
 
 
 class HubUser(Strict):
-    """A Unix account the deploy creates for a hub user."""
+    """A Unix account the deploy creates for a hub user, or off-boards (state "absent")."""
 
     name: AccountName
     # Hashed only: the plaintext never leaves the admin's machine.
     password_hash: PasswordHash | None = None
+    # absent: server stopped, hub user and tokens deleted, home archived to jh_offboard_dir
+    # and removed, account removed (tasks/people.py).
+    state: Literal["present", "absent"] = "present"
+
+    @model_validator(mode="after")
+    def _no_password_to_remove(self) -> HubUser:
+        if self.state == "absent" and self.password_hash is not None:
+            raise ValueError(f"{self.name} is absent: drop its password_hash")
+        return self
+
+
+class SharedDir(Strict):
+    """A folder of shared data (jh_shared_dirs), linked from the homes of the users who may read it."""
+
+    path: HostPath
+    # read-only: root's, readable by the hub users (or by group's members); group-writable:
+    # the group's members write there, each may change the others' files (setgid, 2770).
+    mode: Literal["read-only", "group-writable"]
+    group: GroupName | None = None
+
+    @model_validator(mode="after")
+    def _group_for_writers(self) -> SharedDir:
+        if self.mode == "group-writable" and self.group is None:
+            raise ValueError(f"{self.path}: a group-writable folder needs a group")
+        return self
+
+    @property
+    def link_name(self) -> str:
+        """The name of the link to it in each reader's home."""
+        return self.path.name
+
+
+class Ldap(Strict):
+    """The LDAP directory that checks hub logins (jh_authenticator = "ldap"): the hub binds
+    as the user over TLS, the server's certificate checked against the system's CAs (with
+    jh_extra_ca_certificates) and its name. Passwords never cross the network in clear."""
+
+    server: DomainName
+    port: Port | None = None
+    # starttls: TLS before the bind on port 389 (LDAPv3's way); ldaps: TLS from the start, 636.
+    tls: Literal["starttls", "ldaps"] = "starttls"
+    bind_dn_template: Annotated[StrictStr, AfterValidator(_ldap_dn_template)]
+    # Members of any of these groups may log in (member, uniqueMember or memberUid); the people
+    # of jh_users too. Members not in jh_users get a Unix account at their first login.
+    allowed_groups: list[LdapDn] = []
+
+    @property
+    def server_port(self) -> int:
+        return self.port or (636 if self.tls == "ldaps" else 389)
 
 
 class SubPathService(Strict):
@@ -629,6 +721,15 @@ class Settings(Strict):
     users: list[HubUser] = []
     # Hub users, or existing accounts (tasks/preflight.py checks those on the host).
     admin_users: list[AccountName] = []
+    # Who may log in: Unix accounts (PAM, their passwords), or an LDAP directory (jh_ldap).
+    authenticator: Literal["pam", "ldap"] = "pam"
+    ldap: Ldap | None = None
+    # Groups of hub users, as Unix groups (for jh_group_limits and jh_shared_dirs) and
+    # JupyterHub groups (for roles), members kept as listed on every run.
+    groups: dict[GroupName, list[AccountName]] = {}
+    shared_dirs: list[SharedDir] = []
+    # Off-boarded users' homes are archived here (root's, 0700; one tar.gz per user, 0600).
+    offboard_dir: OffboardPath = PurePosixPath("/var/backups/jupyterhub-offboard")
 
     # The server environment: a folder of files/server/ with requirements.in and
     # one lock per target Python (py3.12.txt, ...), or the absolute path of such a
@@ -758,6 +859,7 @@ class Settings(Strict):
             raise ValueError(f"jh_users lists {', '.join(duplicates)} more than once")
         if self.hub_user in names or self.hub_user in self.admin_users:
             raise ValueError(f"the hub's own account {self.hub_user!r} cannot be a hub user or admin")
+        self._check_people()
         kernel_names = [k.name for k in self.kernels]
         if len(set(kernel_names)) != len(kernel_names):
             raise ValueError("jh_kernels: two kernels have the same name")
@@ -781,6 +883,54 @@ class Settings(Strict):
                 f"jh_lab_settings must hold JSON values only (text, numbers, booleans, lists, dicts): {error}"
             ) from None
         return self
+
+    def _check_people(self) -> None:
+        if (self.authenticator == "ldap") != (self.ldap is not None):
+            raise ValueError('jh_ldap is needed with jh_authenticator = "ldap", and only then')
+        if self.ldap and not (self.ldap.allowed_groups or self.present_users):
+            raise ValueError("jh_ldap: give allowed_groups or jh_users, or nobody may log in")
+        absent = {u.name for u in self.users if u.state == "absent"}
+        for name in self.admin_users:
+            if name in absent:
+                raise ValueError(
+                    f"jh_users: {name} is in jh_admin_users and cannot be off-boarded (state absent); "
+                    "take it out of jh_admin_users first"
+                )
+        users = {u.name for u in self.users}
+        for group, members in self.groups.items():
+            if group in (self.users_group, self.hub_user) or group in users:
+                raise ValueError(
+                    f"jh_groups: {group} is the login group, the hub's account or a user's own group; choose another"
+                )
+            if gone := sorted(absent.intersection(members)):
+                raise ValueError(f"jh_groups: {group} lists {', '.join(gone)}, off-boarded (state absent)")
+        paths = [d.path for d in self.shared_dirs]
+        for index, path in enumerate(paths):
+            for other in paths[index + 1 :]:
+                if path == other or path in other.parents or other in path.parents:
+                    raise ValueError(f"jh_shared_dirs: {path} and {other} overlap; give folders side by side")
+            if path == self.install_root or self.install_root in path.parents or path in self.install_root.parents:
+                raise ValueError(f"jh_shared_dirs: {path} overlaps jh_install_root")
+        links = [d.link_name for d in self.shared_dirs]
+        if len(set(links)) != len(links):
+            raise ValueError("jh_shared_dirs: two folders have the same name (the link in each home)")
+        for shared in self.shared_dirs:
+            if shared.group not in (None, self.users_group, *self.groups):
+                raise ValueError(
+                    f"jh_shared_dirs: {shared.path} names the group {shared.group}, "
+                    f"which is neither in jh_groups nor jh_users_group"
+                )
+        root = self.offboard_dir
+        if root == self.install_root or self.install_root in root.parents or root in paths:
+            raise ValueError("jh_offboard_dir must be outside jh_install_root and jh_shared_dirs")
+
+    @property
+    def present_users(self) -> list[HubUser]:
+        return [u for u in self.users if u.state == "present"]
+
+    @property
+    def absent_users(self) -> list[HubUser]:
+        return [u for u in self.users if u.state == "absent"]
 
     def _check_conda(self) -> None:
         if self.conda_prefix == self.install_root or self.install_root in self.conda_prefix.parents:

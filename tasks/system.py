@@ -54,7 +54,7 @@ def accounts(settings: Settings) -> None:
         )
     if settings.users_group not in groups:
         server.group(name=f"Group {settings.users_group} of hub users", group=settings.users_group)
-    for user in settings.users:
+    for user in settings.present_users:
         account = existing.get(user.name)
         if (
             not account

@@ -11,7 +11,7 @@ import asyncio
 
 from jupyterhub.spawner import Spawner
 from jupyterhub.utils import random_port
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 
 RUNNING = {"active", "activating", "reloading"}
 
@@ -19,6 +19,7 @@ RUNNING = {"active", "activating", "reloading"}
 class UnitSpawner(Spawner):
     helper = Unicode(help="The root helper that starts and stops servers (run through sudo)").tag(config=True)
     unit_prefix = Unicode(help="Unit names are <prefix><user>.service").tag(config=True)
+    create_accounts = Bool(False, help="Have the helper make a missing account before the first start").tag(config=True)
 
     @property
     def unit(self) -> str:
@@ -37,6 +38,8 @@ class UnitSpawner(Spawner):
         return out.decode()
 
     async def start(self):
+        if self.create_accounts:
+            await self._run("sudo", "-n", self.helper, "create", self.user.name)
         self.port = random_port()
         variables = {
             key: value

@@ -66,6 +66,7 @@ def load_config(settings: Settings, tmp_path) -> Recorder:
     state.mkdir()
     (state / "proxy.env").write_text("CONFIGPROXY_AUTH_TOKEN=proxy-secret\n")
     (state / "idle_culler.env").write_text("JUPYTERHUB_API_TOKEN=culler-secret\n")
+    (state / "deploy.env").write_text("JUPYTERHUB_API_TOKEN=deploy-secret\n")
     source = render("jupyterhub_config.py.j2", settings, **hub.config_context(settings, NOBLE)).replace(
         f'Path("{settings.layout.state_dir}")', f'Path("{state}")'
     )
@@ -87,9 +88,14 @@ def test_hub_config(tmp_path):
     assert config.JupyterHub.spawner_class == "unitspawner.UnitSpawner"
     assert config.UnitSpawner.helper == "/srv/hub/libexec/user-server"
     assert config.UnitSpawner.unit_prefix == "jupyter-singleuser@"
-    assert config.JupyterHub.services == [{"name": "idle-culler", "api_token": "culler-secret"}]
-    [role] = config.JupyterHub.load_roles
-    assert "admin" not in str(role["scopes"]) and "delete:servers" in role["scopes"]
+    assert config.JupyterHub.services == [
+        {"name": "idle-culler", "api_token": "culler-secret"},
+        {"name": "deploy", "api_token": "deploy-secret"},
+    ]
+    culler, deploy = config.JupyterHub.load_roles
+    assert "admin" not in str(culler["scopes"]) and "delete:servers" in culler["scopes"]
+    # Groups and off-boarding; not servers' or tokens' admin.
+    assert deploy == {"name": "deploy", "scopes": ["admin:users", "admin:groups"], "services": ["deploy"]}
 
 
 def render_unit(name: str, settings: Settings, **context) -> str:
