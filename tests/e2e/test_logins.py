@@ -1,0 +1,159 @@
+"""Logins from a real LDAP directory: OpenLDAP (Debian 12's slapd) in a container of its own on
+the test network, with StartTLS under a certificate the hub trusts through
+jh_extra_ca_certificates. Two people in the allowed group, one outside it; one of the two has
+an account from jh_users, the other gets one at the first start through the helper.
+
+Tests run in file order."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from tests.certificates import self_signed
+from tests.e2e.conftest import run_pyinfra, write_inventory
+from tests.e2e.hub_client import HubClient
+
+LDAP_NAME = "ldap.jhd.test"
+BASE = "dc=jhd,dc=test"
+PEOPLE = {"lena": "lena-secret", "lars": "lars-secret", "olga": "olga-secret"}
+GROUP = f"cn=ml-2026,ou=groups,{BASE}"
+DIRECTORY = (
+    f"""dn: ou=people,{BASE}
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,{BASE}
+objectClass: organizationalUnit
+ou: groups
+"""
+    + "".join(
+        f"""
+dn: uid={name},ou=people,{BASE}
+objectClass: inetOrgPerson
+uid: {name}
+cn: {name.title()}
+sn: {name.title()}
+userPassword: {password}
+"""
+        for name, password in PEOPLE.items()
+    )
+    + f"""
+dn: {GROUP}
+objectClass: groupOfNames
+cn: ml-2026
+member: uid=lena,ou=people,{BASE}
+member: uid=lars,ou=people,{BASE}
+"""
+)
+TLS = """dn: cn=config
+changetype: modify
+replace: olcTLSCertificateFile
+olcTLSCertificateFile: /etc/ldap/tls/ldap.crt
+-
+replace: olcTLSCertificateKeyFile
+olcTLSCertificateKeyFile: /etc/ldap/tls/ldap.key
+"""
+WEB = ("jh_domain", "jh_services", "jh_acme_email", "jh_acme_directory_url")
+
+
+@pytest.fixture(scope="module")
+def directory(start, workdir):
+    """slapd with the people above, answering StartTLS as ldap.jhd.test; the CA file that trusts it."""
+    host = start("bookworm", "jhd-test-ldap")
+    certificate, key = workdir / "ldap-ca.crt", workdir / "ldap.key"
+    self_signed(certificate, key, LDAP_NAME, 30, alt_names=True)
+    preseed = "\n".join(
+        f"slapd {question}"
+        for question in (
+            f"slapd/domain string {BASE.replace('dc=', '').replace(',', '.')}",
+            "shared/organization string JHD",
+            "slapd/password1 password admin-secret",
+            "slapd/password2 password admin-secret",
+        )
+    )
+    host.sh(f"echo '{preseed}' | debconf-set-selections")
+    host.sh(
+        "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q slapd ldap-utils >/dev/null"
+    )
+    host.sh("mkdir -p /etc/ldap/tls")
+    host.container.put_archive("/etc/ldap/tls", tar_of({"ldap.crt": certificate, "ldap.key": key}))
+    host.sh("chown -R openldap:openldap /etc/ldap/tls && chmod 600 /etc/ldap/tls/ldap.key")
+    host.sh(f"cat > /tmp/tls.ldif <<'EOF'\n{TLS}EOF\nldapmodify -Q -Y EXTERNAL -H ldapi:/// -f /tmp/tls.ldif")
+    host.sh(f"cat > /tmp/people.ldif <<'EOF'\n{DIRECTORY}EOF\n")
+    host.sh(f"ldapadd -x -D cn=admin,{BASE} -w admin-secret -H ldapi:/// -f /tmp/people.ldif >/dev/null")
+    return host, certificate
+
+
+def tar_of(files: dict) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, path in files.items():
+            archive.add(str(path), arcname=name)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def ldap_hub(start, workdir, directory):
+    server, ca = directory
+    host = start("noble", "jhd-test-ldap-hub")
+    host.sh(f"echo '{server.address} {LDAP_NAME}' >> /etc/hosts")
+    data = {key: value for key, value in host.data.items() if key not in WEB}
+    settings = {
+        **data,
+        "jh_public_ip": "0.0.0.0",
+        "jh_nltk_packages": [],
+        "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}],
+        "jh_idle_timeout": 3600,
+        "jh_authenticator": "ldap",
+        "jh_ldap": {
+            "server": LDAP_NAME,
+            "bind_dn_template": f"uid={{username}},ou=people,{BASE}",
+            "allowed_groups": [GROUP],
+        },
+        "jh_users": [{"name": "lena"}],
+        "jh_admin_users": ["lena"],
+        "jh_extra_ca_certificates": [*data["jh_extra_ca_certificates"], str(ca)],
+    }
+    result = run_pyinfra(write_inventory(workdir / "ldap.py", [(host.name, settings)]))
+    assert result.returncode == 0, result.stderr[-4000:]
+    return host
+
+
+def client(host) -> HubClient:
+    return HubClient(f"http://{host.address}:8000")
+
+
+def test_a_group_member_with_an_account_logs_in_and_runs_code_as_it(ldap_hub):
+    lena = client(ldap_hub)
+    assert lena.login("lena", PEOPLE["lena"]).status_code == 302, ldap_hub.journal()
+    lena.create_token()
+    lena.start_server()
+    assert lena.run_code("import getpass, os; print(getpass.getuser(), os.getcwd())") == "lena /home/lena\n"
+
+
+def test_a_group_member_without_an_account_gets_one_at_the_first_start(ldap_hub):
+    assert ldap_hub.sh("getent passwd lars", check=False) == ""
+    lars = client(ldap_hub)
+    assert lars.login("lars", PEOPLE["lars"]).status_code == 302, ldap_hub.journal()
+    lars.create_token()
+    lars.start_server()
+    assert lars.run_code("import getpass; print(getpass.getuser())") == "lars\n"
+    groups = ldap_hub.sh("id -nG lars").split()
+    assert sorted(groups) == ["jupyterhub-users", "lars"]
+    assert ldap_hub.sh("stat -c '%U %a' /home/lars; getent shadow lars | cut -d: -f2").split() == ["lars", "700", "!"]
+
+
+def test_wrong_passwords_and_people_outside_the_group_are_refused(ldap_hub):
+    assert client(ldap_hub).login("olga", PEOPLE["olga"]).status_code == 403
+    assert client(ldap_hub).login("lena", "not-her-password").status_code == 403
+    assert client(ldap_hub).login("lena)(uid=*", PEOPLE["lena"]).status_code == 403
+    assert ldap_hub.sh("getent passwd olga", check=False) == ""
+
+
+def test_the_second_run_changes_nothing(ldap_hub, workdir):
+    result = run_pyinfra(workdir / "ldap.py")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.totals["success"] == 0, result.changed_operations()
