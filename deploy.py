@@ -4,8 +4,8 @@
     pyinfra inventory.py deploy.py         # apply
 
 The order follows the server's layers: system, conda (where needed), server
-environment, kernels, hub, people (groups, shared folders, off-boarding), web front,
-firewall, then owners and modes. Settings and targets are
+environment, kernels, logins (an identity provider's files), hub, people (groups, shared
+folders, off-boarding), web front, firewall, then owners and modes. Settings and targets are
 checked first, for every host: bad input stops the run before any host is changed.
 """
 
@@ -13,7 +13,7 @@ import sys
 
 from pyinfra import host
 
-from tasks import conda, firewall, hub, kernels, layout, people, permissions, server_env, system, web
+from tasks import conda, firewall, hub, kernels, layout, logins, people, permissions, server_env, system, web
 from tasks.platform import Platform, describe, target_platform
 from tasks.preflight import ancestors, check_accounts, check_limits, check_paths
 from tasks.settings import Settings, current_settings
@@ -63,6 +63,8 @@ def read_managed_directories(settings: Settings, platform: Platform) -> None:
     for shared in settings.shared_dirs:
         listed += [*ancestors(shared.path), shared.path.parent]
         listed += [people.home_of(settings, name) for name in people.readers(settings, shared)]
+    if settings.oidc:
+        root_owned.append(paths.auth_dir)
     if conda.needed(settings, platform):
         root_owned += [paths.conda_prefix, paths.conda_environment_files, paths.conda_server_env]
     prefetch(hashed=root_owned, listed=listed, deep=[paths.nltk_data])
@@ -80,6 +82,7 @@ system.apply(settings, platform)
 conda.apply(settings, platform)
 server_changed = server_env.apply(settings, platform)
 kernels.apply(settings, platform)
+logins.apply(settings)
 hub.apply(settings, platform, server_changed)
 people.apply(settings)
 web.apply(settings, platform)

@@ -12,6 +12,7 @@ Ownership, which the privilege boundary rests on (README, "Security model"):
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -68,6 +69,10 @@ PROXY_API_URL = f"http://127.0.0.1:{PROXY_API_PORT}"
 
 # The hub's state (in Layout.state_dir, owned by the hub user)
 DATABASE = "jupyterhub.sqlite"
+# In libexec where the deploy keeps the hub's groups (jh_groups): the hub is asked for them.
+HUB_GROUPS_MARKER = "hub-groups.kept"
+# Unix name -> the OpenID Connect subject it is bound to (files/hub/oidcauth.py writes it).
+OIDC_NAMES = "oidc-names.json"
 # The deploy's own token for the hub's API (groups, off-boarding; tasks/people.py), used as the hub user.
 DEPLOY_TOKEN = "deploy.env"
 # Secret file name -> the text written around the value: env files for systemd's
@@ -139,6 +144,19 @@ class Layout:
         return self.install_root / "libexec"
 
     @property
+    def auth_dir(self) -> PurePosixPath:
+        """What the hub needs of an identity provider (root's; the hub's group may read it)."""
+        return self.install_root / "auth"
+
+    @property
+    def oidc_client_secret(self) -> PurePosixPath:
+        return self.auth_dir / "oidc-client-secret"
+
+    def oidc_endpoints(self, issuer: str) -> PurePosixPath:
+        """The endpoints read from the issuer's discovery document (one file per issuer)."""
+        return self.auth_dir / f"oidc-endpoints-{hashlib.sha256(issuer.encode()).hexdigest()[:12]}.json"
+
+    @property
     def config_file(self) -> PurePosixPath:
         return self.install_root / "jupyterhub_config.py"
 
@@ -184,6 +202,11 @@ class Layout:
     def spawner_module(self) -> PurePosixPath:
         """The hub's spawner (files/hub/unitspawner.py), imported from libexec."""
         return self.libexec / "unitspawner.py"
+
+    @property
+    def oidc_module(self) -> PurePosixPath:
+        """The hub's OpenID Connect authenticator (files/hub/oidcauth.py), imported from libexec."""
+        return self.libexec / "oidcauth.py"
 
     def script(self, name: str) -> PurePosixPath:
         """Where the shipped script files/bin/<name> lives on the host."""

@@ -22,7 +22,6 @@ from tasks.snapshot import UNCHANGED, entry, fact, is_state, unit_state
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SCRIPTS = FILES / "bin"
-ROOT = {"user": "root", "group": "root"}
 
 
 def jinja_options() -> dict:
@@ -45,21 +44,22 @@ def root_template(
     return root_file(name, StringIO(render(template, settings, **context)), dest, mode=mode)
 
 
-def root_file(name: str, src, dest: PurePosixPath | str, mode: str = "644", **kwargs):
+def root_file(name: str, src, dest: PurePosixPath | str, mode: str = "644", group: str = "root", **kwargs):
     """A path on the controller or a StringIO put as a root-owned file; not planned if the host has it.
 
     Where the host's file differs or is missing, it is uploaded without pyinfra's facts
     (the snapshot already read it), unless --diff asks for pyinfra's diff.
     """
     content = src.getvalue().encode() if isinstance(src, StringIO) else Path(src).read_bytes()
-    if is_state(dest, "f", mode, "root", "root", hashlib.sha256(content).hexdigest()):
+    if is_state(dest, "f", mode, "root", group, hashlib.sha256(content).hexdigest()):
         return UNCHANGED
     src = src if not isinstance(src, Path) else str(src)
     found = entry(dest)
     if state.config.DIFF or (found is not None and found[0] != "f"):
-        return files.put(name=name, src=src, dest=str(dest), mode=mode, **ROOT, **kwargs)
+        return files.put(name=name, src=src, dest=str(dest), mode=mode, user="root", group=group, **kwargs)
     parent = PurePosixPath(dest).parent
-    return upload(name=name, src=src, dest=str(dest), mode=mode, make_parent=entry(parent) is None, **kwargs)
+    make_parent = entry(parent) is None
+    return upload(name=name, src=src, dest=str(dest), mode=mode, group=group, make_parent=make_parent, **kwargs)
 
 
 def directory(name: str, path: PurePosixPath | str, mode: str, user: str, group: str):
@@ -75,13 +75,13 @@ def directory(name: str, path: PurePosixPath | str, mode: str, user: str, group:
 
 
 @operation()
-def upload(src, dest: str, mode: str, make_parent: bool):
+def upload(src, dest: str, mode: str, group: str, make_parent: bool):
     """Upload a file the snapshot found missing or different, root-owned with this mode."""
     if make_parent:
         yield StringCommand("mkdir", "-p", QuoteString(str(PurePosixPath(dest).parent)))
     temp_dir = (host.current_op_global_arguments or {}).get("_temp_dir")
     yield FileUploadCommand(src, dest, remote_temp_filename=host.get_temp_filename(dest, temp_directory=temp_dir))
-    yield StringCommand("chown", "root:root", QuoteString(dest), "&&", "chmod", mode, QuoteString(dest))
+    yield StringCommand("chown", f"root:{group}", QuoteString(dest), "&&", "chmod", mode, QuoteString(dest))
 
 
 @operation()

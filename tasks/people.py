@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 import sys
+from io import StringIO
 from pathlib import PurePosixPath
 
 from pyinfra import host
-from pyinfra.operations import server
+from pyinfra.operations import files, server
 
 from tasks import layout
 from tasks.facts import GroupEntries, HubGroups
-from tasks.ops import command, directory, script
+from tasks.ops import command, directory, root_file, script
 from tasks.preflight import host_accounts
 from tasks.settings import Settings, SharedDir
 from tasks.snapshot import entry, fact
@@ -57,14 +58,24 @@ def unix_groups(settings: Settings) -> None:
 
 
 def hub_groups(settings: Settings) -> None:
-    """The hub's groups as jh_groups says; a group the deploy made and the settings dropped is deleted."""
+    """The hub's groups as jh_groups says; a group the deploy made and the settings dropped is deleted.
+
+    The hub is asked (one API call as the hub user) where jh_groups is set, or was: a marker in
+    libexec says the deploy has made groups there. Hubs that never had any are not asked.
+    """
     wanted = {group: sorted(members) for group, members in settings.groups.items()}
-    if fact(HubGroups, command_line=hub_people(settings, "groups")) == wanted:
+    marker = settings.layout.libexec / layout.HUB_GROUPS_MARKER
+    if not wanted and entry(marker) is None:
         return
-    server.shell(
-        name=f"Hub groups: {', '.join(sorted(wanted)) or 'none'}",
-        commands=[hub_people(settings, "sync-groups", json.dumps(wanted, sort_keys=True))],
-    )
+    if fact(HubGroups, command_line=hub_people(settings, "groups")) != wanted:
+        server.shell(
+            name=f"Hub groups: {', '.join(sorted(wanted)) or 'none'}",
+            commands=[hub_people(settings, "sync-groups", json.dumps(wanted, sort_keys=True))],
+        )
+    if wanted:
+        root_file("Marker: the deploy keeps the hub's groups", StringIO("jh_groups are kept in the hub\n"), marker)
+    else:
+        files.file(name="No hub groups left to keep", path=str(marker), present=False)
 
 
 def readers(settings: Settings, shared: SharedDir) -> list[str]:

@@ -644,6 +644,45 @@ class Ldap(Strict):
         return self.port or (636 if self.tls == "ldaps" else 389)
 
 
+def _https(value: HttpUrl) -> HttpUrl:
+    if value.scheme != "https":
+        raise ValueError("must be an https:// URL (tokens and secrets cross it)")
+    return value
+
+
+def _secret_file(path: Path) -> Path:
+    text = path.read_bytes()
+    if not 0 < len(text.strip()) <= 1024 or b"\n" in text.strip() or not text.strip().isascii():
+        raise ValueError(f"{path} must hold the secret alone: one line of printable ASCII, at most 1 KiB")
+    return path
+
+
+OIDC_NAME = re.compile(r"[A-Za-z0-9._:/@-]{1,200}")
+
+
+class Oidc(Strict):
+    """The OpenID Connect provider that checks hub logins (jh_authenticator = "oidc"): Keycloak,
+    Azure AD, Google... Its endpoints come from the issuer's discovery document, read by the
+    deploy on the host; the hub reads the client secret from a file only it and root can read."""
+
+    issuer: Annotated[Url, AfterValidator(_https)]
+    client_id: Annotated[StrictStr, _whole(OIDC_NAME, "must be letters, digits and . _ : / @ - (the provider's id)")]
+    # A file on the controller holding the client secret (uploaded root:<hub user> 0640).
+    client_secret_file: Annotated[FilePath, AfterValidator(_secret_file)]
+    scopes: list[Annotated[StrictStr, _whole(OIDC_NAME, "must be a scope name")]] = ["openid", "profile", "email"]
+    # The claim whose value becomes the Unix name (lower-cased; must then be a Unix name).
+    username_claim: Annotated[StrictStr, _whole(OIDC_NAME, "must be a claim name")] = "preferred_username"
+    groups_claim: Annotated[StrictStr, _whole(OIDC_NAME, "must be a claim name")] = "groups"
+    # Members of any of these groups (the groups claim) may log in; the people of jh_users too.
+    allowed_groups: list[Annotated[StrictStr, _whole(OIDC_NAME, "must be a group name of the provider")]] = []
+
+    @model_validator(mode="after")
+    def _openid(self) -> Oidc:
+        if "openid" not in self.scopes:
+            raise ValueError("scopes must include openid")
+        return self
+
+
 class SubPathService(Strict):
     """Another web app of this server that nginx serves under a path of the hub's site."""
 
@@ -721,9 +760,11 @@ class Settings(Strict):
     users: list[HubUser] = []
     # Hub users, or existing accounts (tasks/preflight.py checks those on the host).
     admin_users: list[AccountName] = []
-    # Who may log in: Unix accounts (PAM, their passwords), or an LDAP directory (jh_ldap).
-    authenticator: Literal["pam", "ldap"] = "pam"
+    # Who may log in: Unix accounts (PAM, their passwords), an LDAP directory (jh_ldap), or an
+    # OpenID Connect provider (jh_oidc).
+    authenticator: Literal["pam", "ldap", "oidc"] = "pam"
     ldap: Ldap | None = None
+    oidc: Oidc | None = None
     # Groups of hub users, as Unix groups (for jh_group_limits and jh_shared_dirs) and
     # JupyterHub groups (for roles), members kept as listed on every run.
     groups: dict[GroupName, list[AccountName]] = {}
@@ -889,6 +930,12 @@ class Settings(Strict):
             raise ValueError('jh_ldap is needed with jh_authenticator = "ldap", and only then')
         if self.ldap and not (self.ldap.allowed_groups or self.present_users):
             raise ValueError("jh_ldap: give allowed_groups or jh_users, or nobody may log in")
+        if (self.authenticator == "oidc") != (self.oidc is not None):
+            raise ValueError('jh_oidc is needed with jh_authenticator = "oidc", and only then')
+        if self.oidc and not (self.oidc.allowed_groups or self.present_users):
+            raise ValueError("jh_oidc: give allowed_groups or jh_users, or nobody may log in")
+        if self.oidc and self.domain is None:
+            raise ValueError("jh_oidc needs jh_domain: the provider sends people back to https://<jh_domain>/")
         absent = {u.name for u in self.users if u.state == "absent"}
         for name in self.admin_users:
             if name in absent:

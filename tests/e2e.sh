@@ -22,7 +22,7 @@ JHD_PORT_OFFSET=100 JHD_DAY2_SUITES=noble "$python" -m pytest "$@" tests/e2e/tes
     tests/e2e/test_unsupported.py tests/e2e/test_releases.py tests/e2e/test_people.py >"$logs/others.log" 2>&1 &
 others=$!
 JHD_PORT_OFFSET=200 JHD_DAY2_SUITES=bookworm "$python" -m pytest "$@" tests/e2e/test_user_servers.py \
-    tests/e2e/test_day2.py tests/e2e/test_logins.py >"$logs/servers.log" 2>&1 &
+    tests/e2e/test_day2.py tests/e2e/test_logins.py tests/e2e/test_oidc.py >"$logs/servers.log" 2>&1 &
 servers=$!
 status=0
 wait "$hubs" || status=1

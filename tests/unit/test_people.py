@@ -232,7 +232,7 @@ def test_bad_ldap_settings_are_refused(ldap, expected):
 def test_ldap_needs_its_settings_and_someone_to_let_in():
     assert 'jh_ldap is needed with jh_authenticator = "ldap"' in refused({"jh_authenticator": "ldap"})
     assert "and only then" in refused({"jh_ldap": LDAP["jh_ldap"]})
-    assert "jh_authenticator: Input should be 'pam' or 'ldap'" in refused({"jh_authenticator": "kerberos"})
+    assert "jh_authenticator: Input should be 'pam', 'ldap' or 'oidc'" in refused({"jh_authenticator": "kerberos"})
     nobody = {**LDAP, "jh_users": [], "jh_admin_users": [], "jh_ldap": {**LDAP["jh_ldap"], "allowed_groups": []}}
     assert "jh_ldap: give allowed_groups or jh_users" in refused(nobody)
 
@@ -292,3 +292,58 @@ def test_the_helper_makes_no_account_of_a_system_name(monkeypatch, name, why):
     pam = json.loads(hub.user_servers_config(Settings.from_data({}), NOBLE, 1000))
     with pytest.raises(helper.Refused, match="accounts are made by the deploy here"):
         helper.create(pam, "newcomer")
+
+
+@pytest.fixture
+def oidc(tmp_path):
+    secret = tmp_path / "client-secret"
+    secret.write_text("s3cret-value\n")
+    return {
+        "jh_authenticator": "oidc",
+        "jh_domain": "hub.example.org",
+        "jh_users": [{"name": "olivia"}],
+        "jh_oidc": {
+            "issuer": "https://login.example.org/realms/uni",
+            "client_id": "jupyterhub",
+            "client_secret_file": str(secret),
+            "allowed_groups": ["ml-2026"],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"issuer": "http://login.example.org"}, "jh_oidc[issuer]: must be an https:// URL"),
+        ({"issuer": "https://user:pw@login.example.org"}, "must not hold a user name or password"),
+        ({"client_id": "hub\nimport os"}, "jh_oidc[client_id]: must be letters, digits"),
+        ({"client_secret_file": "/nonexistent/secret"}, "jh_oidc[client_secret_file]: Path does not point to a file"),
+        ({"scopes": ["profile"]}, "scopes must include openid"),
+        ({"allowed_groups": ["ml 2026"]}, "jh_oidc[allowed_groups][0]: must be a group name"),
+        ({"username_claim": "name'); import os; ('"}, "jh_oidc[username_claim]: must be a claim name"),
+    ],
+)
+def test_bad_oidc_settings_are_refused(oidc, change, expected):
+    assert expected in refused({**oidc, "jh_oidc": {**oidc["jh_oidc"], **change}})
+
+
+def test_oidc_needs_a_domain_and_a_secret_file_that_holds_a_secret(oidc, tmp_path):
+    assert "jh_oidc needs jh_domain" in refused({**oidc, "jh_domain": None})
+    (tmp_path / "client-secret").write_text("line one\nline two\n")
+    assert "must hold the secret alone" in refused(oidc)
+    (tmp_path / "client-secret").write_text("")
+    assert "must hold the secret alone" in refused(oidc)
+
+
+def test_oidc_config_reads_secret_and_endpoints_from_files_on_the_host(oidc, tmp_path):
+    settings = Settings.from_data(oidc)
+    rendered = render("jupyterhub_config.py.j2", settings, **hub.config_context(settings, NOBLE))
+    assert "s3cret-value" not in rendered
+    endpoints = settings.layout.oidc_endpoints("https://login.example.org/realms/uni")
+    assert f'OIDC = json.loads(Path("{endpoints}").read_text())' in rendered
+    assert 'Path("/opt/jupyter/auth/oidc-client-secret").read_text().strip()' in rendered
+    assert 'c.UnixOIDCAuthenticator.oauth_callback_url = "https://hub.example.org/hub/oauth_callback"' in rendered
+    assert "c.UnixOIDCAuthenticator.enable_pkce = True" in rendered
+    assert 'c.UnixOIDCAuthenticator.allowed_idp_groups = set(["ml-2026"])' in rendered
+    assert "c.UnitSpawner.create_accounts = True" in rendered
+    compile(rendered, "jupyterhub_config.py", "exec")
