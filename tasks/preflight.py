@@ -265,10 +265,30 @@ def path_problems(settings: Settings, states: dict[str, tuple | None]) -> list[s
     return problems
 
 
+def home_problems(settings: Settings, users: dict[str, Account], states: dict[str, tuple | None]) -> list[str]:
+    """Homes of people to off-board that are not their own folders: they are archived and removed."""
+    problems = []
+    for index, user in enumerate(settings.users):
+        account = users.get(user.name)
+        if user.state != "absent" or account is None or not account.get("home"):
+            continue
+        found = states.get(account["home"])
+        if found is not None and (found[0] != "d" or found[2] != user.name):
+            problems.append(
+                f"jh_users[{index}]: {user.name}'s home {account['home']} is not their own folder "
+                f"({found[0]}, owner {found[2]}); archive and remove it by hand"
+            )
+    return problems
+
+
 def check_paths(settings: Settings) -> None:
-    """Stop the run for the current host if root would make a shared folder through another's folder."""
+    """Stop the run for the current host if root would make a shared folder through another's
+    folder, or archive and remove a home that is not its person's."""
     paths = [p for shared in settings.shared_dirs for p in (*ancestors(shared.path), shared.path)]
-    problems = path_problems(settings, {str(path): entry(path) for path in paths})
+    users = host_accounts(settings)
+    homes = [users[u.name]["home"] for u in settings.absent_users if u.name in users and users[u.name].get("home")]
+    states = {str(path): entry(path) for path in [*paths, *homes]}
+    problems = path_problems(settings, states) + home_problems(settings, users, states)
     if problems:
         lines = [f"host {host.name}: folders root cannot make safely (no host was changed):"]
         raise SettingsError("\n".join(lines + [f"  {problem}" for problem in problems]))

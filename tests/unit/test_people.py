@@ -9,7 +9,7 @@ import pytest
 
 from tasks import hub, people
 from tasks.ops import render
-from tasks.preflight import account_problems, path_problems
+from tasks.preflight import account_problems, home_problems, path_problems
 from tasks.settings import Settings, SettingsError
 from tests.unit.test_preflight import GROUPS, USERS, account
 from tests.unit.test_templates import NOBLE, load_config, visudo
@@ -347,3 +347,16 @@ def test_oidc_config_reads_secret_and_endpoints_from_files_on_the_host(oidc, tmp
     assert 'c.UnixOIDCAuthenticator.allowed_idp_groups = set(["ml-2026"])' in rendered
     assert "c.UnitSpawner.create_accounts = True" in rendered
     compile(rendered, "jupyterhub_config.py", "exec")
+
+
+def test_a_home_that_is_not_its_persons_own_folder_is_not_offboarded():
+    settings = Settings.from_data({"jh_users": [{"name": "carol", "state": "absent"}]})
+    mine = {"/home/carol": ("d", 0o700, "carol", "carol", None, None)}
+    assert home_problems(settings, HUB_HOST, mine) == []
+    assert home_problems(settings, HUB_HOST, {}) == []  # no home left: the account alone goes
+    shared = {"/home/carol": ("d", 0o755, "root", "root", None, None)}
+    assert home_problems(settings, HUB_HOST, shared) == [
+        "jh_users[0]: carol's home /home/carol is not their own folder (d, owner root); archive and remove it by hand"
+    ]
+    link = {"/home/carol": ("l", 0o777, "carol", "carol", "/srv", None)}
+    assert "(l, owner carol)" in home_problems(settings, HUB_HOST, link)[0]
