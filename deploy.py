@@ -63,7 +63,7 @@ def read_managed_directories(settings: Settings, platform: Platform) -> None:
     for shared in settings.shared_dirs:
         listed += [*ancestors(shared.path), shared.path.parent]
         listed += [people.home_of(settings, name) for name in people.readers(settings, shared)]
-    if settings.oidc:
+    if settings.oauth:
         root_owned.append(paths.auth_dir)
     if conda.needed(settings, platform):
         root_owned += [paths.conda_prefix, paths.conda_environment_files, paths.conda_server_env]

@@ -198,19 +198,21 @@ def config_context(settings: Settings, platform: Platform) -> dict:
         "deploy_token": layout.DEPLOY_TOKEN,
         "ca_bundle": str(layout.SYSTEM_CA_BUNDLE),
         "unix_name_pattern": UNIX_NAME_PATTERN,
-        **oidc_context(settings),
+        **oauth_context(settings),
     }
 
 
-def oidc_context(settings: Settings) -> dict:
-    if settings.oidc is None:
+def oauth_context(settings: Settings) -> dict:
+    if settings.oauth is None:
         return {}
-    return {
-        "oidc_endpoints": str(settings.layout.oidc_endpoints(str(settings.oidc.issuer))),
-        "oidc_client_secret": str(settings.layout.oidc_client_secret),
-        "oidc_callback_url": f"https://{settings.domain}{settings.base_url}hub/oauth_callback",
-        "oidc_names": layout.OIDC_NAMES,
+    context = {
+        "oauth_client_secret": str(settings.layout.oauth_client_secret),
+        "oauth_callback_url": f"https://{settings.domain}{settings.base_url}hub/oauth_callback",
+        "oauth_names": layout.OAUTH_NAMES,
     }
+    if settings.oidc:
+        context["oidc_endpoints"] = str(settings.layout.oidc_endpoints(str(settings.oidc.issuer)))
+    return context
 
 
 def apply(settings: Settings, platform: Platform, server_changed: bool) -> None:

@@ -71,8 +71,8 @@ PROXY_API_URL = f"http://127.0.0.1:{PROXY_API_PORT}"
 DATABASE = "jupyterhub.sqlite"
 # In libexec where the deploy keeps the hub's groups (jh_groups): the hub is asked for them.
 HUB_GROUPS_MARKER = "hub-groups.kept"
-# Unix name -> the OpenID Connect subject it is bound to (files/hub/oidcauth.py writes it).
-OIDC_NAMES = "oidc-names.json"
+# Unix name -> the OAuth provider's account it is bound to (files/hub/oauthunix.py writes it).
+OAUTH_NAMES = "oauth-names.json"
 # The deploy's own token for the hub's API (groups, off-boarding; tasks/people.py), used as the hub user.
 DEPLOY_TOKEN = "deploy.env"
 # Secret file name -> the text written around the value: env files for systemd's
@@ -149,8 +149,9 @@ class Layout:
         return self.install_root / "auth"
 
     @property
-    def oidc_client_secret(self) -> PurePosixPath:
-        return self.auth_dir / "oidc-client-secret"
+    def oauth_client_secret(self) -> PurePosixPath:
+        """The OAuth client secret of the hub at the provider (OpenID Connect or GitHub)."""
+        return self.auth_dir / "oauth-client-secret"
 
     def oidc_endpoints(self, issuer: str) -> PurePosixPath:
         """The endpoints read from the issuer's discovery document (one file per issuer)."""
@@ -204,9 +205,9 @@ class Layout:
         return self.libexec / "unitspawner.py"
 
     @property
-    def oidc_module(self) -> PurePosixPath:
-        """The hub's OpenID Connect authenticator (files/hub/oidcauth.py), imported from libexec."""
-        return self.libexec / "oidcauth.py"
+    def oauth_module(self) -> PurePosixPath:
+        """The hub's OAuth authenticators (files/hub/oauthunix.py), imported from libexec."""
+        return self.libexec / "oauthunix.py"
 
     def script(self, name: str) -> PurePosixPath:
         """Where the shipped script files/bin/<name> lives on the host."""

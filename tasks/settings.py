@@ -657,6 +657,8 @@ def _secret_file(path: Path) -> Path:
     return path
 
 
+NATIVE_PACKAGE = "jupyterhub-nativeauthenticator"
+GITHUB_ORG = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?")
 OIDC_NAME = re.compile(r"[A-Za-z0-9._:/@-]{1,200}")
 
 
@@ -681,6 +683,18 @@ class Oidc(Strict):
         if "openid" not in self.scopes:
             raise ValueError("scopes must include openid")
         return self
+
+
+class GitHub(Strict):
+    """GitHub accounts log in (jh_authenticator = "github"): a GitHub OAuth app of the site, its
+    callback https://<jh_domain>/hub/oauth_callback."""
+
+    client_id: Annotated[StrictStr, _whole(OIDC_NAME, "must be letters, digits and . _ : / @ - (the app's id)")]
+    client_secret_file: Annotated[FilePath, AfterValidator(_secret_file)]
+    # Members of these organizations may log in (GitHub's API, scope read:org); jh_users too.
+    allowed_organizations: list[
+        Annotated[StrictStr, _whole(GITHUB_ORG, "must be a GitHub organization name (letters, digits, -)")]
+    ] = []
 
 
 class SubPathService(Strict):
@@ -760,11 +774,13 @@ class Settings(Strict):
     users: list[HubUser] = []
     # Hub users, or existing accounts (tasks/preflight.py checks those on the host).
     admin_users: list[AccountName] = []
-    # Who may log in: Unix accounts (PAM, their passwords), an LDAP directory (jh_ldap), or an
-    # OpenID Connect provider (jh_oidc).
-    authenticator: Literal["pam", "ldap", "oidc"] = "pam"
+    # Who may log in: Unix accounts (PAM, their passwords), an LDAP directory (jh_ldap), an
+    # OpenID Connect provider (jh_oidc), or people who sign up at the hub and whom an admin
+    # approves (native; NativeAuthenticator runs on JupyterHub 5, not 6).
+    authenticator: Literal["pam", "ldap", "oidc", "github", "native"] = "pam"
     ldap: Ldap | None = None
     oidc: Oidc | None = None
+    github: GitHub | None = None
     # Groups of hub users, as Unix groups (for jh_group_limits and jh_shared_dirs) and
     # JupyterHub groups (for roles), members kept as listed on every run.
     groups: dict[GroupName, list[AccountName]] = {}
@@ -916,6 +932,14 @@ class Settings(Strict):
                 f"jh_server_release: {self.server_release!r} is not a folder of files/server/ "
                 f"(choose one of {', '.join(known)}) nor the absolute path of a folder with a requirements.in"
             )
+        if (
+            self.authenticator == "native"
+            and NATIVE_PACKAGE not in self.server_release_dir.joinpath("requirements.in").read_text()
+        ):
+            raise ValueError(
+                f'jh_authenticator = "native" needs {NATIVE_PACKAGE} in the server release: jh_server_release = '
+                '"jupyterhub-5" has it (its newest version does not run on JupyterHub 6)'
+            )
         self._check_conda()
         try:
             json.dumps(self.lab_settings, allow_nan=False)
@@ -934,8 +958,14 @@ class Settings(Strict):
             raise ValueError('jh_oidc is needed with jh_authenticator = "oidc", and only then')
         if self.oidc and not (self.oidc.allowed_groups or self.present_users):
             raise ValueError("jh_oidc: give allowed_groups or jh_users, or nobody may log in")
-        if self.oidc and self.domain is None:
-            raise ValueError("jh_oidc needs jh_domain: the provider sends people back to https://<jh_domain>/")
+        if (self.authenticator == "github") != (self.github is not None):
+            raise ValueError('jh_github is needed with jh_authenticator = "github", and only then')
+        if self.github and not (self.github.allowed_organizations or self.present_users):
+            raise ValueError("jh_github: give allowed_organizations or jh_users, or nobody may log in")
+        if self.oauth and self.domain is None:
+            raise ValueError(
+                f"jh_{self.authenticator} needs jh_domain: the provider sends people back to https://<jh_domain>/"
+            )
         absent = {u.name for u in self.users if u.state == "absent"}
         for name in self.admin_users:
             if name in absent:
@@ -970,6 +1000,11 @@ class Settings(Strict):
         root = self.offboard_dir
         if root == self.install_root or self.install_root in root.parents or root in paths:
             raise ValueError("jh_offboard_dir must be outside jh_install_root and jh_shared_dirs")
+
+    @property
+    def oauth(self) -> Oidc | GitHub | None:
+        """The OAuth provider's settings (OpenID Connect or GitHub), if logins go through one."""
+        return self.oidc or self.github
 
     @property
     def present_users(self) -> list[HubUser]:

@@ -3,6 +3,9 @@ the test network, with StartTLS under a certificate the hub trusts through
 jh_extra_ca_certificates. Two people in the allowed group, one outside it; one of the two has
 an account from jh_users, the other gets one at the first start through the helper.
 
+Then sign-up at the hub (NativeAuthenticator, on JupyterHub 5): a newcomer waits for an
+admin's approval, then gets an account at the first start.
+
 Tests run in file order."""
 
 from __future__ import annotations
@@ -157,3 +160,53 @@ def test_the_second_run_changes_nothing(ldap_hub, workdir):
     result = run_pyinfra(workdir / "ldap.py")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.totals["success"] == 0, result.changed_operations()
+
+
+@pytest.fixture(scope="module")
+def native_hub(start, workdir):
+    """Sign-up at the hub (NativeAuthenticator, on JupyterHub 5: it does not run on 6)."""
+    host = start("noble", "jhd-test-native")
+    data = {key: value for key, value in host.data.items() if key not in WEB}
+    settings = {
+        **data,
+        "jh_public_ip": "0.0.0.0",
+        "jh_nltk_packages": [],
+        "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}],
+        "jh_idle_timeout": 3600,
+        "jh_server_release": "jupyterhub-5",
+        "jh_authenticator": "native",
+        "jh_users": [{"name": "nadia"}],
+        "jh_admin_users": ["nadia"],
+    }
+    result = run_pyinfra(write_inventory(workdir / "native.py", [(host.name, settings)]))
+    assert result.returncode == 0, result.stderr[-4000:]
+    return host
+
+
+def sign_up(host, name: str, password: str) -> str:
+    """The sign-up form as a browser sends it; the page the hub answers with."""
+    user = client(host)
+    user.get("/hub/signup")
+    form = {"username": name, "signup_password": password, "signup_password_confirmation": password}
+    form["_xsrf"] = user.session.cookies.get("_xsrf", path="/hub/")
+    response = user.session.post(user._url("/hub/signup"), data=form, timeout=60)
+    assert response.status_code == 200, response.text[-2000:]
+    return response.text
+
+
+def test_sign_up_waits_for_an_admin_then_runs_as_a_new_account(native_hub):
+    assert "The signup was successful" in sign_up(native_hub, "nadia", "nadia-native-secret")
+    nadia = client(native_hub)
+    assert nadia.login("nadia", "nadia-native-secret").status_code == 302, native_hub.journal()
+    assert "Your information has been sent to the admin" in sign_up(native_hub, "nina", "nina-native-secret")
+    assert client(native_hub).login("nina", "nina-native-secret").status_code == 403
+    # Not a Unix name, or a common password: refused at sign-up.
+    assert "Something went wrong" in sign_up(native_hub, "x;reboot", "whatever-secret-1")
+    assert "Something went wrong" in sign_up(native_hub, "noah", "password123")
+    assert nadia.get("/hub/authorize/nina", allow_redirects=False).status_code == 302
+    nina = client(native_hub)
+    assert nina.login("nina", "nina-native-secret").status_code == 302, native_hub.journal()
+    nina.create_token()
+    nina.start_server()
+    assert nina.run_code("import getpass; print(getpass.getuser())") == "nina\n"
+    assert sorted(native_hub.sh("id -nG nina").split()) == ["jupyterhub-users", "nina"]

@@ -171,7 +171,7 @@ def test_a_group_member_signs_in_and_runs_code_as_their_account(oidc_hub):
     assert olivia.run_code("import getpass; print(getpass.getuser())") == "olivia\n"
     # The client secret is in root's file for the hub, not in the config.
     assert "client-secret-of-the-tests" not in oidc_hub.sh("cat /opt/jupyter/jupyterhub_config.py")
-    assert oidc_hub.sh("stat -c '%U %G %a' /opt/jupyter/auth/oidc-client-secret").strip() == "root jupyter 640"
+    assert oidc_hub.sh("stat -c '%U %G %a' /opt/jupyter/auth/oauth-client-secret").strip() == "root jupyter 640"
 
 
 def test_a_member_without_an_account_gets_one_named_by_the_rule(oidc_hub):

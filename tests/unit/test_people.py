@@ -232,7 +232,9 @@ def test_bad_ldap_settings_are_refused(ldap, expected):
 def test_ldap_needs_its_settings_and_someone_to_let_in():
     assert 'jh_ldap is needed with jh_authenticator = "ldap"' in refused({"jh_authenticator": "ldap"})
     assert "and only then" in refused({"jh_ldap": LDAP["jh_ldap"]})
-    assert "jh_authenticator: Input should be 'pam', 'ldap' or 'oidc'" in refused({"jh_authenticator": "kerberos"})
+    assert "jh_authenticator: Input should be 'pam', 'ldap', 'oidc', 'github' or 'native'" in refused(
+        {"jh_authenticator": "kerberos"}
+    )
     nobody = {**LDAP, "jh_users": [], "jh_admin_users": [], "jh_ldap": {**LDAP["jh_ldap"], "allowed_groups": []}}
     assert "jh_ldap: give allowed_groups or jh_users" in refused(nobody)
 
@@ -341,7 +343,8 @@ def test_oidc_config_reads_secret_and_endpoints_from_files_on_the_host(oidc, tmp
     assert "s3cret-value" not in rendered
     endpoints = settings.layout.oidc_endpoints("https://login.example.org/realms/uni")
     assert f'OIDC = json.loads(Path("{endpoints}").read_text())' in rendered
-    assert 'Path("/opt/jupyter/auth/oidc-client-secret").read_text().strip()' in rendered
+    assert 'Path("/opt/jupyter/auth/oauth-client-secret").read_text().strip()' in rendered
+    assert 'c.JupyterHub.authenticator_class = "oauthunix.UnixOIDCAuthenticator"' in rendered
     assert 'c.UnixOIDCAuthenticator.oauth_callback_url = "https://hub.example.org/hub/oauth_callback"' in rendered
     assert "c.UnixOIDCAuthenticator.enable_pkce = True" in rendered
     assert 'c.UnixOIDCAuthenticator.allowed_idp_groups = set(["ml-2026"])' in rendered
@@ -360,3 +363,38 @@ def test_a_home_that_is_not_its_persons_own_folder_is_not_offboarded():
     ]
     link = {"/home/carol": ("l", 0o777, "carol", "carol", "/srv", None)}
     assert "(l, owner carol)" in home_problems(settings, HUB_HOST, link)[0]
+
+
+def test_native_sign_up_needs_the_release_that_has_it(tmp_path):
+    assert 'jh_authenticator = "native" needs jupyterhub-nativeauthenticator' in refused({"jh_authenticator": "native"})
+    settings = Settings.from_data({"jh_authenticator": "native", "jh_server_release": "jupyterhub-5"})
+    config = load_config(settings, tmp_path)
+    assert config.JupyterHub.authenticator_class == "native"
+    assert config.NativeAuthenticator.open_signup is False
+    assert config.Authenticator.username_pattern == "^[a-z_][a-z0-9_-]{0,31}$"
+    assert config.UnitSpawner.create_accounts is True
+
+
+def test_github_logins(oidc, tmp_path):
+    github = {
+        "jh_authenticator": "github",
+        "jh_domain": "hub.example.org",
+        "jh_github": {
+            "client_id": "Iv1.0123abcd",
+            "client_secret_file": oidc["jh_oidc"]["client_secret_file"],
+            "allowed_organizations": ["my-lab"],
+        },
+    }
+    settings = Settings.from_data(github)
+    rendered = render("jupyterhub_config.py.j2", settings, **hub.config_context(settings, NOBLE))
+    assert 'c.JupyterHub.authenticator_class = "oauthunix.UnixGitHubAuthenticator"' in rendered
+    assert 'c.UnixGitHubAuthenticator.allowed_organizations = set(["my-lab"])' in rendered
+    assert 'c.UnixGitHubAuthenticator.client_secret = Path("/opt/jupyter/auth/oauth-client-secret")' in rendered
+    assert "s3cret-value" not in rendered and "OIDC" not in rendered
+    compile(rendered, "jupyterhub_config.py", "exec")
+    bad = {**github, "jh_github": {**github["jh_github"], "allowed_organizations": ["-lab"]}}
+    assert "jh_github[allowed_organizations][0]: must be a GitHub organization name" in refused(bad)
+    assert "jh_github needs jh_domain" in refused({**github, "jh_domain": None})
+    assert 'jh_github is needed with jh_authenticator = "github"' in refused({"jh_authenticator": "github"})
+    nobody = {**github, "jh_github": {**github["jh_github"], "allowed_organizations": []}}
+    assert "jh_github: give allowed_organizations or jh_users" in refused(nobody)

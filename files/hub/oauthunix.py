@@ -1,0 +1,85 @@
+"""OAuth logins for a hub whose users are Unix accounts: OpenID Connect (jh_authenticator =
+"oidc") and GitHub ("github"), on oauthenticator, with what the deploy adds:
+
+- one rule from a provider's name to a Unix name: the username claim, lower-cased, must be
+  [a-z_][a-z0-9_-]{0,31}; a name is bound to the provider's account (OpenID Connect's ``sub``,
+  GitHub's numeric ``id``) that first used it, so two accounts of the provider never share one
+  Unix account, not even after a rename (names_file, in the hub's state);
+- a provider that does not answer gives the person a page saying so (503), not a traceback,
+  and the hub goes on serving everyone else;
+- OpenID Connect: members of allowed_idp_groups (the groups claim) are let in, besides
+  allowed_users; the hub's own groups stay the deploy's (jh_groups), not the provider's.
+"""
+
+import json
+import os
+import re
+import tempfile
+
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.github import GitHubOAuthenticator
+from tornado import web
+from tornado.httpclient import HTTPClientError
+from traitlets import Set, Unicode
+
+UNIX_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}\Z")
+
+
+class UnixNames:
+    """Provider names as Unix names, each bound to one account of the provider."""
+
+    names_file = Unicode(help="Unix name -> the provider's account it is bound to (JSON)").tag(config=True)
+    subject_key = "sub"
+
+    async def authenticate(self, handler, data=None, **kwargs):
+        try:
+            return await super().authenticate(handler, data, **kwargs)
+        except (HTTPClientError, OSError) as error:
+            # An answer of the provider (a refused code, say) is not an outage: the hub's own page.
+            if isinstance(error, HTTPClientError) and error.response is not None and error.code < 500:
+                raise
+            self.log.error("The identity provider did not answer: %s", error)
+            raise web.HTTPError(
+                503, "The identity provider did not answer. Please try again in a few minutes."
+            ) from None
+
+    def user_info_to_username(self, user_info):
+        name = str(user_info.get(self.username_claim) or "").lower()
+        if not UNIX_NAME.match(name):
+            raise web.HTTPError(403, f"{name!r} cannot be a user name here (a-z, 0-9, _ and -, at most 32)")
+        subject = str(user_info.get(self.subject_key) or "")
+        names = self._names()
+        if names.setdefault(name, subject) != subject:
+            self.log.warning("Refused %s: the name belongs to another account of the provider", name)
+            raise web.HTTPError(403, f"The name {name} belongs to another account of the identity provider.")
+        self._save(names)
+        return name
+
+    def _names(self):
+        try:
+            with open(self.names_file) as file:
+                return json.load(file)
+        except FileNotFoundError:
+            return {}
+
+    def _save(self, names):
+        descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(self.names_file), prefix=".names-")
+        with os.fdopen(descriptor, "w") as file:
+            json.dump(names, file, sort_keys=True)
+        os.replace(temporary, self.names_file)
+
+
+class UnixOIDCAuthenticator(UnixNames, GenericOAuthenticator):
+    allowed_idp_groups = Set(Unicode(), help="Groups of the provider whose members may log in").tag(config=True)
+    groups_claim = Unicode("groups", help="The userinfo claim that lists a person's groups").tag(config=True)
+
+    async def check_allowed(self, username, auth_model):
+        if await super().check_allowed(username, auth_model):
+            return True
+        user_info = (auth_model.get("auth_state") or {}).get(self.user_auth_state_key) or {}
+        groups = user_info.get(self.groups_claim) or []
+        return isinstance(groups, list) and bool(self.allowed_idp_groups.intersection(map(str, groups)))
+
+
+class UnixGitHubAuthenticator(UnixNames, GitHubOAuthenticator):
+    subject_key = "id"
