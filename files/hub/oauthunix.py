@@ -20,13 +20,14 @@ from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.github import GitHubOAuthenticator
 from tornado import web
 from tornado.httpclient import HTTPClientError
-from traitlets import Set, Unicode
+from traitlets import HasTraits, Set, Unicode
 
 UNIX_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}\Z")
 
 
-class UnixNames:
-    """Provider names as Unix names, each bound to one account of the provider."""
+class UnixNames(HasTraits):
+    """Provider names as Unix names, each bound to one account of the provider (a HasTraits, so
+    that its trait is one: the authenticators below inherit it with oauthenticator's)."""
 
     names_file = Unicode(help="Unix name -> the provider's account it is bound to (JSON)").tag(config=True)
     subject_key = "sub"

@@ -106,6 +106,17 @@ def test_bad_people_settings_stop_the_run_before_any_change(people, workdir):
         "jh_users[0]: dave is not in jupyterhub-users, so not a hub user this deploy may remove": {
             "jh_users": [{"name": "dave", "state": "absent"}]
         },
+        "jh_authenticator: Input should be 'pam', 'ldap', 'oidc', 'github' or 'native'": {
+            "jh_authenticator": "kerberos"
+        },
+        "jh_oidc[issuer]: must be an https:// URL": {
+            "jh_authenticator": "oidc",
+            "jh_oidc": {"issuer": "http://idp.example.org", "client_id": "hub", "client_secret_file": "/etc/hostname"},
+        },
+        "jh_oidc[client_secret_file]: Path does not point to a file": {
+            "jh_authenticator": "oidc",
+            "jh_oidc": {"issuer": "https://idp.example.org", "client_id": "hub", "client_secret_file": "/nonexistent"},
+        },
         "jh_groups: ml-2026 lists carol, off-boarded (state absent)": {
             "jh_users": [{"name": "carol", "state": "absent"}],
             "jh_groups": {"ml-2026": ["carol"]},
