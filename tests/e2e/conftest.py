@@ -40,6 +40,20 @@ TEST_SETTINGS = {
     "jh_nltk_packages": ["jhd_test_corpus"],
 }
 FILE_SERVER_PORT = 8071 + PORT_OFFSET
+# A hub for tests of what is not the web front: the proxy on the container's address over plain
+# HTTP, one small kernel, nothing culled while the tests run.
+WEB_SETTINGS = ("jh_domain", "jh_services", "jh_acme_email", "jh_acme_directory_url")
+PLAIN_HUB = {
+    "jh_public_ip": "0.0.0.0",
+    "jh_nltk_packages": [],
+    "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}],
+    "jh_idle_timeout": 3600,
+}
+
+
+def plain_hub(host, **settings) -> dict:
+    """The host's settings for a PLAIN_HUB, with these on top."""
+    return {**{k: v for k, v in host.data.items() if k not in WEB_SETTINGS}, **PLAIN_HUB, **settings}
 
 
 @dataclass

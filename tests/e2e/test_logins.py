@@ -16,7 +16,7 @@ import tarfile
 import pytest
 
 from tests.certificates import self_signed
-from tests.e2e.conftest import run_pyinfra, write_inventory
+from tests.e2e.conftest import plain_hub, run_pyinfra, write_inventory
 from tests.e2e.hub_client import HubClient
 
 LDAP_NAME = "ldap.jhd.test"
@@ -59,7 +59,6 @@ olcTLSCertificateFile: /etc/ldap/tls/ldap.crt
 replace: olcTLSCertificateKeyFile
 olcTLSCertificateKeyFile: /etc/ldap/tls/ldap.key
 """
-WEB = ("jh_domain", "jh_services", "jh_acme_email", "jh_acme_directory_url")
 
 
 @pytest.fixture(scope="module")
@@ -103,23 +102,18 @@ def ldap_hub(start, workdir, directory):
     server, ca = directory
     host = start("noble", "jhd-test-ldap-hub")
     host.sh(f"echo '{server.address} {LDAP_NAME}' >> /etc/hosts")
-    data = {key: value for key, value in host.data.items() if key not in WEB}
-    settings = {
-        **data,
-        "jh_public_ip": "0.0.0.0",
-        "jh_nltk_packages": [],
-        "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}],
-        "jh_idle_timeout": 3600,
-        "jh_authenticator": "ldap",
-        "jh_ldap": {
+    settings = plain_hub(
+        host,
+        jh_authenticator="ldap",
+        jh_ldap={
             "server": LDAP_NAME,
             "bind_dn_template": f"uid={{username}},ou=people,{BASE}",
             "allowed_groups": [GROUP],
         },
-        "jh_users": [{"name": "lena"}],
-        "jh_admin_users": ["lena"],
-        "jh_extra_ca_certificates": [*data["jh_extra_ca_certificates"], str(ca)],
-    }
+        jh_users=[{"name": "lena"}],
+        jh_admin_users=["lena"],
+        jh_extra_ca_certificates=[*host.data["jh_extra_ca_certificates"], str(ca)],
+    )
     result = run_pyinfra(write_inventory(workdir / "ldap.py", [(host.name, settings)]))
     assert result.returncode == 0, result.stderr[-4000:]
     return host
@@ -166,18 +160,13 @@ def test_the_second_run_changes_nothing(ldap_hub, workdir):
 def native_hub(start, workdir):
     """Sign-up at the hub (NativeAuthenticator, on JupyterHub 5: it does not run on 6)."""
     host = start("noble", "jhd-test-native")
-    data = {key: value for key, value in host.data.items() if key not in WEB}
-    settings = {
-        **data,
-        "jh_public_ip": "0.0.0.0",
-        "jh_nltk_packages": [],
-        "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}],
-        "jh_idle_timeout": 3600,
-        "jh_server_release": "jupyterhub-5",
-        "jh_authenticator": "native",
-        "jh_users": [{"name": "nadia"}],
-        "jh_admin_users": ["nadia"],
-    }
+    settings = plain_hub(
+        host,
+        jh_server_release="jupyterhub-5",
+        jh_authenticator="native",
+        jh_users=[{"name": "nadia"}],
+        jh_admin_users=["nadia"],
+    )
     result = run_pyinfra(write_inventory(workdir / "native.py", [(host.name, settings)]))
     assert result.returncode == 0, result.stderr[-4000:]
     return host

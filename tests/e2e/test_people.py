@@ -11,17 +11,12 @@ import json
 import pytest
 
 from tests import harness
-from tests.e2e.conftest import USERS, run_pyinfra, write_inventory
+from tests.e2e.conftest import USERS, plain_hub, run_pyinfra, write_inventory
 from tests.e2e.hub_client import HubClient
 
-WEB = ("jh_domain", "jh_services", "jh_acme_email", "jh_acme_directory_url")
 PEOPLE = {**USERS, "carol": "carol-password"}
 NLP, COURSE = "/srv/data/nlp", "/srv/share/ml-2026"
 SETTINGS = {
-    "jh_public_ip": "0.0.0.0",
-    "jh_nltk_packages": [],
-    "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}],
-    "jh_idle_timeout": 3600,
     "jh_users": [{"name": n, "password_hash": harness.password_hash(p)} for n, p in PEOPLE.items()],
     "jh_groups": {"ml-2026": ["alice", "bob"]},
     "jh_shared_dirs": [
@@ -33,8 +28,8 @@ ARCHIVES = "/var/backups/jupyterhub-offboard"
 
 
 def deploy(host, workdir, name: str, *args: str, **overrides):
-    data = {key: value for key, value in host.data.items() if key not in WEB}
-    return run_pyinfra(write_inventory(workdir / f"{name}.py", [(host.name, {**data, **SETTINGS, **overrides})]), *args)
+    settings = plain_hub(host, **{**SETTINGS, **overrides})
+    return run_pyinfra(write_inventory(workdir / f"{name}.py", [(host.name, settings)]), *args)
 
 
 def logged_in(host, name: str) -> HubClient:
