@@ -95,4 +95,9 @@ def test_kernel_changes_touch_only_that_kernel_and_survive_a_server_rebuild(hubs
     assert result.returncode == 0, result.stderr[-3000:]
     specs = running_user(hub).kernelspecs()
     assert {name: spec["spec"]["display_name"] for name, spec in specs["kernelspecs"].items()} == DISPLAY_NAMES
-    assert running_user(hub).run_code("print(6*7)") == "42\n"
+    try:
+        assert running_user(hub).run_code("print(6*7)") == "42\n"
+    except (TimeoutError, AssertionError) as error:
+        # Seen once: the server gone and a new one not starting; the journals say why.
+        journals = hub.journal(lines=150) + hub.journal("jupyter-singleuser@alice", lines=80)
+        raise AssertionError(f"{error}\n{journals}") from None
