@@ -252,24 +252,6 @@ def _offboard_path(value: PurePosixPath) -> PurePosixPath:
     return value
 
 
-def _ldap_dn(value: str) -> str:
-    if not LDAP_DN.fullmatch(value):
-        raise ValueError(
-            "must be an LDAP DN such as cn=ml-2026,ou=groups,dc=example,dc=org "
-            "(attribute=value parts; values of letters, digits, space . _ -)"
-        )
-    return value
-
-
-def _ldap_dn_template(value: str) -> str:
-    if not LDAP_DN_TEMPLATE.fullmatch(value):
-        raise ValueError(
-            "must be the DN a user binds as, with {username} as one whole value, such as "
-            "uid={username},ou=people,dc=example,dc=org"
-        )
-    return value
-
-
 def _server_release(value: str) -> str:
     # A path here is read on the controller (a site's own locks, in a home folder or a
     # temporary one), never written on a host: the host-path characters apply, the
@@ -567,7 +549,14 @@ def _public_key(key: Any) -> bytes:
 AccountName = Annotated[StrictStr, AfterValidator(_account_name)]
 GroupName = Annotated[StrictStr, AfterValidator(_group_name)]
 HostPath = Annotated[PurePosixPath, BeforeValidator(_host_path_text), AfterValidator(_host_path)]
-LdapDn = Annotated[StrictStr, AfterValidator(_ldap_dn)]
+LdapDn = Annotated[
+    StrictStr,
+    _whole(
+        LDAP_DN,
+        "must be an LDAP DN such as cn=ml-2026,ou=groups,dc=example,dc=org "
+        "(attribute=value parts; values of letters, digits, space . _ -)",
+    ),
+]
 OffboardPath = Annotated[PurePosixPath, BeforeValidator(_host_path_text), AfterValidator(_offboard_path)]
 PasswordHash = Annotated[StrictStr, AfterValidator(_crypt_hash)]
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
@@ -634,7 +623,14 @@ class Ldap(Strict):
     port: Port | None = None
     # starttls: TLS before the bind on port 389 (LDAPv3's way); ldaps: TLS from the start, 636.
     tls: Literal["starttls", "ldaps"] = "starttls"
-    bind_dn_template: Annotated[StrictStr, AfterValidator(_ldap_dn_template)]
+    bind_dn_template: Annotated[
+        StrictStr,
+        _whole(
+            LDAP_DN_TEMPLATE,
+            "must be the DN a user binds as, with {username} as one whole value, such as "
+            "uid={username},ou=people,dc=example,dc=org",
+        ),
+    ]
     # Members of any of these groups may log in (member, uniqueMember or memberUid); the people
     # of jh_users too. Members not in jh_users get a Unix account at their first login.
     allowed_groups: list[LdapDn] = []
