@@ -13,7 +13,8 @@ from jupyterhub.spawner import Spawner
 from jupyterhub.utils import random_port
 from traitlets import Bool, Unicode
 
-RUNNING = {"active", "activating", "reloading"}
+# A unit still stopping counts as running: the helper cannot start its successor yet.
+RUNNING = {"active", "activating", "reloading", "deactivating"}
 
 
 class UnitSpawner(Spawner):
