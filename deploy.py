@@ -4,8 +4,9 @@
     pyinfra inventory.py deploy.py         # apply
 
 The order follows the server's layers: system, conda (where needed), server
-environment, kernels, logins (an identity provider's files), hub, people (groups, shared
-folders, off-boarding), web front, firewall, then owners and modes. Settings and targets are
+environment, kernels, the Slurm cluster (jh_cluster: the hub and the inventory's `nodes`),
+logins (an identity provider's files), hub, people (groups, shared folders, off-boarding),
+web front, firewall, then owners and modes (the last six on the hub server only). Settings and targets are
 checked first, for every host: bad input stops the run before any host is changed.
 """
 
@@ -13,7 +14,7 @@ import sys
 
 from pyinfra import host
 
-from tasks import conda, firewall, hub, kernels, layout, logins, people, permissions, server_env, system, web
+from tasks import cluster, conda, firewall, hub, kernels, layout, logins, people, permissions, server_env, system, web
 from tasks.platform import Platform, describe, target_platform
 from tasks.preflight import ancestors, check_accounts, check_limits, check_paths
 from tasks.settings import Settings, current_settings
@@ -76,15 +77,20 @@ read_managed_directories(settings, platform)
 check_accounts(settings)
 check_limits(settings)
 check_paths(settings)
+cluster.check(settings)
 print(f"--> {host.name}: {describe(platform)}", file=sys.stderr, flush=True)
 
 system.apply(settings, platform)
 conda.apply(settings, platform)
 server_changed = server_env.apply(settings, platform)
 kernels.apply(settings, platform)
-logins.apply(settings)
-hub.apply(settings, platform, server_changed)
-people.apply(settings)
-web.apply(settings, platform)
-firewall.apply(settings)
-permissions.apply(settings)
+# A cluster's nodes get the same accounts, server venv and kernels as the hub, and slurmd;
+# the hub, its web front and its people are the hub server's alone.
+cluster.apply(settings)
+if cluster.role() != cluster.NODES:
+    logins.apply(settings)
+    hub.apply(settings, platform, server_changed)
+    people.apply(settings)
+    web.apply(settings, platform)
+    firewall.apply(settings)
+    permissions.apply(settings)

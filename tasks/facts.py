@@ -286,3 +286,43 @@ class HubGroups(FactBase):
         except ValueError:
             return None
         return groups if isinstance(groups, dict) else None
+
+
+class ClusterHost(FactBase):
+    """What Slurm and the cluster checks need of a host: its short name, architecture, CPU
+    layout (lscpu, as slurmd counts it), memory, and the sha256 of its MUNGE key (or None)."""
+
+    def command(self) -> str:
+        return (
+            "hostname -s; uname -m; grep '^MemTotal:' /proc/meminfo; lscpu -p=SOCKET,CORE | grep -v '^#'; "
+            "echo @munge; sha256sum /etc/munge/munge.key 2>/dev/null || true"
+        )
+
+    def process(self, output):
+        lines = list(output)
+        munge = lines.index("@munge") if "@munge" in lines else len(lines)
+        topology = [tuple(line.split(",")) for line in lines[3:munge] if line.count(",") == 1]
+        sockets = len({socket for socket, _ in topology}) or 1
+        cores = len(set(topology)) or 1
+        digest = lines[munge + 1].split()[0] if len(lines) > munge + 1 and lines[munge + 1].strip() else None
+        return {
+            "name": lines[0].strip() if lines else "",
+            "arch": lines[1].strip() if len(lines) > 1 else "",
+            "memory_mb": int(lines[2].split()[1]) // 1024 if len(lines) > 2 and lines[2].split()[1:2] else 0,
+            "cpus": len(topology),
+            "sockets": sockets,
+            "cores_per_socket": max(cores // sockets, 1),
+            "threads_per_core": max(len(topology) // cores, 1),
+            "munge_key": digest,
+        }
+
+
+class MungeKey(FactBase):
+    """The hub's MUNGE key, base64 (read only when a node's differs: it crosses the SSH channel
+    to the controller's memory and on to the node, never a file)."""
+
+    def command(self) -> str:
+        return "base64 -w0 /etc/munge/munge.key; echo"
+
+    def process(self, output):
+        return "".join(output).strip()

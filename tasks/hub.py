@@ -14,7 +14,7 @@ from io import StringIO
 
 from pyinfra.operations import files, server, systemd
 
-from tasks import layout, server_env
+from tasks import cluster, layout, server_env
 from tasks.facts import LoginDefs, ResourceControl
 from tasks.ops import FILES, directory, render, root_file, root_template, script, service
 from tasks.platform import Platform
@@ -23,7 +23,6 @@ from tasks.snapshot import UNCHANGED, children, entry, fact, is_state
 
 # What the unit templates get besides the settings and the layout.
 UNIT_CONTEXT = {
-    "hub_bind_url": layout.HUB_BIND_URL,
     "proxy_service": layout.PROXY_SERVICE,
     "proxy_api_port": layout.PROXY_API_PORT,
 }
@@ -74,6 +73,8 @@ def user_servers(settings: Settings, platform: Platform) -> None:
     """What root's helper files/bin/user-server reads, and the spawner the hub imports."""
     paths = settings.layout
     root_file("Hub spawner (users' servers as systemd units)", FILES / "hub" / "unitspawner.py", paths.spawner_module)
+    if settings.cluster:
+        root_file("Hub spawner of Slurm jobs", FILES / "hub" / "slurmspawner.py", paths.slurm_spawner_module)
     root_file(
         f"Users' servers: units and limits ({paths.user_servers_config})",
         StringIO(user_servers_config(settings, platform, fact(LoginDefs)["UID_MIN"])),
@@ -118,6 +119,20 @@ def user_servers_config(settings: Settings, platform: Platform, uid_min: int) ->
             },
         },
     }
+    if settings.cluster:
+        # Users' servers as Slurm jobs (submit): each profile's size, by its key (the hub names one).
+        config["job_name_prefix"] = "jupyterhub-"
+        config["job_log"] = layout.SLURM_JOB_LOG
+        config["profiles"] = {
+            profile.key: {
+                "partition": profile.partition or settings.partitions[0],
+                "cpus": profile.cpus,
+                "memory_mb": profile.memory_mb,
+                "minutes": profile.minutes,
+            }
+            for profile in settings.spawn_profiles
+            if profile.where == "cluster"
+        }
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
@@ -190,7 +205,6 @@ def services(settings: Settings, units: dict[str, object], restart: bool, new_se
 def config_context(settings: Settings, platform: Platform) -> dict:
     """What templates/jupyterhub_config.py.j2 gets besides the settings and the layout."""
     return {
-        "hub_bind_url": layout.HUB_BIND_URL,
         "proxy_api_url": layout.PROXY_API_URL,
         "database": layout.DATABASE,
         "pam_service": layout.PAM_SERVICE_NAME,
@@ -198,6 +212,7 @@ def config_context(settings: Settings, platform: Platform) -> dict:
         "deploy_token": layout.DEPLOY_TOKEN,
         "ca_bundle": str(layout.SYSTEM_CA_BUNDLE),
         "unix_name_pattern": UNIX_NAME_PATTERN,
+        "node_addresses": cluster.node_addresses(settings) if settings.cluster else {},
         **oauth_context(settings),
     }
 

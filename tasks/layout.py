@@ -57,14 +57,30 @@ RENEW_HOOK = PurePosixPath("/etc/letsencrypt/renewal-hooks/deploy/jupyterhub-rel
 # Manual and self-signed certificates.
 TLS_DIR = PurePosixPath("/etc/ssl/jupyterhub")
 
+# A Slurm cluster behind the hub (jh_cluster): the distribution's packages and their paths.
+SLURM_CONF = PurePosixPath("/etc/slurm/slurm.conf")
+SLURM_CGROUP_CONF = PurePosixPath("/etc/slurm/cgroup.conf")
+MUNGE_KEY = PurePosixPath("/etc/munge/munge.key")
+MUNGE_SERVICE = "munge.service"
+SLURM_CONTROLLER_SERVICE = "slurmctld.service"
+SLURM_NODE_SERVICE = "slurmd.service"
+# jh_shared_home: the hub's export (hub-nfs), the mount of the nodes (and of the hub, site-nfs).
+NFS_EXPORTS = PurePosixPath("/etc/exports.d/jupyterhub.exports")
+NFS_SERVER_SERVICE = "nfs-server.service"
+HOME_MOUNT = "home.mount"
+CLUSTER_SERVICES = (MUNGE_SERVICE, SLURM_CONTROLLER_SERVICE, SLURM_NODE_SERVICE, NFS_SERVER_SERVICE, HOME_MOUNT)
+SLURM_CLUSTER_NAME = "jupyterhub"
+# A user's server job writes its output here, in the user's home (each job overwrites it).
+SLURM_JOB_LOG = ".jupyterhub-slurm.log"
+
 # Root-only working places of the deploy
 INSTALLER_CACHE = PurePosixPath("/var/cache/jupyterhub-deploy")
 BACKUP_STAGING = PurePosixPath("/var/backups/jupyterhub-deploy")
 
-# The hub's loopback API and the proxy's: for the proxy, the culler and the deploy only.
+# The hub's API (on loopback; on the cluster's network with jh_cluster, for the nodes' servers)
+# and the proxy's: for the proxy, the culler and the deploy only.
 HUB_API_PORT = 8081
 PROXY_API_PORT = 8001
-HUB_BIND_URL = f"http://127.0.0.1:{HUB_API_PORT}"
 PROXY_API_URL = f"http://127.0.0.1:{PROXY_API_PORT}"
 
 # The hub's state (in Layout.state_dir, owned by the hub user)
@@ -203,6 +219,11 @@ class Layout:
     def spawner_module(self) -> PurePosixPath:
         """The hub's spawner (files/hub/unitspawner.py), imported from libexec."""
         return self.libexec / "unitspawner.py"
+
+    @property
+    def slurm_spawner_module(self) -> PurePosixPath:
+        """The hub's spawner of Slurm jobs (files/hub/slurmspawner.py), imported from libexec."""
+        return self.libexec / "slurmspawner.py"
 
     @property
     def oauth_module(self) -> PurePosixPath:

@@ -38,7 +38,7 @@ def hub_people(settings: Settings, *args: str) -> str:
         "JUPYTERHUB_API_TOKEN",
         paths.venv / "bin" / "python",
         paths.script("hub-people"),
-        f"{layout.HUB_BIND_URL}/hub/api",
+        f"{settings.hub_api_url}/hub/api",
         *args,
         as_user=settings.hub_user,
     )

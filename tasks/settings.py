@@ -755,6 +755,67 @@ class Kernel(Strict):
         return self.environment is not None
 
 
+# A Slurm partition name or a spawn profile's key: it reaches slurm.conf, sbatch and the hub's config.
+SLURM_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+SLURM_NAME_RULE = "must be a lowercase letter, then up to 31 of a-z 0-9 _ -"
+# What users read on the spawn page: plain words, sizes and punctuation that no language here interprets.
+PROFILE_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ,.:()/+-]{0,79}")
+SlurmName = Annotated[StrictStr, _whole(SLURM_NAME, SLURM_NAME_RULE)]
+DEFAULT_PARTITION = "jupyter"
+
+
+class SpawnProfile(Strict):
+    """A choice on the spawn page (jh_spawn_profiles): a server on the hub, or a Slurm job of this size."""
+
+    key: SlurmName
+    display: Annotated[StrictStr, _whole(PROFILE_TEXT, "must be up to 80 letters, digits, spaces and , . : ( ) / + -")]
+    where: Literal["hub", "cluster"]
+    # A Slurm job's partition (default: the first of jh_slurm_partitions), cores, memory and time limit.
+    partition: SlurmName | None = None
+    cpus: Annotated[StrictInt, Field(ge=1, le=1024)] = 1
+    memory: MemorySize = "2G"
+    minutes: Annotated[StrictInt, Field(ge=1, le=30 * 24 * 60)] = 120
+
+    @model_validator(mode="after")
+    def _sizes_for_jobs(self) -> SpawnProfile:
+        given = self.model_fields_set & {"partition", "cpus", "memory", "minutes"}
+        if self.where == "hub" and given:
+            raise ValueError(
+                f"{self.key}: {', '.join(sorted(given))} size Slurm jobs; a server on the hub has "
+                "jh_user_memory_limit and the other limits"
+            )
+        return self
+
+    @property
+    def memory_mb(self) -> int:
+        return -(-memory_bytes(self.memory) // 1024**2)
+
+
+DEFAULT_PROFILES = [
+    SpawnProfile(key="hub", display="On the hub server", where="hub"),
+    SpawnProfile(key="small", display="Cluster: 1 CPU, 2 GB, 2 h", where="cluster"),
+]
+
+
+class SharedHome(Strict):
+    """How /home is the same folder on the hub and the nodes (jh_shared_home): users' servers
+    run on any node and find their files.
+
+    mounted: the site mounts it already (the deploy checks nothing of it); hub-nfs: the hub
+    exports its /home to the nodes over NFS; site-nfs: the nodes mount server:export."""
+
+    kind: Literal["mounted", "hub-nfs", "site-nfs"] = "mounted"
+    server: DomainName | None = None
+    # A path on the NFS server (checked as a path, not against this host's system folders).
+    export: Annotated[PurePosixPath, BeforeValidator(_host_path_text)] | None = None
+
+    @model_validator(mode="after")
+    def _site_server(self) -> SharedHome:
+        if (self.kind == "site-nfs") != (self.server is not None and self.export is not None):
+            raise ValueError('kind "site-nfs" needs server and export, and only it takes them')
+        return self
+
+
 # The seed's teaching environment, as the default `python3` kernel.
 TEACHING_KERNEL = Kernel(name="python3", display_name="Python 3", packages="teaching")
 
@@ -890,6 +951,20 @@ class Settings(Strict):
     # An npm registry (a mirror); None keeps npm's own default.
     npm_registry_url: Url | None = None
 
+    # A Slurm cluster behind the hub (README: "A cluster"): the hosts of the inventory's `nodes`
+    # run users' servers as Slurm jobs, chosen on the spawn page. Off: one server, as before.
+    cluster: StrictBool = False
+    # This host's address on the network the hub and the nodes share (the hub's API listens
+    # there for the nodes, not on every interface). Default: its SSH address, if an IP address.
+    cluster_address: IPv4Address | None = None
+    # Partition name -> inventory names of nodes; default: all nodes in one partition "jupyter".
+    slurm_partitions: dict[
+        SlurmName, list[Annotated[StrictStr, _whole(DOMAIN, "must be a node's inventory name")]]
+    ] = {}
+    # The spawn page's choices; default: the hub server, and a 1-CPU, 2 GB, 2-hour job.
+    spawn_profiles: list[SpawnProfile] = DEFAULT_PROFILES
+    shared_home: SharedHome = SharedHome()
+
     # Day-2 operations (README: "Day-2 operations")
     # tasks.backup.backup: the controller folder archives go to (a subfolder per host),
     # and whether users' home directories go in too.
@@ -937,6 +1012,7 @@ class Settings(Strict):
                 '"jupyterhub-5" has it (its newest version does not run on JupyterHub 6)'
             )
         self._check_conda()
+        self._check_cluster()
         try:
             json.dumps(self.lab_settings, allow_nan=False)
         except (TypeError, ValueError) as error:
@@ -996,6 +1072,47 @@ class Settings(Strict):
         root = self.offboard_dir
         if root == self.install_root or self.install_root in root.parents or root in paths:
             raise ValueError("jh_offboard_dir must be outside jh_install_root and jh_shared_dirs")
+
+    def _check_cluster(self) -> None:
+        cluster_only = ("cluster_address", "slurm_partitions", "spawn_profiles", "shared_home")
+        if not self.cluster:
+            given = [f"jh_{name}" for name in cluster_only if name in self.model_fields_set]
+            if given:
+                raise ValueError(f"{', '.join(given)} needs jh_cluster = True")
+            return
+        if self.cluster_address is None:
+            raise ValueError(
+                "jh_cluster needs jh_cluster_address on each host: its IP address on the network the hub "
+                "and the nodes share"
+            )
+        if self.cluster_address.is_loopback or self.cluster_address.is_unspecified:
+            raise ValueError("jh_cluster_address must be an address the other hosts reach (not loopback, not 0.0.0.0)")
+        keys = [p.key for p in self.spawn_profiles]
+        if not keys or len(set(keys)) != len(keys):
+            raise ValueError("jh_spawn_profiles: give at least one profile, each with a key of its own")
+        partitions = list(self.slurm_partitions) or [DEFAULT_PARTITION]
+        for profile in self.spawn_profiles:
+            if profile.partition is not None and profile.partition not in partitions:
+                raise ValueError(
+                    f"jh_spawn_profiles: {profile.key} asks for partition {profile.partition}, "
+                    f"not one of jh_slurm_partitions ({', '.join(partitions)})"
+                )
+        if self.authenticator != "pam":
+            raise ValueError(
+                "jh_cluster: accounts must be the same on the hub and every node, so the people are "
+                'jh_users, who log in with jh_authenticator = "pam" (accounts made at a first login '
+                "would exist on the hub alone)"
+            )
+
+    @property
+    def hub_api_url(self) -> str:
+        """Where the hub's API listens: loopback, or this host's cluster address for the nodes."""
+        address = self.cluster_address if self.cluster else "127.0.0.1"
+        return f"http://{address}:{HUB_API_PORT}"
+
+    @property
+    def partitions(self) -> list[str]:
+        return list(self.slurm_partitions) or [DEFAULT_PARTITION]
 
     @property
     def oauth(self) -> Oidc | GitHub | None:
@@ -1155,6 +1272,11 @@ def current_settings() -> Settings:
             except SettingsError as error:
                 raise SettingsError(f"host {other.name}: {error}") from None
     return _VALIDATED[host.name]
+
+
+def host_settings(name: str) -> Settings:
+    """Another host's settings (a cluster's hub reads its nodes'), checked by current_settings."""
+    return _VALIDATED[name]
 
 
 _VALIDATED: dict[str, Settings] = {}

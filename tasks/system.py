@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
-from tasks import layout
+from tasks import cluster, layout
 from tasks.facts import GroupEntries
 from tasks.ops import directory, packages, root_directory, root_file, ship_scripts
 from tasks.platform import Platform
@@ -33,8 +33,10 @@ def install_packages(platform: Platform) -> None:
     packages("Install system packages", [*PACKAGES, *platform.python_packages])
 
 
-def accounts(settings: Settings) -> None:
-    """The hub's account and the hub users; server.user/server.group only for what differs."""
+def accounts(settings: Settings, homes: bool = True) -> None:
+    """The hub's account and the hub users; server.user/server.group only for what differs.
+
+    homes: make and keep the users' homes (a cluster's nodes share the hub's /home instead)."""
     existing, groups = host_accounts(settings), fact(GroupEntries)
     if settings.hub_user not in groups:
         server.group(name=f"Group {settings.hub_user}", group=settings.hub_user, system=True)
@@ -52,10 +54,19 @@ def accounts(settings: Settings) -> None:
             shell=HUB_SHELL,
             ensure_home=False,
         )
+    # In a cluster, the same ids on every host (tasks/cluster.py picks them).
+    same_ids = settings.cluster
     if settings.users_group not in groups:
-        server.group(name=f"Group {settings.users_group} of hub users", group=settings.users_group)
+        server.group(
+            name=f"Group {settings.users_group} of hub users",
+            group=settings.users_group,
+            gid=cluster.group_id(settings.users_group) if same_ids else None,
+        )
     for user in settings.present_users:
         account = existing.get(user.name)
+        uid, gid = cluster.user_ids(user.name) if same_ids else (None, None)
+        if same_ids and not account and user.name not in groups:
+            server.group(name=f"Group {user.name} of hub user {user.name}", group=user.name, gid=gid)
         if (
             not account
             or settings.users_group not in account["groups"]
@@ -65,14 +76,18 @@ def accounts(settings: Settings) -> None:
             server.user(
                 name=f"Hub user {user.name}",
                 user=user.name,
+                uid=uid if not account else None,
+                group=user.name if same_ids and not account else None,
                 groups=[settings.users_group],
                 append=True,
                 shell=USER_SHELL,
-                create_home=True,
+                create_home=homes,
                 password=user.password_hash,
             )
         # Private whatever the release's login.defs says (Debian 12 makes homes 0755).
         # A new account gets a group of its own name (USERGROUPS_ENAB) and a home in /home.
+        if not homes:
+            continue
         account = account or {"home": f"/home/{user.name}", "group": user.name}
         directory(f"Home of {user.name}: private", account["home"], "700", user.name, account["group"])
     root_file("PAM service for hub logins", FILES / "pam" / "jupyterhub", layout.PAM_SERVICE)
@@ -81,6 +96,6 @@ def accounts(settings: Settings) -> None:
 def apply(settings: Settings, platform: Platform) -> None:
     trust_extra_cas(settings)
     install_packages(platform)
-    accounts(settings)
+    accounts(settings, homes=cluster.role() != cluster.NODES)
     ship_scripts(settings.layout)
     root_directory(f"Shared files {settings.install_root / 'share'}", settings.install_root / "share")

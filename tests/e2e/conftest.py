@@ -78,9 +78,12 @@ class DeployResult:
         return [op["name"] for op in self.json["plan"]]
 
 
-def write_inventory(path: Path, hosts: list[tuple[str, dict]]) -> Path:
-    """A pyinfra inventory file holding these hosts in the group `hubs`."""
-    path.write_text(f"import json\nhubs = [tuple(h) for h in json.loads({json.dumps(json.dumps(hosts))})]\n")
+def write_inventory(path: Path, hosts: list[tuple[str, dict]], nodes: list[tuple[str, dict]] = ()) -> Path:
+    """A pyinfra inventory file holding these hosts in the group `hubs` (and `nodes`, a cluster's)."""
+    text = f"import json\nhubs = [tuple(h) for h in json.loads({json.dumps(json.dumps(hosts))})]\n"
+    if nodes:
+        text += f"nodes = [tuple(h) for h in json.loads({json.dumps(json.dumps(list(nodes)))})]\n"
+    path.write_text(text)
     return path
 
 
@@ -210,9 +213,9 @@ def start(engine, workdir, pebble, resolver, nltk_index):
 
     started = []
 
-    def _start(suite: str, name: str) -> Host:
+    def _start(suite: str, name: str, volumes: dict | None = None) -> Host:
         harness.ensure_images(engine.client, [suite])
-        target = harness.start_target(engine.client, suite, name, workdir)
+        target = harness.start_target(engine.client, suite, name, workdir, volumes=volumes)
         started.append(name)
         domain = DOMAIN.format(name=name)
         pebble.add_name(domain, target.address)

@@ -60,7 +60,7 @@ class HubClient:
         response.raise_for_status()
         return response.json()["servers"].get("")
 
-    def start_server(self, timeout: float = 120) -> dict:
+    def start_server(self, timeout: float = 120, options: dict | None = None) -> dict:
         """Start the user's server, or find it running (servers outlive hub restarts and upgrades)."""
         running = self.server()
         if running and running.get("ready"):
@@ -70,7 +70,7 @@ class HubClient:
             self.report_activity()
             return running
         if running is None:
-            response = self.api("POST", f"/hub/api/users/{self.user}/server")
+            response = self.api("POST", f"/hub/api/users/{self.user}/server", json=options)
             assert response.status_code in (201, 202), f"spawn request: {response.status_code} {response.text}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

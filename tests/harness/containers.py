@@ -51,9 +51,14 @@ def ssh_keypair(directory: Path) -> Path:
 
 
 def start_target(
-    client: docker.DockerClient, suite: str, name: str, workdir: Path, ports: dict | None = None
+    client: docker.DockerClient,
+    suite: str,
+    name: str,
+    workdir: Path,
+    ports: dict | None = None,
+    volumes: dict | None = None,
 ) -> Target:
-    """Boot a container with systemd as PID 1 and wait until sshd answers."""
+    """Boot a container with systemd as PID 1 and wait until sshd answers (volumes: host path -> path)."""
     key = ssh_keypair(workdir)
     remove_container(client, name)
     container = client.containers.run(
@@ -69,7 +74,10 @@ def start_target(
         environment={"container": "docker"},
         stop_signal="SIGRTMIN+3",
         tmpfs={"/run": "", "/run/lock": ""},
-        volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"}},
+        volumes={
+            "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"},
+            **{source: {"bind": target, "mode": "rw"} for source, target in (volumes or {}).items()},
+        },
         ports=ports or {},
     )
     public_key = key.with_suffix(".pub").read_text().strip()

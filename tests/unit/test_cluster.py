@@ -1,0 +1,232 @@
+"""The cluster's settings, rendered files and the helper's job verbs, with hostile values."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import types
+
+import pytest
+
+from tasks import cluster
+from tasks.ops import render
+from tasks.settings import Settings, SettingsError
+from tests.unit.test_templates import load_config, visudo
+from tests.unit.test_user_servers import entry, helper, helper_config
+
+CLUSTER = {"jh_cluster": True, "jh_cluster_address": "10.0.0.1"}
+NODES = [
+    {
+        "name": "node1",
+        "address": "10.0.0.11",
+        "cpus": 8,
+        "sockets": 1,
+        "cores_per_socket": 4,
+        "threads_per_core": 2,
+        "memory_mb": 30000,
+    },
+    {
+        "name": "node2",
+        "address": "10.0.0.12",
+        "cpus": 2,
+        "sockets": 1,
+        "cores_per_socket": 2,
+        "threads_per_core": 1,
+        "memory_mb": 3000,
+    },
+]
+SLURM = {
+    "cluster_name": "jupyterhub",
+    "controller": "hub",
+    "controller_address": "10.0.0.1",
+    "nodes": NODES,
+    "partitions": {"jupyter": ["node1", "node2"], "bigmem": ["node1"]},
+    "max_minutes": 480,
+}
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"jh_spawn_profiles": []}, "needs jh_cluster = True"),
+        ({"jh_cluster": True}, "jh_cluster_address on each host"),
+        ({**CLUSTER, "jh_cluster_address": "127.0.0.1"}, "not loopback"),
+        ({**CLUSTER, "jh_cluster_address": "10.0.0.1\n"}, "jh_cluster_address"),
+        ({**CLUSTER, "jh_slurm_partitions": {"gpu;reboot": ["n1"]}}, "lowercase letter"),
+        ({**CLUSTER, "jh_slurm_partitions": {"gpu": ["n1 n2"]}}, "inventory name"),
+        ({**CLUSTER, "jh_spawn_profiles": []}, "at least one profile"),
+        (
+            {**CLUSTER, "jh_spawn_profiles": [{"key": "a", "display": "A", "where": "hub"}] * 2},
+            "key of its own",
+        ),
+        (
+            {**CLUSTER, "jh_spawn_profiles": [{"key": "a", "display": "A\nB", "where": "cluster"}]},
+            "up to 80 letters",
+        ),
+        (
+            {**CLUSTER, "jh_spawn_profiles": [{"key": "a", "display": "A {x}", "where": "cluster"}]},
+            "up to 80 letters",
+        ),
+        (
+            {**CLUSTER, "jh_spawn_profiles": [{"key": "a%n", "display": "A", "where": "cluster"}]},
+            "lowercase letter",
+        ),
+        (
+            {**CLUSTER, "jh_spawn_profiles": [{"key": "a", "display": "A", "where": "cluster", "memory": "2G;"}]},
+            "memory size",
+        ),
+        (
+            {**CLUSTER, "jh_spawn_profiles": [{"key": "a", "display": "A", "where": "cluster", "cpus": 0}]},
+            "greater than or equal to 1",
+        ),
+        (
+            {**CLUSTER, "jh_spawn_profiles": [{"key": "a", "display": "A", "where": "hub", "minutes": 5}]},
+            "size Slurm jobs",
+        ),
+        (
+            {**CLUSTER, "jh_spawn_profiles": [{"key": "a", "display": "A", "where": "cluster", "partition": "gpu"}]},
+            "not one of jh_slurm_partitions",
+        ),
+        ({**CLUSTER, "jh_shared_home": {"kind": "site-nfs", "server": "nfs.example.org"}}, "needs server and export"),
+        (
+            {**CLUSTER, "jh_shared_home": {"kind": "site-nfs", "server": "nfs;x", "export": "/export/home"}},
+            "jh_shared_home[server]",
+        ),
+        (
+            {**CLUSTER, "jh_shared_home": {"kind": "site-nfs", "server": "nfs", "export": "/export/../etc"}},
+            "'..'",
+        ),
+        ({**CLUSTER, "jh_authenticator": "native", "jh_server_release": "jupyterhub-5"}, "pam"),
+    ],
+)
+def test_bad_cluster_settings_are_refused_naming_the_setting(data, expected):
+    with pytest.raises(SettingsError) as error:
+        Settings.from_data(data)
+    assert expected in str(error.value)
+
+
+def test_the_hub_api_listens_on_the_cluster_address_only_with_a_cluster(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster, "node_addresses", lambda settings: {"node1": "10.0.0.11"})
+    # The server venv has batchspawner (its API handler registers on import); this machine need not.
+    monkeypatch.setitem(sys.modules, "batchspawner", types.ModuleType("batchspawner"))
+    assert Settings.from_data({}).hub_api_url == "http://127.0.0.1:8081"
+    settings = Settings.from_data(CLUSTER)
+    assert settings.hub_api_url == "http://10.0.0.1:8081"
+    config = load_config(settings, tmp_path)
+    assert config.JupyterHub.hub_bind_url == config.JupyterHub.hub_connect_url == "http://10.0.0.1:8081"
+    assert config.JupyterHub.spawner_class == "wrapspawner.ProfilesSpawner"
+    assert config.ProfilesSpawner.profiles == [
+        ("On the hub server", "hub", "unitspawner.UnitSpawner", {}),
+        ("Cluster: 1 CPU, 2 GB, 2 h", "small", "slurmspawner.HelperSlurmSpawner", {"profile": "small"}),
+    ]
+    assert config.HelperSlurmSpawner.helper == "/opt/jupyter/libexec/user-server"
+    assert config.HelperSlurmSpawner.node_addresses == {"node1": "10.0.0.11"}
+
+
+def test_the_sudoers_rule_adds_submit_and_cancel_with_a_cluster_and_passes_visudo(tmp_path):
+    rule = render("sudoers.j2", Settings.from_data(CLUSTER))
+    helper_path = "/opt/jupyter/libexec/user-server"
+    assert f"{helper_path} submit *, {helper_path} cancel *" in rule
+    assert "submit *" not in render("sudoers.j2", Settings.from_data({}))
+    (tmp_path / "rule").write_text(rule)
+    result = visudo(tmp_path / "rule")
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_helper_knows_each_cluster_profile_by_its_key():
+    profiles = [
+        {"key": "hub", "display": "Hub", "where": "hub"},
+        {"key": "large", "display": "Large", "where": "cluster", "cpus": 8, "memory": "1500M", "minutes": 480},
+    ]
+    config = helper_config({**CLUSTER, "jh_spawn_profiles": profiles})
+    assert config["profiles"] == {"large": {"partition": "jupyter", "cpus": 8, "memory_mb": 1500, "minutes": 480}}
+    assert "profiles" not in helper_config({})
+
+
+def test_slurm_conf_describes_each_node_and_partition():
+    text = render("slurm.conf.j2", Settings.from_data(CLUSTER), **SLURM)
+    assert "SlurmctldHost=hub(10.0.0.1)" in text
+    assert (
+        "NodeName=node1 NodeAddr=10.0.0.11 CPUs=8 Sockets=1 CoresPerSocket=4 ThreadsPerCore=2 RealMemory=30000" in text
+    )
+    assert "PartitionName=jupyter Nodes=node1,node2 Default=YES MaxTime=480 State=UP" in text
+    assert "PartitionName=bigmem Nodes=node1 Default=NO" in text
+    assert "ProctrackType=proctrack/cgroup" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["user-server", "submit", "alice"], "usage"),
+        (["user-server", "submit", "alice", "small", "extra"], "usage"),
+        (["user-server", "cancel", "alice"], "usage"),
+    ],
+)
+def test_the_helper_job_verbs_take_exactly_their_arguments(argv, expected, capsys):
+    assert helper.main(argv) == 2
+    assert expected in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("job", ["0", "12;reboot", "-1", "1 2", "", "12\n", "1" * 20])
+def test_the_helper_cancels_only_a_job_id(monkeypatch, job):
+    monkeypatch.setattr(helper, "account", lambda config, name, member_required: entry())
+    with pytest.raises(helper.Refused, match="not a job id"):
+        helper.cancel({}, "alice", job)
+
+
+def test_the_helper_submits_only_profiles_of_roots_config(monkeypatch):
+    monkeypatch.setattr(helper, "account", lambda config, name, member_required: entry())
+    config = helper_config(CLUSTER)
+    for key in ("large", "small;reboot", "__class__", "hub"):
+        with pytest.raises(helper.Refused, match="no such profile"):
+            helper.submit(config, "alice", key)
+
+
+def test_the_job_gets_roots_environment_and_size(monkeypatch):
+    monkeypatch.setattr(helper, "account", lambda config, name, member_required: entry())
+    monkeypatch.setattr(helper, "private_group", lambda entry: True)
+    monkeypatch.setattr(helper.os.path, "realpath", lambda path: "/opt/jupyter/envs/jupyterhub-6-abc")
+    monkeypatch.setattr(helper.sys, "stdin", io.StringIO("JUPYTERHUB_API_TOKEN=t0ken\nJUPYTERHUB_USER=alice\n"))
+    runs = []
+
+    def run(command, **kwargs):
+        runs.append((command, kwargs))
+        return subprocess.CompletedProcess(command, 0, stdout="42\n")
+
+    monkeypatch.setattr(helper.subprocess, "run", run)
+    config = helper_config(CLUSTER)
+    assert helper.submit(config, "alice", "small") == 0
+    command, kwargs = runs[0]
+    assert command[:3] == ["sbatch", "--parsable", "--export=ALL"]
+    assert "--partition=jupyter" in command and "--mem=2048M" in command and "--time=120" in command
+    assert "--job-name=jupyterhub-alice" in command and "--chdir=/home/alice" in command
+    assert kwargs["env"]["JUPYTERHUB_API_TOKEN"] == "t0ken"
+    assert kwargs["env"]["MEM_LIMIT"] == str(2048 * 1024**2)
+    assert kwargs["env"]["PATH"].startswith("/opt/jupyter/envs/jupyterhub-6-abc/bin:")
+    assert kwargs["input"] == (
+        "#!/bin/sh\numask 0002\nexec /opt/jupyter/envs/jupyterhub-6-abc/bin/batchspawner-singleuser "
+        "/opt/jupyter/envs/jupyterhub-6-abc/bin/jupyterhub-singleuser\n"
+    )
+
+
+def test_the_hub_exports_home_to_the_nodes_alone():
+    text = render("nfs-exports.j2", Settings.from_data(CLUSTER), addresses=["10.0.0.11", "10.0.0.12"])
+    exports = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert exports == [
+        "/home 10.0.0.11(rw,sync,no_subtree_check,root_squash) 10.0.0.12(rw,sync,no_subtree_check,root_squash)"
+    ]
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed here")
+def test_the_home_mount_unit_parses_with_systemd_analyze(tmp_path):
+    settings = Settings.from_data(
+        {**CLUSTER, "jh_shared_home": {"kind": "site-nfs", "server": "nfs.example.org", "export": "/export/home"}}
+    )
+    unit = tmp_path / "home.mount"
+    unit.write_text(render("home.mount.j2", settings, source="nfs.example.org:/export/home"))
+    assert "What=nfs.example.org:/export/home\nWhere=/home\nType=nfs\n" in unit.read_text()
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True)
+    problems = [line for line in (result.stdout + result.stderr).splitlines() if "mount.nfs" not in line]
+    assert problems == [], result.stderr
