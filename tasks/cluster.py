@@ -26,8 +26,8 @@ from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import server, systemd
 
 from tasks import layout
-from tasks.facts import Accounts, ClusterHost, GroupEntries, MungeKey
-from tasks.ops import packages, private_transfer, root_template, service
+from tasks.facts import Accounts, ClusterHost, GroupEntries, MungeKey, SlurmNodes
+from tasks.ops import command, packages, private_transfer, root_template, service
 from tasks.settings import DOMAIN, Settings, SettingsError, host_settings
 
 HUBS, NODES = "hubs", "nodes"
@@ -229,15 +229,54 @@ def slurm_config(settings: Settings) -> dict:
     partitions = {
         name: [slurm_names[n] for n in partition_nodes(hub_settings, name)] for name in hub_settings.partitions
     }
+    current, kept = leaving()
+    # A node that left the inventory while jobs run there stays, drained, in the partitions it was in.
+    for name, members_now in current["partitions"].items():
+        staying = [node for node in kept if node in members_now]
+        if staying:
+            partitions[name] = [*partitions.get(name, []), *staying]
     longest = max((p.minutes for p in hub_settings.spawn_profiles if p.where == "cluster"), default=60)
     return {
         "cluster_name": layout.SLURM_CLUSTER_NAME,
         "controller": facts(hub)["name"],
         "controller_address": str(hub_settings.cluster_address),
         "nodes": described,
+        "kept_nodes": [current["nodes"][name] for name in kept],
         "partitions": partitions,
         "max_minutes": longest,
     }
+
+
+def leaving() -> tuple[dict, list[str]]:
+    """The hub's Slurm nodes now, and those that left the inventory but still run jobs (kept)."""
+    hub, nodes = members()
+    if "slurm" not in _PLAN:
+        _PLAN["slurm"] = hub.get_fact(SlurmNodes)
+    current = _PLAN["slurm"]
+    names = {facts(node)["name"] for node in nodes}
+    return current, sorted(name for name in current["nodes"] if name not in names and name in current["busy"])
+
+
+def drain_leaving_nodes() -> None:
+    """Nodes gone from the inventory: dropped from slurm.conf when idle, else drained (no new jobs)."""
+    current, kept = leaving()
+    _, nodes = members()
+    names = {facts(node)["name"] for node in nodes}
+    for name in sorted(set(current["nodes"]) - names - set(kept)):
+        print(f"--> {host.name}: Slurm node {name} left the inventory and runs no job: removed", flush=True)
+    for name in kept:
+        print(
+            f"--> {host.name}: Slurm node {name} left the inventory but runs jobs: drained, kept until they end "
+            "(re-run the deploy then)",
+            flush=True,
+        )
+        if name not in current["drained"]:
+            server.shell(
+                name=f"Drain Slurm node {name} (left the inventory; its jobs run on)",
+                commands=[
+                    command("scontrol", "update", f"nodename={name}", "state=drain", "reason=left the inventory")
+                ],
+            )
 
 
 @operation()
@@ -325,5 +364,6 @@ def apply(settings: Settings) -> None:
     # controller has). Running jobs outlive both restarts: slurmstepd holds them.
     if own == HUBS:
         service("Slurm controller running and enabled", layout.SLURM_CONTROLLER_SERVICE, restarted=changed)
+        drain_leaving_nodes()
     else:
         service("Slurm node daemon running and enabled", layout.SLURM_NODE_SERVICE, restarted=changed)

@@ -326,3 +326,30 @@ class MungeKey(FactBase):
 
     def process(self, output):
         return "".join(output).strip()
+
+
+class SlurmNodes(FactBase):
+    """The hub's slurm.conf nodes (name -> its NodeName line) and partitions (name -> node names),
+    with the nodes that run jobs and those drained: what a node leaving the inventory needs."""
+
+    def command(self) -> str:
+        return (
+            "grep -E '^(NodeName|PartitionName)=' /etc/slurm/slurm.conf 2>/dev/null; echo @busy; "
+            "squeue -h -o %N 2>/dev/null; echo @drained; sinfo -h -N -t drain,drained,draining -o %N 2>/dev/null; true"
+        )
+
+    def process(self, output):
+        result = {"nodes": {}, "partitions": {}, "busy": set(), "drained": set()}
+        section = "conf"
+        for line in output:
+            line = line.strip()
+            if line in ("@busy", "@drained"):
+                section = line[1:]
+            elif section == "conf" and line.startswith("NodeName="):
+                result["nodes"][line.split()[0].partition("=")[2]] = line
+            elif section == "conf" and line.startswith("PartitionName="):
+                fields = dict(field.partition("=")[::2] for field in line.split())
+                result["partitions"][fields["PartitionName"]] = [n for n in fields.get("Nodes", "").split(",") if n]
+            elif line:
+                result[section].add(line)
+        return result

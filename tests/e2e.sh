@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The end-to-end suite (make e2e), as three pytest sessions side by side: the machine has
+# The end-to-end suite (make e2e), as four pytest sessions side by side: the machine has
 # 2 cores and the targets mostly wait on the network and disk. Each session has its own
 # containers and its own ports for Pebble and the file server (JHD_PORT_OFFSET); both
 # share the images and the Docker engine, started here first and stopped at the end.
@@ -24,11 +24,14 @@ others=$!
 JHD_PORT_OFFSET=200 JHD_DAY2_SUITES=bookworm "$python" -m pytest "$@" tests/e2e/test_user_servers.py \
     tests/e2e/test_day2.py tests/e2e/test_logins.py tests/e2e/test_oidc.py >"$logs/servers.log" 2>&1 &
 servers=$!
+JHD_PORT_OFFSET=300 "$python" -m pytest "$@" tests/e2e/test_cluster.py >"$logs/cluster.log" 2>&1 &
+cluster=$!
 status=0
 wait "$hubs" || status=1
 wait "$others" || status=1
 wait "$servers" || status=1
-for log in "$logs"/hubs.log "$logs"/others.log "$logs"/servers.log; do
+wait "$cluster" || status=1
+for log in "$logs"/hubs.log "$logs"/others.log "$logs"/servers.log "$logs"/cluster.log; do
     echo "=================== $(basename "$log" .log) ==================="
     cat "$log"
 done

@@ -34,7 +34,7 @@ class Cluster:
 
     def settings(self, role: str, **overrides) -> dict:
         host = self.hosts[role]
-        return plain_hub(host, **SETTINGS, jh_cluster_address=host.address, **overrides)
+        return plain_hub(host, **{**SETTINGS, "jh_cluster_address": host.address, **overrides})
 
     def inventory(self, name: str, roles: list[str], **overrides):
         nodes = [(self.hosts[r].name, self.settings(r, **overrides)) for r in roles if r != "hub"]
@@ -148,3 +148,32 @@ def test_a_third_node_joins_and_takes_jobs(cluster, start, workdir):
     bob = cluster.user("bob")
     bob.start_server(timeout=300, options={"profile": "extra"})
     assert bob.run_code("import socket; print(socket.gethostname())").strip() == THIRD
+
+
+def test_a_node_leaving_the_inventory_is_drained_until_its_jobs_end(cluster):
+    """A job of bob's runs on the third node when it leaves the inventory (its profile and
+    partition go with it)."""
+    cluster.user("bob").stop_server()
+    job = cluster.hub.sh(
+        f"runuser -u bob -- sbatch --parsable -w {THIRD} -p jupyter --chdir=/ --wrap 'sleep 600'"
+    ).strip()
+    result = cluster.deploy("leaving", list(NAMES))
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert f"Slurm node {THIRD} left the inventory but runs jobs: drained" in result.stdout + result.stderr
+    assert cluster.hub.sh(f"sinfo -h -N -n {THIRD} -o %t").strip().startswith("drng")
+    assert [j[2:4] for j in cluster.squeue() if j[0] == job] == [["RUNNING", THIRD]]
+    # Drained: no new job lands there.
+    alice = cluster.user("alice")
+    alice.start_server(timeout=300, options={"profile": "small"})
+    assert [j[3] for j in cluster.squeue() if j[1] == "alice"] != [THIRD]
+    assert cluster.deploy("leaving-again", list(NAMES)).totals["success"] == 0
+    cluster.hub.sh(f"scancel {job}")
+    deadline = time.monotonic() + 60
+    while any(j[0] == job for j in cluster.squeue()):
+        assert time.monotonic() < deadline, cluster.squeue()
+        time.sleep(2)
+    result = cluster.deploy("left", list(NAMES))
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert THIRD not in cluster.hub.sh("sinfo -h -N -o %N")
+    assert THIRD not in cluster.hub.sh("cat /etc/slurm/slurm.conf")
+    assert alice.run_code("print(6 * 7)").strip() == "42"

@@ -43,6 +43,7 @@ SLURM = {
     "controller_address": "10.0.0.1",
     "nodes": NODES,
     "partitions": {"jupyter": ["node1", "node2"], "bigmem": ["node1"]},
+    "kept_nodes": [],
     "max_minutes": 480,
 }
 
