@@ -7,7 +7,7 @@ SSLYZE := .venv-sslyze/bin/sslyze
 # The Pythons locks are made for; a set that cannot run on one (JupyterHub 6 on 3.9) gets no lock for it.
 SERVER_PYTHONS := 3.9 3.10 3.11 3.12 3.13
 
-.PHONY: venv demo demo-down test lint unit e2e bench locks prerequisites
+.PHONY: venv demo demo-down test lint unit e2e bench bench-cluster locks prerequisites
 
 $(BIN)/pyinfra: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ e2e: $(BIN)/pyinfra $(SSLYZE) prerequisites
 ## Speed figures as ratios against baselines of the same run (not part of `make test`; ~15 min).
 bench: $(BIN)/pyinfra prerequisites
 	$(BIN)/python -m tests.bench.run
+
+## The cluster deploy's fan-out: a hub with 1 node against a hub with 8 (README: Speed).
+bench-cluster: $(BIN)/pyinfra prerequisites
+	$(BIN)/python -m tests.bench.cluster
 
 ## Re-resolve the locks after editing a requirements.in of files/server/ or files/kernels/.
 locks: $(BIN)/pyinfra

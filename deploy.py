@@ -6,7 +6,7 @@
 The order follows the server's layers: system, conda (where needed), server
 environment, kernels, the Slurm cluster (jh_cluster: the hub and the inventory's `nodes`),
 logins (an identity provider's files), hub, people (groups, shared folders, off-boarding),
-web front, firewall, then owners and modes (the last six on the hub server only). Settings and targets are
+web front, owners and modes (these six on the hub server only), then the firewall. Settings and targets are
 checked first, for every host: bad input stops the run before any host is changed.
 """
 
@@ -92,5 +92,5 @@ if cluster.role() != cluster.NODES:
     hub.apply(settings, platform, server_changed)
     people.apply(settings)
     web.apply(settings, platform)
-    firewall.apply(settings)
     permissions.apply(settings)
+firewall.apply(settings)

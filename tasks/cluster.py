@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import sys
 from io import BytesIO
 from ipaddress import IPv4Address
 
@@ -207,6 +208,15 @@ def node_addresses(settings: Settings) -> dict[str, str]:
     return {facts(n)["name"]: str(host_settings(n.name).cluster_address) for n in nodes}
 
 
+def peers(settings: Settings) -> list[str]:
+    """The addresses this host lets in through its firewall: the hub its nodes', a node the hub's."""
+    if not settings.cluster:
+        return []
+    hub, nodes = members()
+    others = nodes if role() == HUBS else [hub]
+    return [str(host_settings(other.name).cluster_address) for other in others]
+
+
 def slurm_config(settings: Settings) -> dict:
     """What templates/slurm.conf.j2 gets: the controller, the nodes, the partitions."""
     hub, nodes = members()
@@ -263,12 +273,12 @@ def drain_leaving_nodes() -> None:
     _, nodes = members()
     names = {facts(node)["name"] for node in nodes}
     for name in sorted(set(current["nodes"]) - names - set(kept)):
-        print(f"--> {host.name}: Slurm node {name} left the inventory and runs no job: removed", flush=True)
+        print(f"--> {host.name}: Slurm node {name} left the inventory and runs no job: removed", file=sys.stderr)
     for name in kept:
         print(
             f"--> {host.name}: Slurm node {name} left the inventory but runs jobs: drained, kept until they end "
             "(re-run the deploy then)",
-            flush=True,
+            file=sys.stderr,
         )
         if name not in current["drained"]:
             server.shell(

@@ -10,7 +10,7 @@ from pyinfra.api import FactBase
 
 
 class UfwStatus(FactBase):
-    """Whether ufw is active, and the ports it allows ("80/tcp"). None without ufw."""
+    """Whether ufw is active, the ports it allows ("80/tcp") and the addresses it lets in. None without ufw."""
 
     def command(self) -> str:
         return "command -v ufw >/dev/null && ufw status || true"
@@ -19,8 +19,11 @@ class UfwStatus(FactBase):
         lines = list(output)
         if not lines:
             return None
-        allowed = {line.split()[0] for line in lines if " ALLOW " in f" {line} " and "(v6)" not in line}
-        return {"active": "Status: active" in lines, "allowed": allowed}
+        rules = [line.split() for line in lines if " ALLOW " in f" {line} " and "(v6)" not in line]
+        allowed = {rule[0] for rule in rules}
+        # "Anywhere  ALLOW  10.0.0.11": everything from that address (a cluster's other hosts).
+        sources = {rule[-1] for rule in rules if rule[0] == "Anywhere" and len(rule) == 3}
+        return {"active": "Status: active" in lines, "allowed": allowed, "sources": sources}
 
 
 # useradd's and groupadd's defaults where /etc/login.defs does not set them (Debian, Ubuntu).

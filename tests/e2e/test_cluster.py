@@ -154,9 +154,12 @@ def test_a_node_leaving_the_inventory_is_drained_until_its_jobs_end(cluster):
     """A job of bob's runs on the third node when it leaves the inventory (its profile and
     partition go with it)."""
     cluster.user("bob").stop_server()
-    job = cluster.hub.sh(
-        f"runuser -u bob -- sbatch --parsable -w {THIRD} -p jupyter --chdir=/ --wrap 'sleep 600'"
-    ).strip()
+    sbatch = f"sbatch --parsable -w {THIRD} -p jupyter --chdir=/ --output=/dev/null --wrap 'sleep 600'"
+    job = cluster.hub.sh(f"runuser -u bob -- {sbatch}").strip()
+    deadline = time.monotonic() + 60
+    while [j[2] for j in cluster.squeue() if j[0] == job] != ["RUNNING"]:
+        assert time.monotonic() < deadline, cluster.squeue()
+        time.sleep(1)
     result = cluster.deploy("leaving", list(NAMES))
     assert result.returncode == 0, result.stderr[-6000:]
     assert f"Slurm node {THIRD} left the inventory but runs jobs: drained" in result.stdout + result.stderr

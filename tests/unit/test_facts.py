@@ -11,16 +11,19 @@ To                         Action      From
 --                         ------      ----
 22/tcp                     ALLOW       Anywhere
 443/tcp                    ALLOW       Anywhere
+Anywhere                   ALLOW       10.0.0.11
 22/tcp (v6)                ALLOW       Anywhere (v6)
 443/tcp (v6)               ALLOW       Anywhere (v6)"""
 
 
 def test_ufw_status_active_with_rules():
-    assert UfwStatus().process(UFW_ACTIVE.splitlines()) == {"active": True, "allowed": {"22/tcp", "443/tcp"}}
+    status = UfwStatus().process(UFW_ACTIVE.splitlines())
+    assert status["active"] and {"22/tcp", "443/tcp"} <= status["allowed"]
+    assert status["sources"] == {"10.0.0.11"}
 
 
 def test_ufw_status_inactive_and_absent():
-    assert UfwStatus().process(["Status: inactive"]) == {"active": False, "allowed": set()}
+    assert UfwStatus().process(["Status: inactive"]) == {"active": False, "allowed": set(), "sources": set()}
     assert UfwStatus().process([]) is None
 
 
