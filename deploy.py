@@ -5,8 +5,9 @@
 
 The order follows the server's layers: system, conda (where needed), server
 environment, kernels, the Slurm cluster (jh_cluster: the hub and the inventory's `nodes`),
-logins (an identity provider's files), hub, people (groups, shared folders, off-boarding),
-web front, owners and modes (these six on the hub server only), then the firewall. Settings and targets are
+logins (an identity provider's files), the database (PostgreSQL, with jh_db_url), hub, people
+(groups, shared folders, off-boarding), web front, owners and modes (these seven on the hub
+server only), then the firewall. Settings and targets are
 checked first, for every host: bad input stops the run before any host is changed.
 """
 
@@ -14,7 +15,21 @@ import sys
 
 from pyinfra import host
 
-from tasks import cluster, conda, firewall, hub, kernels, layout, logins, people, permissions, server_env, system, web
+from tasks import (
+    cluster,
+    conda,
+    database,
+    firewall,
+    hub,
+    kernels,
+    layout,
+    logins,
+    people,
+    permissions,
+    server_env,
+    system,
+    web,
+)
 from tasks.platform import Platform, describe, target_platform
 from tasks.preflight import ancestors, check_accounts, check_limits, check_paths
 from tasks.settings import Settings, current_settings
@@ -89,6 +104,7 @@ kernels.apply(settings, platform)
 cluster.apply(settings)
 if cluster.role() != cluster.NODES:
     logins.apply(settings)
+    database.apply(settings)
     hub.apply(settings, platform, server_changed)
     people.apply(settings)
     web.apply(settings, platform)

@@ -356,3 +356,23 @@ class SlurmNodes(FactBase):
             elif line:
                 result[section].add(line)
         return result
+
+
+class PostgresDatabase(FactBase):
+    """Whether the hub's PostgreSQL role exists, and the owner of its database (None: no such
+    database; both None where PostgreSQL is not installed). Names are whitelisted (settings)."""
+
+    def command(self, role: str, database: str) -> str:
+        query = (
+            f"select 'role:' || rolname from pg_roles where rolname = '{role}'; "
+            f"select 'owner:' || pg_get_userbyid(datdba) from pg_database where datname = '{database}'"
+        )
+        return f"command -v psql >/dev/null && runuser -u postgres -- psql -XtAq -c {shlex.quote(query)} 2>/dev/null || true"
+
+    def process(self, output):
+        found = {"role": None, "owner": None}
+        for line in output:
+            key, _, value = line.strip().partition(":")
+            if key in found:
+                found[key] = value
+        return found

@@ -207,6 +207,7 @@ def config_context(settings: Settings, platform: Platform) -> dict:
     return {
         "proxy_api_url": layout.PROXY_API_URL,
         "database": layout.DATABASE,
+        "postgresql_socket_dir": str(layout.POSTGRESQL_SOCKET_DIR),
         "pam_service": layout.PAM_SERVICE_NAME,
         "user_unit_prefix": layout.USER_UNIT_PREFIX,
         "deploy_token": layout.DEPLOY_TOKEN,

@@ -83,6 +83,10 @@ HUB_API_PORT = 8081
 PROXY_API_PORT = 8001
 PROXY_API_URL = f"http://127.0.0.1:{PROXY_API_PORT}"
 
+# The hub database in PostgreSQL (jh_db_url): the distribution's server, on its Unix socket.
+POSTGRESQL_SERVICE = "postgresql.service"
+POSTGRESQL_SOCKET_DIR = PurePosixPath("/var/run/postgresql")
+
 # The hub's state (in Layout.state_dir, owned by the hub user)
 DATABASE = "jupyterhub.sqlite"
 # In libexec where the deploy keeps the hub's groups (jh_groups): the hub is asked for them.

@@ -130,7 +130,7 @@ def apply(settings: Settings, platform: Platform) -> bool:
                 paths.previous_venv,
                 env,
                 paths.state_dir,
-                paths.database,
+                settings.hub_database,
                 paths.config_file,
                 settings.hub_user,
                 f"{settings.local_url}hub/health",

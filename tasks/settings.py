@@ -755,6 +755,12 @@ class Kernel(Strict):
         return self.environment is not None
 
 
+# The hub server's own PostgreSQL, one database of a plain name.
+DB_URL = re.compile(r"postgresql:///(?P<name>[a-z_][a-z0-9_]{0,62})")
+DB_URL_RULE = (
+    'must be "postgresql:///NAME" (the hub server\'s own PostgreSQL, NAME of a-z 0-9 _); '
+    "another server is not supported yet"
+)
 # A Slurm partition name or a spawn profile's key: it reaches slurm.conf, sbatch and the hub's config.
 SLURM_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 SLURM_NAME_RULE = "must be a lowercase letter, then up to 31 of a-z 0-9 _ -"
@@ -965,6 +971,11 @@ class Settings(Strict):
     spawn_profiles: list[SpawnProfile] = DEFAULT_PROFILES
     shared_home: SharedHome = SharedHome()
 
+    # The hub's database: None is SQLite in the state folder; "postgresql:///NAME" is the hub
+    # server's own PostgreSQL (the distribution's), the database NAME reached on its Unix socket
+    # as the hub's account (peer authentication: no password anywhere).
+    db_url: Annotated[StrictStr, _whole(DB_URL, DB_URL_RULE)] | None = None
+
     # Day-2 operations (README: "Day-2 operations")
     # tasks.backup.backup: the controller folder archives go to (a subfolder per host),
     # and whether users' home directories go in too.
@@ -1013,6 +1024,8 @@ class Settings(Strict):
             )
         self._check_conda()
         self._check_cluster()
+        if self.postgresql_database in ("postgres", "template0", "template1"):
+            raise ValueError(f"jh_db_url: {self.postgresql_database} is PostgreSQL's own database; choose another name")
         try:
             json.dumps(self.lab_settings, allow_nan=False)
         except (TypeError, ValueError) as error:
@@ -1103,6 +1116,17 @@ class Settings(Strict):
                 'jh_users, who log in with jh_authenticator = "pam" (accounts made at a first login '
                 "would exist on the hub alone)"
             )
+
+    @property
+    def postgresql_database(self) -> str | None:
+        """The PostgreSQL database of the hub (jh_db_url), or None: SQLite."""
+        return DB_URL.fullmatch(self.db_url)["name"] if self.db_url else None
+
+    @property
+    def hub_database(self) -> str:
+        """The database as the shipped scripts take it: the SQLite file, or postgresql:NAME."""
+        name = self.postgresql_database
+        return f"postgresql:{name}" if name else str(self.layout.database)
 
     @property
     def hub_api_url(self) -> str:

@@ -24,7 +24,7 @@ others=$!
 JHD_PORT_OFFSET=200 JHD_DAY2_SUITES=bookworm "$python" -m pytest "$@" tests/e2e/test_user_servers.py \
     tests/e2e/test_day2.py tests/e2e/test_logins.py tests/e2e/test_oidc.py >"$logs/servers.log" 2>&1 &
 servers=$!
-JHD_PORT_OFFSET=300 "$python" -m pytest "$@" tests/e2e/test_cluster.py >"$logs/cluster.log" 2>&1 &
+JHD_PORT_OFFSET=300 "$python" -m pytest "$@" tests/e2e/test_cluster.py tests/e2e/test_database.py >"$logs/cluster.log" 2>&1 &
 cluster=$!
 status=0
 wait "$hubs" || status=1

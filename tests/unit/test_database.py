@@ -1,0 +1,49 @@
+"""jh_db_url: the hub server's own PostgreSQL, refused in any other form."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.ops import render
+from tasks.settings import Settings, SettingsError
+from tests.unit.test_templates import load_config
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://hub:secret@db.example.org/jupyterhub",
+        "postgresql:///jupyterhub;drop",
+        "postgresql:///Jupyterhub",
+        "postgresql:///jupyterhub\n",
+        "postgresql:///jupyter-hub",
+        "sqlite:///jupyterhub.sqlite",
+        "postgresql:///",
+    ],
+)
+def test_only_a_local_postgresql_database_of_a_plain_name_is_taken(url):
+    with pytest.raises(SettingsError, match="jh_db_url"):
+        Settings.from_data({"jh_db_url": url})
+
+
+@pytest.mark.parametrize("name", ["postgres", "template0", "template1"])
+def test_postgresqls_own_databases_are_refused(name):
+    with pytest.raises(SettingsError, match="PostgreSQL's own database"):
+        Settings.from_data({"jh_db_url": f"postgresql:///{name}"})
+
+
+def test_the_hub_reaches_its_database_on_the_socket_and_waits_for_postgresql(tmp_path):
+    settings = Settings.from_data({"jh_db_url": "postgresql:///hubdb"})
+    assert settings.hub_database == "postgresql:hubdb"
+    config = load_config(settings, tmp_path)
+    assert config.JupyterHub.db_url == "postgresql+psycopg:///hubdb?host=/var/run/postgresql"
+    unit = render("jupyterhub.service.j2", settings, proxy_service="jupyterhub-proxy.service")
+    assert "After=network.target jupyterhub-proxy.service postgresql.service" in unit
+    assert "Wants=jupyterhub-proxy.service postgresql.service" in unit
+
+
+def test_without_it_the_hub_keeps_sqlite(tmp_path):
+    settings = Settings.from_data({})
+    assert settings.hub_database == "/opt/jupyter/state/jupyterhub.sqlite"
+    assert load_config(settings, tmp_path).JupyterHub.db_url.endswith("/state/jupyterhub.sqlite")
+    assert "postgresql" not in render("jupyterhub.service.j2", settings, proxy_service="jupyterhub-proxy.service")
