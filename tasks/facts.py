@@ -362,6 +362,10 @@ class PostgresDatabase(FactBase):
     """Whether the hub's PostgreSQL role exists, and the owner of its database (None: no such
     database; both None where PostgreSQL is not installed). Names are whitelisted (settings)."""
 
+    @staticmethod
+    def default():
+        return {"role": None, "owner": None}
+
     def command(self, role: str, database: str) -> str:
         query = (
             f"select 'role:' || rolname from pg_roles where rolname = '{role}'; "
@@ -370,7 +374,7 @@ class PostgresDatabase(FactBase):
         return f"command -v psql >/dev/null && runuser -u postgres -- psql -XtAq -c {shlex.quote(query)} 2>/dev/null || true"
 
     def process(self, output):
-        found = {"role": None, "owner": None}
+        found = self.default()
         for line in output:
             key, _, value = line.strip().partition(":")
             if key in found:

@@ -180,3 +180,26 @@ def test_a_node_leaving_the_inventory_is_drained_until_its_jobs_end(cluster):
     assert THIRD not in cluster.hub.sh("sinfo -h -N -o %N")
     assert THIRD not in cluster.hub.sh("cat /etc/slurm/slurm.conf")
     assert alice.run_code("print(6 * 7)").strip() == "42"
+
+
+def test_a_cluster_that_cannot_work_is_refused_before_any_host_changes(cluster):
+    watched = ("/etc/slurm", "/etc/munge", "/opt/jupyter/libexec", "/etc/passwd", "/etc/group")
+    before = {role: cluster.hosts[role].snapshot(*watched) for role in NAMES}
+    huge = [*PROFILES, {"key": "huge", "display": "Huge", "where": "cluster", "cpus": 64}]
+    result = cluster.deploy("too-big", list(NAMES), jh_spawn_profiles=huge)
+    assert result.returncode != 0
+    assert "huge asks for 64 CPUs and 2G, more than any node of partition jupyter has" in result.stderr
+    result = cluster.deploy("unknown-node", list(NAMES), jh_slurm_partitions={"jupyter": ["nowhere.example.org"]})
+    assert result.returncode != 0
+    assert "jh_slurm_partitions[jupyter]: nowhere.example.org not in the inventory's nodes" in result.stderr
+    # A node nobody answers for (TEST-NET-1: never routed).
+    ghost_data = {**cluster.settings("node1"), "ssh_hostname": "192.0.2.1", "jh_cluster_address": "192.0.2.1"}
+    ghost = ("ghost.example.org", ghost_data)
+    nodes = [(cluster.hosts[r].name, cluster.settings(r)) for r in ("node1", "node2")] + [ghost]
+    inventory = write_inventory(
+        cluster.workdir / "ghost.py", [(cluster.hub.name, cluster.settings("hub"))], nodes=nodes
+    )
+    result = run_pyinfra(inventory)
+    assert result.returncode != 0
+    assert "ghost.example.org: cannot be reached over SSH; a cluster is deployed as a whole" in result.stderr
+    assert {role: cluster.hosts[role].snapshot(*watched) for role in NAMES} == before

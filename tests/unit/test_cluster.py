@@ -11,6 +11,7 @@ import types
 import pytest
 
 from tasks import cluster
+from tasks.facts import ClusterHost, SlurmNodes
 from tasks.ops import render
 from tasks.settings import Settings, SettingsError
 from tests.unit.test_templates import load_config, visudo
@@ -231,3 +232,37 @@ def test_the_home_mount_unit_parses_with_systemd_analyze(tmp_path):
     result = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True)
     problems = [line for line in (result.stdout + result.stderr).splitlines() if "mount.nfs" not in line]
     assert problems == [], result.stderr
+
+
+def test_the_cluster_host_fact_counts_cpus_as_slurmd_does():
+    output = ["node1", "x86_64", "MemTotal:       32768000 kB"]
+    output += [f"{socket},{core}" for socket in (0, 1) for core in (0, 0, 1, 1)]
+    output += ["@munge", "ab12  /etc/munge/munge.key"]
+    assert ClusterHost().process(output) == {
+        "name": "node1",
+        "arch": "x86_64",
+        "memory_mb": 32000,
+        "cpus": 8,
+        "sockets": 2,
+        "cores_per_socket": 2,
+        "threads_per_core": 2,
+        "munge_key": "ab12",
+    }
+    assert ClusterHost().process(["node2", "x86_64", "MemTotal: 2048000 kB", "0,0", "@munge"])["munge_key"] is None
+
+
+def test_the_slurm_nodes_fact_reads_nodes_partitions_busy_and_drained():
+    output = [
+        "NodeName=n1 NodeAddr=10.0.0.11 CPUs=2 RealMemory=1000 State=UNKNOWN",
+        "NodeName=n3 NodeAddr=10.0.0.13 CPUs=2 RealMemory=1000 State=UNKNOWN",
+        "PartitionName=jupyter Nodes=n1,n3 Default=YES MaxTime=60 State=UP",
+        "@busy",
+        "n3",
+        "",
+        "@drained",
+        "n3",
+    ]
+    found = SlurmNodes().process(output)
+    assert found["nodes"]["n3"].startswith("NodeName=n3 NodeAddr=10.0.0.13")
+    assert found["partitions"] == {"jupyter": ["n1", "n3"]}
+    assert found["busy"] == {"n3"} and found["drained"] == {"n3"}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
+from tasks.facts import PostgresDatabase
 from tasks.ops import render
 from tasks.settings import Settings, SettingsError
 from tests.unit.test_templates import load_config
@@ -47,3 +50,12 @@ def test_without_it_the_hub_keeps_sqlite(tmp_path):
     assert settings.hub_database == "/opt/jupyter/state/jupyterhub.sqlite"
     assert load_config(settings, tmp_path).JupyterHub.db_url.endswith("/state/jupyterhub.sqlite")
     assert "postgresql" not in render("jupyterhub.service.j2", settings, proxy_service="jupyterhub-proxy.service")
+
+
+def test_the_database_fact_reads_the_role_and_the_owner():
+    fact = PostgresDatabase()
+    assert fact.process(["role:jupyter", "owner:jupyter"]) == {"role": "jupyter", "owner": "jupyter"}
+    assert fact.process(["role:jupyter"]) == {"role": "jupyter", "owner": None}
+    assert fact.default() == {"role": None, "owner": None}
+    words = shlex.split(fact.command("jupyter", "jupyterhub"))
+    assert any("where rolname = 'jupyter'" in word and "datname = 'jupyterhub'" in word for word in words)
