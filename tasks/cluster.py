@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import secrets
 import sys
+import threading
 from io import BytesIO
 from ipaddress import IPv4Address
 
@@ -39,7 +40,18 @@ PACKAGES = {HUBS: ["munge", "slurm-client", "slurmctld"], NODES: ["munge", "slur
 MIN_RESERVE_MB = 1024
 FIRST_ID = 2000
 LAST_ID = 59999
-_PLAN: dict[str, object] = {}
+# What the run decides once for the whole cluster. pyinfra prepares the hosts side by side
+# (greenlets): one lock, so that one of them reads the facts and picks ids and the key.
+_PLAN: dict[object, object] = {}
+_PLANNING = threading.RLock()
+
+
+def once(key: object, decide):
+    """The value decided for key in this run, deciding it now if no host did yet."""
+    with _PLANNING:
+        if key not in _PLAN:
+            _PLAN[key] = decide()
+        return _PLAN[key]
 
 
 def role(target: Host | None = None) -> str | None:
@@ -54,10 +66,7 @@ def members() -> tuple[Host, list[Host]]:
 
 
 def facts(target: Host) -> dict:
-    key = ("facts", target.name)
-    if key not in _PLAN:
-        _PLAN[key] = target.get_fact(ClusterHost)
-    return _PLAN[key]
+    return once(("facts", target.name), lambda: target.get_fact(ClusterHost))
 
 
 def slurm_memory(memory_mb: int) -> int:
@@ -71,11 +80,10 @@ def check(settings: Settings) -> None:
         if role() == NODES:
             raise SettingsError(f"host {host.name} is in `nodes`, which needs jh_cluster = True")
         return
-    if "problems" not in _PLAN:
-        _PLAN["problems"] = problems()
-    if _PLAN["problems"]:
+    found = once("problems", problems)
+    if found:
         lines = ["the cluster cannot be deployed as set (no host was changed):"]
-        lines += [f"  {problem}" for problem in _PLAN["problems"]]
+        lines += [f"  {problem}" for problem in found]
         raise SettingsError("\n".join(lines))
 
 
@@ -260,9 +268,7 @@ def slurm_config(settings: Settings) -> dict:
 def leaving() -> tuple[dict, list[str]]:
     """The hub's Slurm nodes now, and those that left the inventory but still run jobs (kept)."""
     hub, nodes = members()
-    if "slurm" not in _PLAN:
-        _PLAN["slurm"] = hub.get_fact(SlurmNodes)
-    current = _PLAN["slurm"]
+    current = once("slurm", lambda: hub.get_fact(SlurmNodes))
     names = {facts(node)["name"] for node in nodes}
     return current, sorted(name for name in current["nodes"] if name not in names and name in current["busy"])
 
@@ -304,13 +310,9 @@ def install_munge_key(key: bytes):
 
 def cluster_key() -> bytes | None:
     """The key every host must have: the hub's, or a new one if the hub has none yet."""
-    if "key" not in _PLAN:
-        hub, _ = members()
-        if facts(hub)["munge_key"] is None:
-            _PLAN["key"] = secrets.token_bytes(128)
-        else:
-            _PLAN["key"] = None  # read from the hub only where a node lacks it
-    return _PLAN["key"]
+    hub, _ = members()
+    # None: the hub has one, read from it only where a node's differs.
+    return once("key", lambda: secrets.token_bytes(128) if facts(hub)["munge_key"] is None else None)
 
 
 def munge_key() -> object | None:
@@ -321,7 +323,7 @@ def munge_key() -> object | None:
         return install_munge_key(name="MUNGE key shared by the cluster", key=new_key, **private_transfer())
     if role() == HUBS or facts(host)["munge_key"] == facts(hub)["munge_key"]:
         return None
-    key = base64.b64decode(hub.get_fact(MungeKey))
+    key = base64.b64decode(once("hub's key", lambda: hub.get_fact(MungeKey)))
     return install_munge_key(name="MUNGE key shared by the cluster (the hub's)", key=key, **private_transfer())
 
 

@@ -139,6 +139,21 @@ def test_a_third_node_joins_and_takes_jobs(cluster, start, workdir):
     # A server runs through the change.
     alice.start_server(timeout=300, options={"profile": "small"})
     before = [job for job in cluster.squeue() if job[1] == "alice"]
+
+    # --dry first: the plan, and not one host changed.
+    def watched() -> dict[str, str]:
+        common = ("/etc/passwd", "/etc/group", "/etc/systemd/system")
+        return {
+            r: cluster.hosts[r].snapshot(*common, *(() if r == "node3" else ("/etc/slurm", "/etc/munge")))
+            for r in roles
+        }
+
+    snapshots = watched()
+    dry = cluster.deploy("third-dry", roles, "--dry", jh_slurm_partitions=partitions, jh_spawn_profiles=profiles)
+    assert dry.returncode == 0, dry.stderr[-6000:]
+    assert "Slurm configuration" in dry.planned_operations()
+    assert watched() == snapshots
+    assert cluster.hosts["node3"].sh("test -e /opt/jupyter || echo absent").strip() == "absent"
     result = cluster.deploy("third", roles, jh_slurm_partitions=partitions, jh_spawn_profiles=profiles)
     assert result.returncode == 0, result.stderr[-6000:]
     print(f"\ncluster: adding a third node {TIMES['third']:.0f} s")
