@@ -21,6 +21,7 @@ import threading
 from io import BytesIO
 from ipaddress import IPv4Address
 
+import gevent.pool
 from pyinfra import host, state
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.api.host import Host
@@ -66,7 +67,25 @@ def members() -> tuple[Host, list[Host]]:
 
 
 def facts(target: Host) -> dict:
-    return once(("facts", target.name), lambda: target.get_fact(ClusterHost))
+    """What the cluster's checks need of a host (ClusterHost, its distribution, accounts and groups);
+    every host's are read side by side, once."""
+
+    def read_all() -> dict[str, dict]:
+        hub, nodes = members()
+        hosts = [hub, *nodes]
+
+        def read(h: Host) -> dict:
+            return {
+                **h.get_fact(ClusterHost),
+                "distribution": h.get_fact(LinuxDistribution),
+                "accounts": h.get_fact(Accounts, shadow_of=[]),
+                "groups": h.get_fact(GroupEntries),
+            }
+
+        values = gevent.pool.Group().map(read, hosts)
+        return {h.name: value for h, value in zip(hosts, values, strict=True)}
+
+    return once("facts", read_all)[target.name]
 
 
 def slurm_memory(memory_mb: int) -> int:
@@ -112,7 +131,7 @@ def problems() -> list[str]:
         seen[address] = name
     platforms = {}
     for member in members:
-        distribution = member.get_fact(LinuxDistribution)
+        distribution = facts(member)["distribution"]
         release = (distribution["name"], distribution["release_meta"].get("VERSION_ID", ""))
         platforms[member.name] = (*release, facts(member)["arch"])
         if release not in RELEASES:
@@ -166,8 +185,8 @@ def partition_nodes(settings: Settings, partition: str) -> list[str]:
 
 def id_problems(settings: Settings, members: list[Host]) -> list[str]:
     """The uid and gid each hub user and the users group get on every host; problems where hosts differ."""
-    accounts = {m.name: m.get_fact(Accounts, shadow_of=[]) for m in members}
-    groups = {m.name: m.get_fact(GroupEntries) for m in members}
+    accounts = {m.name: facts(m)["accounts"] for m in members}
+    groups = {m.name: facts(m)["groups"] for m in members}
     taken = {a["uid"] for table in accounts.values() for a in table.values()}
     taken |= {gid for table in groups.values() for gid, _ in table.values()}
     found, ids = [], {}
