@@ -6,6 +6,8 @@ in for NFS (README, "A cluster"). Tests run in file order."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 
 import pytest
@@ -57,6 +59,25 @@ class Cluster:
         assert client.login(name, USERS[name]).status_code == 302, self.hub.journal()
         client.create_token()
         return client
+
+
+@contextlib.contextmanager
+def in_use(user: HubClient):
+    """The user's server reports activity, as it would while they work: the culler (90 s here)
+    must not stop it while a long deploy runs."""
+    done = threading.Event()
+
+    def report():
+        while not done.wait(10):
+            user.report_activity()
+
+    reporter = threading.Thread(target=report, daemon=True)
+    reporter.start()
+    try:
+        yield user
+    finally:
+        done.set()
+        reporter.join()
 
 
 @pytest.fixture(scope="module")
@@ -136,11 +157,7 @@ def test_a_third_node_joins_and_takes_jobs(cluster, start, workdir):
     roles = [*NAMES, "node3"]
     partitions = {"jupyter": [cluster.hosts[r].name for r in roles if r != "hub"], "extra": [THIRD]}
     profiles = [*PROFILES, {"key": "extra", "display": "The new node", "where": "cluster", "partition": "extra"}]
-    # A server runs through the change.
-    alice.start_server(timeout=300, options={"profile": "small"})
-    before = [job for job in cluster.squeue() if job[1] == "alice"]
 
-    # --dry first: the plan, and not one host changed.
     def watched() -> dict[str, str]:
         common = ("/etc/passwd", "/etc/group", "/etc/systemd/system")
         return {
@@ -148,16 +165,21 @@ def test_a_third_node_joins_and_takes_jobs(cluster, start, workdir):
             for r in roles
         }
 
-    snapshots = watched()
-    dry = cluster.deploy("third-dry", roles, "--dry", jh_slurm_partitions=partitions, jh_spawn_profiles=profiles)
-    assert dry.returncode == 0, dry.stderr[-6000:]
-    assert "Slurm configuration" in dry.planned_operations()
-    assert watched() == snapshots
-    assert cluster.hosts["node3"].sh("test -e /opt/jupyter || echo absent").strip() == "absent"
-    result = cluster.deploy("third", roles, jh_slurm_partitions=partitions, jh_spawn_profiles=profiles)
-    assert result.returncode == 0, result.stderr[-6000:]
-    print(f"\ncluster: adding a third node {TIMES['third']:.0f} s")
-    assert [job for job in cluster.squeue() if job[1] == "alice"] == before
+    # A server runs through the change (in use meanwhile, as its user would keep it).
+    alice.start_server(timeout=300, options={"profile": "small"})
+    before = [job for job in cluster.squeue() if job[1] == "alice"]
+    with in_use(alice):
+        # --dry first: the plan, and not one host changed.
+        snapshots = watched()
+        dry = cluster.deploy("third-dry", roles, "--dry", jh_slurm_partitions=partitions, jh_spawn_profiles=profiles)
+        assert dry.returncode == 0, dry.stderr[-6000:]
+        assert "Slurm configuration" in dry.planned_operations()
+        assert watched() == snapshots
+        assert cluster.hosts["node3"].sh("test -e /opt/jupyter || echo absent").strip() == "absent"
+        result = cluster.deploy("third", roles, jh_slurm_partitions=partitions, jh_spawn_profiles=profiles)
+        assert result.returncode == 0, result.stderr[-6000:]
+        print(f"\ncluster: adding a third node {TIMES['third']:.0f} s")
+        assert [job for job in cluster.squeue() if job[1] == "alice"] == before
     assert alice.run_code("print(6 * 7)").strip() == "42"
     alice.stop_server()
     bob = cluster.user("bob")
@@ -184,16 +206,17 @@ def test_a_node_leaving_the_inventory_is_drained_until_its_jobs_end(cluster):
     alice = cluster.user("alice")
     alice.start_server(timeout=300, options={"profile": "small"})
     assert [j[3] for j in cluster.squeue() if j[1] == "alice"] != [THIRD]
-    assert cluster.deploy("leaving-again", list(NAMES)).totals["success"] == 0
-    cluster.hub.sh(f"scancel {job}")
-    deadline = time.monotonic() + 60
-    while any(j[0] == job for j in cluster.squeue()):
-        assert time.monotonic() < deadline, cluster.squeue()
-        time.sleep(2)
-    result = cluster.deploy("left", list(NAMES))
-    assert result.returncode == 0, result.stderr[-6000:]
-    assert THIRD not in cluster.hub.sh("sinfo -h -N -o %N")
-    assert THIRD not in cluster.hub.sh("cat /etc/slurm/slurm.conf")
+    with in_use(alice):
+        assert cluster.deploy("leaving-again", list(NAMES)).totals["success"] == 0
+        cluster.hub.sh(f"scancel {job}")
+        deadline = time.monotonic() + 60
+        while any(j[0] == job for j in cluster.squeue()):
+            assert time.monotonic() < deadline, cluster.squeue()
+            time.sleep(2)
+        result = cluster.deploy("left", list(NAMES))
+        assert result.returncode == 0, result.stderr[-6000:]
+        assert THIRD not in cluster.hub.sh("sinfo -h -N -o %N")
+        assert THIRD not in cluster.hub.sh("cat /etc/slurm/slurm.conf")
     assert alice.run_code("print(6 * 7)").strip() == "42"
 
 
