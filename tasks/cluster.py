@@ -113,24 +113,24 @@ def problems() -> list[str]:
         return [f"jh_cluster: one host in `hubs` runs the cluster's controller, not {len(hubs)}"]
     if not nodes:
         return ["jh_cluster: the inventory has no `nodes` (compute nodes) to run servers on"]
-    members = [*hubs, *nodes]
+    everyone = [*hubs, *nodes]
     found = []
-    unreachable = [m.name for m in members if not m.connected]
+    unreachable = [m.name for m in everyone if not m.connected]
     if unreachable:
         return [f"{name}: cannot be reached over SSH; a cluster is deployed as a whole" for name in unreachable]
     hub_settings = host_settings(hubs[0].name)
-    for member in members:
+    for member in everyone:
         settings = host_settings(member.name)
         if not settings.cluster:
             found.append(f"{member.name}: jh_cluster must be True on every host of the cluster")
-    addresses = {m.name: host_settings(m.name).cluster_address for m in members}
+    addresses = {m.name: host_settings(m.name).cluster_address for m in everyone}
     seen: dict[IPv4Address | None, str] = {}
     for name, address in addresses.items():
         if address in seen:
             found.append(f"{name}: jh_cluster_address {address} is also {seen[address]}'s")
         seen[address] = name
     platforms = {}
-    for member in members:
+    for member in everyone:
         distribution = facts(member)["distribution"]
         release = (distribution["name"], distribution["release_meta"].get("VERSION_ID", ""))
         platforms[member.name] = (*release, facts(member)["arch"])
@@ -141,7 +141,7 @@ def problems() -> list[str]:
         listed = ", ".join(f"{name}: {' '.join(p)}" for name, p in platforms.items())
         found.append(f"hosts of one release and architecture only (kernels and venvs must be the same): {listed}")
     names = {}
-    for member in members:
+    for member in everyone:
         name = facts(member)["name"]
         if not DOMAIN.fullmatch(name) or "." in name:
             found.append(f"{member.name}: its host name {name!r} cannot name a Slurm node")
@@ -173,7 +173,7 @@ def problems() -> list[str]:
                 f"jh_spawn_profiles: {profile.key} asks for {profile.cpus} CPUs and {profile.memory}, more than any "
                 f"node of partition {partition} has ({biggest})"
             )
-    found += id_problems(hub_settings, members)
+    found += id_problems(hub_settings, everyone)
     return found
 
 
@@ -183,10 +183,10 @@ def partition_nodes(settings: Settings, partition: str) -> list[str]:
     return [n.name for n in state.inventory.get_group(NODES, default=[])]
 
 
-def id_problems(settings: Settings, members: list[Host]) -> list[str]:
+def id_problems(settings: Settings, hosts: list[Host]) -> list[str]:
     """The uid and gid each hub user and the users group get on every host; problems where hosts differ."""
-    accounts = {m.name: facts(m)["accounts"] for m in members}
-    groups = {m.name: facts(m)["groups"] for m in members}
+    accounts = {m.name: facts(m)["accounts"] for m in hosts}
+    groups = {m.name: facts(m)["groups"] for m in hosts}
     taken = {a["uid"] for table in accounts.values() for a in table.values()}
     taken |= {gid for table in groups.values() for gid, _ in table.values()}
     found, ids = [], {}

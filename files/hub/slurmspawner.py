@@ -8,10 +8,9 @@ cores, memory, time), with the server venv in use, and checks the hub's variable
 does for servers on the hub.
 """
 
-import asyncio
-
 from batchspawner import SlurmSpawner
 from traitlets import Dict, Unicode
+from unitspawner import hub_variables, run
 
 
 class HelperSlurmSpawner(SlurmSpawner):
@@ -20,36 +19,15 @@ class HelperSlurmSpawner(SlurmSpawner):
     node_addresses = Dict(help="Slurm node name -> the address the proxy reaches it at").tag(config=True)
     exec_prefix = Unicode("")
 
-    async def _helper(self, *argv: str, stdin: bytes = b"") -> str:
-        process = await asyncio.create_subprocess_exec(
-            "sudo",
-            "-n",
-            self.helper,
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await process.communicate(stdin)
-        if process.returncode:
-            raise RuntimeError(f"user-server {argv[0]}: exit {process.returncode}: {err.decode().strip()}")
-        return out.decode()
-
     async def submit_batch_script(self):
-        variables = {
-            key: value
-            for key, value in self.get_env().items()
-            if key.startswith("JUPYTERHUB_") or key == "JPY_API_TOKEN"
-        }
-        lines = "".join(f"{key}={value}\n" for key, value in variables.items())
-        out = await self._helper("submit", self.user.name, self.profile, stdin=lines.encode())
+        out = await run("sudo", "-n", self.helper, "submit", self.user.name, self.profile, stdin=hub_variables(self))
         self.job_id = self.parse_job_id(out.strip())
         self.log.info("Slurm job %s submitted for %s (profile %s)", self.job_id, self.user.name, self.profile)
         return self.job_id
 
     async def cancel_batch_job(self):
         if self.job_id:
-            await self._helper("cancel", self.user.name, self.job_id)
+            await run("sudo", "-n", self.helper, "cancel", self.user.name, self.job_id)
 
     def state_gethost(self):
         node = super().state_gethost()

@@ -17,6 +17,30 @@ from traitlets import Bool, Unicode
 RUNNING = {"active", "activating", "reloading", "deactivating"}
 
 
+async def run(*argv: str, stdin: bytes = b"") -> str:
+    """A command's standard output; RuntimeError with its standard error when it fails."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate(stdin)
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(argv)}: exit {process.returncode}: {err.decode().strip()}")
+    return out.decode()
+
+
+def hub_variables(spawner: Spawner) -> bytes:
+    """The hub's variables for a server, as KEY=VALUE lines for the helper's standard input."""
+    variables = {
+        key: value
+        for key, value in spawner.get_env().items()
+        if key.startswith("JUPYTERHUB_") or key == "JPY_API_TOKEN"
+    }
+    return "".join(f"{key}={value}\n" for key, value in variables.items()).encode()
+
+
 class UnitSpawner(Spawner):
     helper = Unicode(help="The root helper that starts and stops servers (run through sudo)").tag(config=True)
     unit_prefix = Unicode(help="Unit names are <prefix><user>.service").tag(config=True)
@@ -26,34 +50,16 @@ class UnitSpawner(Spawner):
     def unit(self) -> str:
         return f"{self.unit_prefix}{self.user.name}.service"
 
-    async def _run(self, *argv: str, stdin: bytes = b"") -> str:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await process.communicate(stdin)
-        if process.returncode:
-            raise RuntimeError(f"{' '.join(argv)}: exit {process.returncode}: {err.decode().strip()}")
-        return out.decode()
-
     async def start(self):
         if self.create_accounts:
-            await self._run("sudo", "-n", self.helper, "create", self.user.name)
+            await run("sudo", "-n", self.helper, "create", self.user.name)
         self.port = random_port()
-        variables = {
-            key: value
-            for key, value in self.get_env().items()
-            if key.startswith("JUPYTERHUB_") or key == "JPY_API_TOKEN"
-        }
-        lines = "".join(f"{key}={value}\n" for key, value in variables.items())
-        await self._run("sudo", "-n", self.helper, "start", self.user.name, stdin=lines.encode())
+        await run("sudo", "-n", self.helper, "start", self.user.name, stdin=hub_variables(self))
         return self.ip or "127.0.0.1", self.port
 
     async def poll(self):
-        state = await self._run("systemctl", "show", "--property=ActiveState", self.unit)
+        state = await run("systemctl", "show", "--property=ActiveState", self.unit)
         return None if state.strip().partition("=")[2] in RUNNING else 0
 
     async def stop(self, now=False):
-        await self._run("sudo", "-n", self.helper, "stop", self.user.name)
+        await run("sudo", "-n", self.helper, "stop", self.user.name)
