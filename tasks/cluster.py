@@ -113,6 +113,8 @@ def problems() -> list[str]:
         return [f"jh_cluster: one host in `hubs` runs the cluster's controller, not {len(hubs)}"]
     if not nodes:
         return ["jh_cluster: the inventory has no `nodes` (compute nodes) to run servers on"]
+    if hubs[0] in nodes:
+        return [f'{hubs[0].name}: in both `hubs` and `nodes`; the hub server runs its own servers (profile "hub")']
     everyone = [*hubs, *nodes]
     found = []
     unreachable = [m.name for m in everyone if not m.connected]

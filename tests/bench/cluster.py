@@ -13,13 +13,12 @@ The machine is shared and noisy: compare ratios, not seconds.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 from concurrent.futures import ThreadPoolExecutor
 
 from tests import harness
-from tests.bench.run import PYINFRA, SUITE, WORKDIR, log, timed
+from tests.bench.run import PYINFRA, SUITE, WORKDIR, finish_bench, log, start_bench, timed
 
 SETTINGS = {
     "jh_kernels": [],
@@ -45,12 +44,7 @@ def inventory(name: str, hub: harness.Target, nodes: list[harness.Target]):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--keep", action="store_true", help="leave the containers running")
-    args = parser.parse_args(argv)
-    WORKDIR.mkdir(exist_ok=True)
-    engine = harness.Engine()
-    harness.ensure_images(engine.client, [SUITE])
+    args, engine = start_bench(argv, __doc__)
     clusters = {"one": 1, "eight": 8}
     names = {
         size: [f"jhd-bench-{size}-hub"] + [f"jhd-bench-{size}-node{i}" for i in range(1, n + 1)]
@@ -82,13 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         figures["no-op, hub + 8 nodes (s)"] = statistics.median(times["eight"])
         figures["no-op 8 / 1 (goal <= 2)"] = figures["no-op, hub + 8 nodes (s)"] / figures["no-op, hub + 1 node (s)"]
     finally:
-        print(json.dumps({"command": "make bench-cluster", "suite": SUITE, "figures": figures}, indent=1))
-        for key, value in figures.items():
-            print(f"{key}: {value:.2f}")
-        if not args.keep:
-            for name in (name for listed in names.values() for name in listed):
-                harness.remove_container(engine.client, name)
-            engine.stop_idle_private_engine()
+        everyone = [name for listed in names.values() for name in listed]
+        finish_bench("make bench-cluster", figures, engine, everyone, args.keep)
 
 
 if __name__ == "__main__":

@@ -108,13 +108,30 @@ def sizes(target: harness.Target, paths: str) -> str:
     ).stdout
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def start_bench(argv: list[str] | None, doc: str | None) -> tuple[argparse.Namespace, harness.Engine]:
+    """The command line (--keep) and the Docker engine, with the suite's image ready."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", action="store_true", help="leave the containers running")
     args = parser.parse_args(argv)
     WORKDIR.mkdir(exist_ok=True)
     engine = harness.Engine()
     harness.ensure_images(engine.client, [SUITE])
+    return args, engine
+
+
+def finish_bench(command: str, figures: dict, engine: harness.Engine, names: list[str], keep: bool) -> None:
+    """Print the figures (JSON, then a line each) and remove the containers unless kept."""
+    print(json.dumps({"command": command, "suite": SUITE, "figures": figures}, indent=1, ensure_ascii=False))
+    for key, value in figures.items():
+        print(f"{key}: {value:.2f}" if isinstance(value, float) else f"{key}: {value}")
+    if not keep:
+        for name in names:
+            harness.remove_container(engine.client, name)
+        engine.stop_idle_private_engine()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, engine = start_bench(argv, __doc__)
     names = [f"jhd-bench-floor{i}" for i in (1, 2)] + [f"jhd-bench-{i}" for i in range(1, 9)] + ["jhd-bench-disk"]
     log(f"starting {len(names)} {SUITE} containers")
     with ThreadPoolExecutor(4) as pool:
@@ -171,13 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         timed([*PYINFRA, str(inventory("newer", [disk], kernels)), "deploy.py"])
         figures["disk"] = sizes(disk, "/opt/jupyter/envs/* /opt/jupyter/kernels/python3")
     finally:
-        print(json.dumps({"command": "make bench", "suite": SUITE, "figures": figures}, indent=1, ensure_ascii=False))
-        for key, value in figures.items():
-            print(f"{key}: {value:.2f}" if isinstance(value, float) else f"{key}: {value}")
-        if not args.keep:
-            for name in names:
-                harness.remove_container(engine.client, name)
-            engine.stop_idle_private_engine()
+        finish_bench("make bench", figures, engine, names, args.keep)
 
 
 if __name__ == "__main__":

@@ -233,6 +233,14 @@ def test_a_cluster_that_cannot_work_is_refused_before_any_host_changes(cluster):
     result = cluster.deploy("unknown-node", list(NAMES), jh_slurm_partitions={"jupyter": ["nowhere.example.org"]})
     assert result.returncode != 0
     assert "jh_slurm_partitions[jupyter]: nowhere.example.org not in the inventory's nodes" in result.stderr
+    # The hub listed as a node too.
+    nodes = [(cluster.hosts[r].name, cluster.settings(r)) for r in ("hub", "node1")]
+    inventory = write_inventory(
+        cluster.workdir / "hub-as-node.py", [(cluster.hub.name, cluster.settings("hub"))], nodes=nodes
+    )
+    result = run_pyinfra(inventory)
+    assert result.returncode != 0
+    assert f"{cluster.hub.name}: in both `hubs` and `nodes`" in result.stderr
     # A node nobody answers for (TEST-NET-1: never routed).
     ghost_data = {**cluster.settings("node1"), "ssh_hostname": "192.0.2.1", "jh_cluster_address": "192.0.2.1"}
     ghost = ("ghost.example.org", ghost_data)
