@@ -124,6 +124,8 @@ def test_the_hub_api_listens_on_the_cluster_address_only_with_a_cluster(tmp_path
         ("Cluster: 1 CPU, 2 GB, 2 h", "small", "slurmspawner.HelperSlurmSpawner", {"profile": "small"}),
     ]
     assert config.HelperSlurmSpawner.helper == "/opt/jupyter/libexec/user-server"
+    # No profile, or an unknown one: the first.
+    assert (config.ProfilesSpawner.child_class, config.ProfilesSpawner.child_config) == ("unitspawner.UnitSpawner", {})
     assert config.HelperSlurmSpawner.node_addresses == {"node1": "10.0.0.11"}
 
 
@@ -266,3 +268,12 @@ def test_the_slurm_nodes_fact_reads_nodes_partitions_busy_and_drained():
     assert found["nodes"]["n3"].startswith("NodeName=n3 NodeAddr=10.0.0.13")
     assert found["partitions"] == {"jupyter": ["n1", "n3"]}
     assert found["busy"] == {"n3"} and found["drained"] == {"n3"}
+
+
+def test_a_request_without_a_known_profile_gets_the_first_cluster_profile(tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster, "node_addresses", lambda settings: {})
+    monkeypatch.setitem(sys.modules, "batchspawner", types.ModuleType("batchspawner"))
+    profiles = [{"key": "large", "display": "Large", "where": "cluster", "cpus": 4}]
+    config = load_config(Settings.from_data({**CLUSTER, "jh_spawn_profiles": profiles}), tmp_path)
+    assert config.ProfilesSpawner.child_class == "slurmspawner.HelperSlurmSpawner"
+    assert config.ProfilesSpawner.child_config == {"profile": "large"}
