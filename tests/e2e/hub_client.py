@@ -69,14 +69,15 @@ class HubClient:
             # under the test that is about to use it.
             self.report_activity()
             return running
-        if running is None:
-            response = self.api("POST", f"/hub/api/users/{self.user}/server", json=options)
-            assert response.status_code in (201, 202), f"spawn request: {response.status_code} {response.text}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             server = self.server()
             if server and server.get("ready"):
                 return server
+            # Not running, or stopped while we waited (the culler was stopping an idle one): ask for it.
+            if server is None:
+                response = self.api("POST", f"/hub/api/users/{self.user}/server", json=options)
+                assert response.status_code in (201, 202), f"spawn request: {response.status_code} {response.text}"
             time.sleep(1)
         raise TimeoutError(f"the server of {self.user} was not ready after {timeout} s: {self.server()}")
 
