@@ -5,11 +5,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import io
 import ipaddress
 import json
+import secrets
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +30,8 @@ REPO = harness.REPO
 USERS = {"alice": "alice-password", "bob": "bob-password"}
 DOMAIN = "{name}.test"  # one per container: Pebble's DNS must not mix them up
 ECHO_PORT = 9999
+# Where Host.sh keeps a command's output until it is read (root's; not a tmpfs, which docker cp cannot read).
+SH_OUTPUT_DIR = "/var/lib/jhd-test-sh"
 TEST_SETTINGS = {
     "jh_idle_timeout": 60,
     "jh_idle_check_interval": 10,
@@ -115,11 +120,33 @@ class Host:
         return self.target.address
 
     def sh(self, command: str, check: bool = True) -> str:
-        code, output = self.container.exec_run(["sh", "-c", command])
-        text = output.decode(errors="replace")
+        """Run command as root in the target; its output (stdout and stderr).
+
+        Docker now and then loses the output of an exec (moby#27289, docker-py#2042), so the
+        command's output and status also go to files, read back when the end marker is missing.
+        """
+        token = secrets.token_hex(8)
+        path = f"{SH_OUTPUT_DIR}/{token}"
+        marker = f"[jhd-sh {token} status]"
+        script = (
+            f"mkdir -p -m 0700 {SH_OUTPUT_DIR} || exit 125; ( {command}\n) >{path} 2>&1; echo $? >{path}.status;"
+            f" cat {path}; printf '{marker}%s' \"$(cat {path}.status)\""
+        )
+        _, output = self.container.exec_run(["sh", "-c", script])
+        text, found, status = output.decode(errors="replace").rpartition(marker)
+        if not found:
+            text, status = (self._read_back(f"{path}{suffix}") for suffix in ("", ".status"))
+        self.container.exec_run(["rm", "-f", path, f"{path}.status"], detach=True)
+        code = int(status)
         if check and code != 0:
             raise AssertionError(f"{self.name}: `{command}` exited {code}:\n{text}")
         return text
+
+    def _read_back(self, path: str) -> str:
+        stream, _ = self.container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.extractfile(archive.getmembers()[0])
+            return member.read().decode(errors="replace")
 
     def journal(self, unit: str = "jupyterhub", lines: int = 60) -> str:
         return self.sh(f"journalctl -u {unit} --no-pager -n {lines}", check=False)
