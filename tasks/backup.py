@@ -6,8 +6,10 @@
 
 The archive holds the hub database (users, groups, roles, API tokens; copied with
 SQLite's backup API while the hub runs), the secrets (so browser sessions and
-tokens stay valid), the config (for reference: the deploy writes it from the
-settings), and with jh_backup_home_dirs the hub users' home directories.
+tokens stay valid), an OAuth hub's name bindings (a restore adds them to the
+host's: a name stays with the provider's account that held it), the config (for
+reference: the deploy writes it from the settings), and with jh_backup_home_dirs
+the hub users' home directories.
 Unix accounts come from the settings (jh_users) on the restored host.
 
 Archives hold secrets: on the host they exist only in a directory only root can
@@ -74,6 +76,7 @@ def backup() -> None:
                 settings.users_group,
                 "yes" if settings.backup_home_dirs else "no",
                 *layout.SECRETS,
+                layout.OAUTH_NAMES,
             )
         ],
     )
@@ -120,6 +123,7 @@ def restore() -> None:
                 f"{settings.local_url}hub/health",
                 paths.state_dir / layout.UPGRADE_BACKUPS,
                 ",".join(name for name in layout.SECRETS if name not in layout.RESTORED_SECRETS),
+                layout.OAUTH_NAMES,
                 *layout.RESTORED_SECRETS,
             ),
             f"echo {digest} > {RESTORED_STAMP}",

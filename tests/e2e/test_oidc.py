@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shlex
 import tarfile
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
@@ -114,7 +115,7 @@ def oidc_hub(start, workdir, resolver):
     assert result.returncode == 0, result.stderr[-4000:] + host.journal()
     bundle = workdir / "oidc-browser-ca.pem"
     bundle.write_text(Path(host.ca_bundle).read_text() + certificate.read_text())
-    host.inventory, host.browser_ca = inventory, str(bundle)
+    host.inventory, host.browser_ca, host.settings = inventory, str(bundle), settings
     return host
 
 
@@ -212,3 +213,32 @@ def test_the_second_run_changes_nothing(oidc_hub):
     result = run_pyinfra(oidc_hub.inventory)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.totals["success"] == 0, result.changed_operations()
+
+
+def test_a_restore_keeps_each_name_with_its_account(oidc_hub, workdir):
+    """The name bindings go into backups; a restore adds them to the hub's own and never gives a
+    name the hub has bound since to another account."""
+    names = "/opt/jupyter/state/oauth-names.json"
+    backups = workdir / "oidc-backups"
+
+    def run(name: str, entry: str, **settings):
+        inventory = write_inventory(workdir / f"{name}.py", [(oidc_hub.name, {**oidc_hub.settings, **settings})])
+        result = run_pyinfra(inventory, deploy=entry)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    run("oidc-backup", "tasks.backup.backup", jh_backup_dir=str(backups))
+    [archive] = (backups / oidc_hub.name).glob("*.tar.gz")
+    bound = json.loads(oidc_hub.sh(f"cat {names}"))
+    assert set(bound) == {"olivia", "omar"}
+    # Since the backup: olivia's binding was lost, and omar's name went to another account.
+    since = json.dumps({"omar": "another-account"})
+    oidc_hub.sh(f"echo {shlex.quote(since)} | runuser -u jupyter -- tee {names} >/dev/null")
+
+    run("oidc-restore", "tasks.backup.restore", jh_restore_archive=str(archive))
+
+    assert json.loads(oidc_hub.sh(f"cat {names}")) == {"olivia": bound["olivia"], "omar": "another-account"}
+    assert oidc_hub.sh(f"stat -c '%U %a' {names}").split() == ["jupyter", "600"]
+    twin = Browser(oidc_hub).sign_in("olivia-twin")
+    assert twin.status_code == 403 and "belongs to another account" in twin.text
+    assert Browser(oidc_hub).sign_in("olivia").status_code == 302
+    assert Browser(oidc_hub).sign_in("omar").status_code == 403

@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import json
 import stat
 import subprocess
 import tarfile
@@ -141,3 +142,32 @@ def test_prune_server_envs_keeps_the_kept_and_those_a_process_runs(tmp_path):
     # Once it stops, its venv goes too.
     run(SCRIPTS / "prune-server-envs", envs, envs / "current", envs / "previous")
     assert sorted(p.name for p in envs.iterdir()) == ["current", "previous"]
+
+
+def test_merge_oauth_names_adds_the_archive_s_bindings_and_never_rebinds_a_name(tmp_path):
+    restored, current = tmp_path / "restored.json", tmp_path / "state" / "oauth-names.json"
+    current.parent.mkdir()
+    restored.write_text(json.dumps({"olivia": "sub-olivia", "omar": "sub-omar", "zoe": "sub-old-zoe"}))
+    current.write_text(json.dumps({"zoe": "sub-zoe", "yann": "sub-yann"}))
+    result = run(SCRIPTS / "merge-oauth-names", restored, current)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(current.read_text()) == {
+        "olivia": "sub-olivia",
+        "omar": "sub-omar",
+        "yann": "sub-yann",
+        "zoe": "sub-zoe",
+    }
+    assert "kept this hub's binding of zoe" in result.stderr
+    # A hub without bindings yet (a fresh host) takes the archive's.
+    current.unlink()
+    assert run(SCRIPTS / "merge-oauth-names", restored, current).returncode == 0
+    assert json.loads(current.read_text()) == json.loads(restored.read_text())
+
+
+@pytest.mark.parametrize("text", ['["olivia"]', '{"olivia": 7}', "not json"])
+def test_merge_oauth_names_refuses_what_is_not_bindings(tmp_path, text):
+    restored, current = tmp_path / "restored.json", tmp_path / "oauth-names.json"
+    restored.write_text(text)
+    current.write_text('{"zoe": "sub-zoe"}')
+    assert run(SCRIPTS / "merge-oauth-names", restored, current).returncode != 0
+    assert json.loads(current.read_text()) == {"zoe": "sub-zoe"}
