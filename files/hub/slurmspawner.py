@@ -6,11 +6,16 @@ would run through `sudo -u USER` (sbatch, scancel) goes through the hub's one su
 instead: files/bin/user-server builds the job from root's profile of this key (partition,
 cores, memory, time), with the server venv in use, and checks the hub's variables as it
 does for servers on the hub.
+
+ClusterProfilesSpawner is wrapspawner's ProfilesSpawner (the spawn page's profiles, each a
+UnitSpawner on the hub or a HelperSlurmSpawner of a size) that knows a running server by
+its kind when its profile was removed or changed since it started.
 """
 
 from batchspawner import SlurmSpawner
 from traitlets import Dict, Unicode
-from unitspawner import hub_variables, run
+from unitspawner import UnitSpawner, hub_variables, run
+from wrapspawner import ProfilesSpawner
 
 
 class HelperSlurmSpawner(SlurmSpawner):
@@ -32,3 +37,22 @@ class HelperSlurmSpawner(SlurmSpawner):
     def state_gethost(self):
         node = super().state_gethost()
         return self.node_addresses.get(node, node)
+
+
+class ClusterProfilesSpawner(ProfilesSpawner):
+    def load_child_class(self, state):
+        super().load_child_class(state)
+        if not state.get("profile"):
+            return  # no server runs: its next start picks the class of the profile asked for
+        # A server that runs is a job (batchspawner keeps its id) or a unit (no state). Loaded
+        # as what its profile is now (or, removed, the first profile), a job would be taken for
+        # a stopped unit and left running unseen until its time limit; a unit likewise.
+        kind = HelperSlurmSpawner if "job_id" in state.get("child_state", {}) else UnitSpawner
+        if not issubclass(self.child_class, kind):
+            self.log.warning(
+                "%s's server is a %s: its profile %r is no longer one",
+                self.user.name,
+                kind.__name__,
+                self.child_profile,
+            )
+            self.child_class, self.child_config = kind, {}

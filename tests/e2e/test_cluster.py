@@ -191,27 +191,25 @@ def test_a_third_node_joins_and_takes_jobs(cluster, start, workdir):
 
 
 def test_a_node_leaving_the_inventory_is_drained_until_its_jobs_end(cluster):
-    """A job of bob's runs on the third node when it leaves the inventory (its profile and
-    partition go with it)."""
-    cluster.user("bob").stop_server()
-    sbatch = f"sbatch --parsable -w {THIRD} -p jupyter --chdir=/ --output=/dev/null --wrap 'sleep 600'"
-    job = cluster.hub.sh(f"runuser -u bob -- {sbatch}").strip()
-    deadline = time.monotonic() + 60
-    while [j[2] for j in cluster.squeue() if j[0] == job] != ["RUNNING"]:
-        assert time.monotonic() < deadline, cluster.squeue()
-        time.sleep(1)
-    result = cluster.deploy("leaving", list(NAMES))
-    assert result.returncode == 0, result.stderr[-6000:]
-    assert f"Slurm node {THIRD} left the inventory but runs jobs: drained" in result.stdout + result.stderr
-    assert cluster.hub.sh(f"sinfo -h -N -n {THIRD} -o %t").strip().startswith("drng")
-    assert [j[2:4] for j in cluster.squeue() if j[0] == job] == [["RUNNING", THIRD]]
-    # Drained: no new job lands there.
-    alice = cluster.user("alice")
-    alice.start_server(timeout=300, options={"profile": "small"})
-    assert [j[3] for j in cluster.squeue() if j[1] == "alice"] != [THIRD]
+    """bob's server runs on the third node when it leaves the inventory, its profile and partition
+    with it: the node is drained and kept while the job runs, and the hub, restarted without that
+    profile, still knows the server as the job it is (and cancels it when bob stops it)."""
+    bob = cluster.user("bob")
+    with in_use(bob):
+        [job] = [j[0] for j in cluster.squeue() if j[1] == "bob"]
+        result = cluster.deploy("leaving", list(NAMES))
+        assert result.returncode == 0, result.stderr[-6000:]
+        assert f"Slurm node {THIRD} left the inventory but runs jobs: drained" in result.stdout + result.stderr
+        assert cluster.hub.sh(f"sinfo -h -N -n {THIRD} -o %t").strip().startswith("drng")
+        assert [j[2:4] for j in cluster.squeue() if j[0] == job] == [["RUNNING", THIRD]]
+        assert bob.run_code("import socket; print(socket.gethostname())").strip() == THIRD
+        # Drained: no new job lands there.
+        alice = cluster.user("alice")
+        alice.start_server(timeout=300, options={"profile": "small"})
+        assert [j[3] for j in cluster.squeue() if j[1] == "alice"] != [THIRD]
     with in_use(alice):
         assert cluster.deploy("leaving-again", list(NAMES)).totals["success"] == 0
-        cluster.hub.sh(f"scancel {job}")
+        bob.stop_server()
         deadline = time.monotonic() + 60
         while any(j[0] == job for j in cluster.squeue()):
             assert time.monotonic() < deadline, cluster.squeue()

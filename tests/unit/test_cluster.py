@@ -118,7 +118,7 @@ def test_the_hub_api_listens_on_the_cluster_address_only_with_a_cluster(tmp_path
     assert settings.hub_api_url == "http://10.0.0.1:8081"
     config = load_config(settings, tmp_path)
     assert config.JupyterHub.hub_bind_url == config.JupyterHub.hub_connect_url == "http://10.0.0.1:8081"
-    assert config.JupyterHub.spawner_class == "wrapspawner.ProfilesSpawner"
+    assert config.JupyterHub.spawner_class == "slurmspawner.ClusterProfilesSpawner"
     assert config.ProfilesSpawner.profiles == [
         ("On the hub server", "hub", "unitspawner.UnitSpawner", {}),
         ("Cluster: 1 CPU, 2 GB, 2 h", "small", "slurmspawner.HelperSlurmSpawner", {"profile": "small"}),
