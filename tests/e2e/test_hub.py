@@ -70,7 +70,7 @@ def test_sudoers_rule_is_valid_and_narrow(hub):
     hub.sh("visudo -c")
     assert hub.sh("stat -c '%U %G %a' /etc/sudoers.d/jupyterhub").strip() == "root root 440"
     # The hub user may run the user-server helper as root, to start or stop ...
-    allowed = hub.sh("sudo -l -U jupyter")
+    allowed = " ".join(hub.sh("sudo -l -U jupyter").split())  # sudo wraps its lines where it likes
     helper = "/opt/jupyter/libexec/user-server"
     assert f"(root) NOPASSWD: {helper} start *, {helper} stop *" in allowed
     # ... and nothing else, as nobody else; the helper refuses every user but a hub user's.
