@@ -3,8 +3,9 @@
 
 - one rule from a provider's name to a Unix name: the username claim, lower-cased, must be
   [a-z_][a-z0-9_-]{0,31}; a name is bound to the provider's account (OpenID Connect's ``sub``,
-  GitHub's numeric ``id``) that first used it, so two accounts of the provider never share one
-  Unix account, not even after a rename (names_file, in the hub's state);
+  GitHub's numeric ``id``) that first signed in with it and was let in, so two accounts of the
+  provider never share one Unix account, not even after a rename, and a refused attempt keeps
+  no name from its owner (names_file, in the hub's state);
 - a provider that does not answer gives the person a page saying so (503), not a traceback,
   and the hub goes on serving everyone else;
 - OpenID Connect: members of allowed_idp_groups (the groups claim) are let in, besides
@@ -48,13 +49,30 @@ class UnixNames(HasTraits):
         name = str(user_info.get(self.username_claim) or "").lower()
         if not UNIX_NAME.match(name):
             raise web.HTTPError(403, f"{name!r} cannot be a user name here (a-z, 0-9, _ and -, at most 32)")
-        subject = str(user_info.get(self.subject_key) or "")
+        self._refuse_another_account(name, self._names(), user_info)
+        return name
+
+    async def run_post_auth_hook(self, handler, authentication):
+        # The name is bound once its person is let in: an outsider's attempt binds nothing (it
+        # would keep the name from the account it belongs to).
+        name = authentication["name"]
+        user_info = (authentication.get("auth_state") or {}).get(self.user_auth_state_key) or {}
         names = self._names()
-        if names.setdefault(name, subject) != subject:
+        subject = self._refuse_another_account(name, names, user_info)
+        if name not in names:
+            names[name] = subject
+            self._save(names)
+        return await super().run_post_auth_hook(handler, authentication)
+
+    def _refuse_another_account(self, name, names, user_info):
+        """The provider's account id of user_info, unless the name is bound to another one."""
+        subject = str(user_info.get(self.subject_key) or "")
+        if not subject:
+            raise web.HTTPError(403, f"The identity provider gave no account id ({self.subject_key}).")
+        if names.get(name, subject) != subject:
             self.log.warning("Refused %s: the name belongs to another account of the provider", name)
             raise web.HTTPError(403, f"The name {name} belongs to another account of the identity provider.")
-        self._save(names)
-        return name
+        return subject
 
     def _names(self):
         try:

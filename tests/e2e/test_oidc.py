@@ -189,6 +189,8 @@ def test_outsiders_and_a_second_account_claiming_a_name_are_refused(oidc_hub):
     twin = Browser(oidc_hub).sign_in("olivia-twin")
     assert twin.status_code == 403 and "belongs to another account" in twin.text
     assert oidc_hub.sh("getent passwd otto", check=False) == ""
+    # Refused, otto keeps no name from whoever it belongs to.
+    assert "otto" not in json.loads(oidc_hub.sh("cat /opt/jupyter/state/oauth-names.json"))
 
 
 def test_a_provider_that_does_not_answer_gives_a_clear_page_and_the_hub_serves_on(oidc_hub):
