@@ -75,8 +75,8 @@ def backup() -> None:
                 settings.hub_user,
                 settings.users_group,
                 "yes" if settings.backup_home_dirs else "no",
-                *layout.SECRETS,
                 layout.OAUTH_NAMES,
+                *layout.SECRETS,
             )
         ],
     )
