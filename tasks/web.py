@@ -190,12 +190,16 @@ def apply(settings: Settings, platform: Platform) -> None:
             name="Remove the nginx site for the ACME challenge",
             commands=[
                 command("rm", "-f", layout.NGINX_ACME_SITE_ENABLED, layout.NGINX_ACME_SITE),
-                "nginx -t -q && systemctl reload nginx",
+                "nginx -t -q",
+                script(settings.layout, "reload-nginx"),
             ],
         )
     if rotated and not site_changed:
         # A new manual certificate under the same names: nginx reads it on reload only.
-        server.shell(name="Reload nginx for the new certificate", commands=["nginx -t -q && systemctl reload nginx"])
+        server.shell(
+            name="Reload nginx for the new certificate",
+            commands=["nginx -t -q", script(settings.layout, "reload-nginx")],
+        )
 
 
 @deploy("Web front (nginx and TLS) alone")

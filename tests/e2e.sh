@@ -12,19 +12,39 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 "$python" -m tests.harness images noble bookworm xenial jammy trixie focal bullseye bionic
 
+# Each session is bounded as a whole (besides pytest-timeout's limit per test, pytest.ini): past
+# its budget it gets SIGTERM, on which it prints every thread's stack (tests/e2e/conftest.py),
+# so CI fails with a reason instead of running out of time.
+budget=${JHD_SESSION_BUDGET:-3000}
+session() { # NAME PORT_OFFSET [VAR=VALUE...] -- PYTEST_ARGS...
+    local name=$1 offset=$2
+    shift 2
+    local settings=()
+    while [ "$1" != -- ]; do settings+=("$1"); shift; done
+    shift
+    local status=0
+    env JHD_PORT_OFFSET="$offset" "${settings[@]}" timeout --kill-after=60 "$budget" \
+        "$python" -m pytest "$@" >"$logs/$name.log" 2>&1 || status=$?
+    if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+        echo "e2e session $name: stopped after its budget of $budget s (JHD_SESSION_BUDGET); stacks above" \
+            >>"$logs/$name.log"
+    fi
+    return "$status"
+}
+
 # Container names are fixed per module: the modules that use the `hubs` targets (the
-# session-wide Ubuntu 24.04 and Debian 12 hubs) must stay in one session.
-JHD_PORT_OFFSET=0 "$python" -m pytest "$@" tests/e2e/test_hub.py tests/e2e/test_kernels.py tests/e2e/test_web.py \
-    tests/e2e/test_conda.py >"$logs/hubs.log" 2>&1 &
+# session-wide Ubuntu 24.04 and Debian 12 hubs) must stay in one session. The day-2 module
+# runs once per release, each with its own containers: one per session.
+session hubs 0 -- "$@" tests/e2e/test_hub.py tests/e2e/test_kernels.py tests/e2e/test_web.py \
+    tests/e2e/test_conda.py &
 hubs=$!
-# The day-2 module runs once per release, each with its own containers: one per session.
-JHD_PORT_OFFSET=100 JHD_DAY2_SUITES=noble "$python" -m pytest "$@" tests/e2e/test_day2.py \
-    tests/e2e/test_unsupported.py tests/e2e/test_releases.py tests/e2e/test_people.py >"$logs/others.log" 2>&1 &
+session others 100 JHD_DAY2_SUITES=noble -- "$@" tests/e2e/test_day2.py tests/e2e/test_unsupported.py \
+    tests/e2e/test_releases.py tests/e2e/test_people.py &
 others=$!
-JHD_PORT_OFFSET=200 JHD_DAY2_SUITES=bookworm "$python" -m pytest "$@" tests/e2e/test_user_servers.py \
-    tests/e2e/test_day2.py tests/e2e/test_logins.py tests/e2e/test_oidc.py >"$logs/servers.log" 2>&1 &
+session servers 200 JHD_DAY2_SUITES=bookworm -- "$@" tests/e2e/test_user_servers.py tests/e2e/test_day2.py \
+    tests/e2e/test_logins.py tests/e2e/test_oidc.py &
 servers=$!
-JHD_PORT_OFFSET=300 "$python" -m pytest "$@" tests/e2e/test_cluster.py tests/e2e/test_database.py >"$logs/cluster.log" 2>&1 &
+session cluster 300 -- "$@" tests/e2e/test_cluster.py tests/e2e/test_database.py &
 cluster=$!
 status=0
 wait "$hubs" || status=1

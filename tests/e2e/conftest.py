@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import functools
 import hashlib
 import http.server
@@ -9,6 +10,7 @@ import io
 import ipaddress
 import json
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +27,8 @@ from tests import harness
 from tests.pebble import PORT_OFFSET, Pebble
 
 REPO = harness.REPO
+# A session stopped from outside (tests/e2e.sh's budget) says where every thread was.
+faulthandler.register(signal.SIGTERM, all_threads=True, chain=True)
 # What the deployed targets run with: a short idle timeout so the culler test is
 # quick, nginx with a certificate from Pebble, and a sub-path service.
 USERS = {"alice": "alice-password", "bob": "bob-password"}
@@ -150,6 +154,14 @@ class Host:
 
     def journal(self, unit: str = "jupyterhub", lines: int = 60) -> str:
         return self.sh(f"journalctl -u {unit} --no-pager -n {lines}", check=False)
+
+    def failure_journals(self) -> str:
+        """The hub's, the proxy's and the users' servers' last lines (what a failed test waited on)."""
+        units = "-u jupyterhub -u jupyterhub-proxy -u 'jupyter-singleuser@*'"
+        try:
+            return self.sh(f"journalctl {units} --no-pager -n 200 -o short-precise", check=False)
+        except Exception as error:  # a container gone or wedged: the report still goes out
+            return f"(no journal: {error!r})"
 
     def snapshot(self, *paths: str, exclude: tuple[str, ...] = ("*.sqlite", "*.sqlite-*", "*.pid")) -> str:
         """Owners, modes, sizes, mtimes and checksums of every file below paths (but `exclude` globs)."""
@@ -286,6 +298,34 @@ def hubs(start, workdir) -> dict[str, Host]:
 @pytest.fixture(params=["noble", "bookworm"])
 def hub(request, hubs) -> Host:
     return hubs[request.param]
+
+
+def hosts_in(value, depth: int = 3):
+    """The targets a test's fixture values hold: a Host, or Hosts in dicts, tuples and objects."""
+    if isinstance(value, Host):
+        yield value
+    elif depth:
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list | tuple):
+            children = value
+        else:
+            children = getattr(value, "__dict__", {}).values()
+        for child in children:
+            yield from hosts_in(child, depth - 1)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed or timed-out e2e test shows what the hub and the users' servers said meanwhile."""
+    report = yield
+    if report.failed and call.when in ("setup", "call") and "/e2e/" in str(item.fspath):
+        seen = set()
+        for host in hosts_in(getattr(item, "funcargs", {})):
+            if host.name not in seen:
+                seen.add(host.name)
+                report.sections.append((f"journals on {host.name}", host.failure_journals()))
+    return report
 
 
 def pytest_collection_modifyitems(items):

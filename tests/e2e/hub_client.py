@@ -134,11 +134,20 @@ class HubClient:
 
 
 class KernelConnection:
-    """One kernel websocket, as a notebook tab holds it: code in, output out."""
+    """One kernel websocket, as a notebook tab holds it: code in, output out.
+
+    Every wait has an end that holds whatever the server sends: each read of the socket is
+    bounded by what is left of the wait, and pings and pongs are read too (the server pings
+    every 30 s; answered inside the library, they would keep a plain recv() waiting for ever).
+    """
+
+    # Seconds before an unanswered kernel_info_request is sent again.
+    ask_again_after = 3.0
 
     def __init__(self, connection: websocket.WebSocket, user: str):
         self.connection, self.user = connection, user
         self.session = uuid.uuid4().hex
+        self.ready = False
 
     def __enter__(self) -> KernelConnection:
         return self
@@ -146,11 +155,43 @@ class KernelConnection:
     def __exit__(self, *exc) -> None:
         self.connection.close()
 
+    def next_message(self, until: float) -> dict | None:
+        """The next message before `until` (time.monotonic()), or None when none came."""
+        while (left := until - time.monotonic()) > 0:
+            self.connection.settimeout(left)
+            try:
+                opcode, frame = self.connection.recv_data_frame(control_frame=True)
+            except websocket.WebSocketTimeoutException:
+                return None
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                raise websocket.WebSocketConnectionClosedException("the server closed the kernel websocket")
+            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                return json.loads(frame.data)
+        return None
+
+    def messages(self, deadline: float, waiting_for: str):
+        """Messages until the caller has what it waits for; TimeoutError naming it at the deadline."""
+        started = time.monotonic()
+        while (message := self.next_message(deadline)) is not None:
+            yield message
+        raise TimeoutError(f"{self.user}'s kernel: no {waiting_for} within {deadline - started:.0f} s")
+
+    def wait_ready(self, deadline: float) -> None:
+        """Ask for the kernel's info until it answers, as JupyterLab does before it sends code: a
+        request sent before the kernel's channels are connected is lost without a word."""
+        while not self.ready:
+            asked = self.send_request("kernel_info_request", {})
+            retry_at = min(deadline, time.monotonic() + self.ask_again_after)
+            while not self.ready and (message := self.next_message(retry_at)) is not None:
+                self.ready = message.get("parent_header", {}).get("msg_id") == asked
+            if not self.ready and time.monotonic() >= deadline:
+                raise TimeoutError(f"{self.user}'s kernel never answered a kernel_info_request")
+
     def execute(self, code: str, timeout: float = 60) -> str:
-        msg_id = self.send(code)
-        output, deadline = [], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = self.receive()
+        deadline = time.monotonic() + timeout
+        msg_id = self.send(code, deadline)
+        output = []
+        for message in self.messages(deadline, f"result of {code[:60]!r}"):
             if message.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind = message["msg_type"]
@@ -160,35 +201,17 @@ class KernelConnection:
                 raise AssertionError("kernel error: " + "\n".join(message["content"]["traceback"]))
             elif kind == "status" and message["content"]["execution_state"] == "idle":
                 return "".join(output)
-        raise TimeoutError(f"no result from the kernel within {timeout} s")
+        raise AssertionError("unreachable: messages() ends by raising")
 
-    def receive(self) -> dict:
-        return json.loads(self.connection.recv())
+    def send(self, code: str, deadline: float) -> str:
+        """Send an execute request once the kernel is ready; returns its message id."""
+        self.wait_ready(deadline)
+        content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False}
+        return self.send_request("execute_request", content)
 
-    def send(self, code: str) -> str:
-        """Send an execute request; returns its message id."""
+    def send_request(self, kind: str, content: dict) -> str:
         msg_id = uuid.uuid4().hex
-        self.connection.send(
-            json.dumps(
-                {
-                    "header": {
-                        "msg_id": msg_id,
-                        "username": self.user,
-                        "session": self.session,
-                        "msg_type": "execute_request",
-                        "version": "5.3",
-                    },
-                    "parent_header": {},
-                    "metadata": {},
-                    "channel": "shell",
-                    "content": {
-                        "code": code,
-                        "silent": False,
-                        "store_history": False,
-                        "user_expressions": {},
-                        "allow_stdin": False,
-                    },
-                }
-            )
-        )
+        header = {"msg_id": msg_id, "username": self.user, "session": self.session, "msg_type": kind, "version": "5.3"}
+        message = {"header": header, "parent_header": {}, "metadata": {}, "channel": "shell", "content": content}
+        self.connection.send(json.dumps(message))
         return msg_id

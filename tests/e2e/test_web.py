@@ -33,9 +33,26 @@ tornado.ioloop.IOLoop.current().start()
 """
 
 
-def served_certificate(host) -> x509.Certificate:
-    pem = ssl.get_server_certificate((host.domain, 443), timeout=10)
+def served_certificate(host, name: str | None = None) -> x509.Certificate:
+    pem = ssl.get_server_certificate((name or host.domain, 443), timeout=10)
     return x509.load_pem_x509_certificate(pem.encode())
+
+
+def assert_serves(host, mode: str, name: str, expected: x509.Certificate | None = None) -> None:
+    """The certificate of `mode` for `name`, on a connection made right after the deploy: the
+    deploy returns once nginx's new workers serve (files/bin/reload-nginx), so no wait here."""
+    served = served_certificate(host, name)
+    if expected is not None:
+        assert served.serial_number == expected.serial_number, f"{mode}: not the certificate deployed"
+    if mode == "letsencrypt":
+        assert "Pebble" in served.issuer.rfc4514_string(), f"{mode}: {served.issuer.rfc4514_string()}"
+    if mode == "selfsigned":
+        assert served.issuer == served.subject, served.issuer.rfc4514_string()
+        constraints = served.extensions.get_extension_for_class(x509.BasicConstraints).value
+        assert not constraints.ca, "the deploy's self-signed certificate is no CA"
+    if mode != "manual":  # the test's manual certificate is what openssl req -x509 makes
+        alt_names = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert alt_names.get_values_for_type(x509.DNSName) == [name]
 
 
 def get(host, path: str, **kwargs) -> requests.Response:
@@ -196,13 +213,8 @@ def test_manual_certificate_from_the_controller_and_its_rotation(xenial, workdir
             name, jh_certificate="manual", jh_certificate_file=str(cert), jh_certificate_key_file=str(key)
         )
         assert result.returncode == 0, result.stderr[-3000:]
-        # Served: a rotation under the same file names reloads nginx (whose workers take the
-        # new certificate within moments: a reload is graceful).
-        expected = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
-        deadline = time.monotonic() + 15
-        while served_certificate(xenial).serial_number != expected:
-            assert time.monotonic() < deadline, f"{name}: nginx still serves the previous certificate"
-            time.sleep(0.5)
+        # Served at once: a rotation under the same file names reloads nginx.
+        assert_serves(xenial, "manual", xenial.domain, x509.load_pem_x509_certificate(cert.read_bytes()))
     # The key was never readable by others, not even while it was written: its folder is root's alone.
     assert xenial.sh(
         f"stat -c '%U %a' /etc/ssl/jupyterhub/private /etc/ssl/jupyterhub/private/{xenial.domain}.key"
@@ -212,13 +224,10 @@ def test_manual_certificate_from_the_controller_and_its_rotation(xenial, workdir
 
 
 def test_selfsigned_certificate(xenial):
+    """From the manual certificate of the test above (letsencrypt -> manual -> selfsigned)."""
     result = xenial.deploy("selfsigned", jh_certificate="selfsigned")
     assert result.returncode == 0, result.stderr[-3000:]
-    certificate = served_certificate(xenial)
-    assert certificate.issuer == certificate.subject
-    assert certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-        x509.DNSName
-    ) == [xenial.domain]
+    assert_serves(xenial, "selfsigned", xenial.domain)
     assert xenial.deploy("selfsigned", jh_certificate="selfsigned").totals["success"] == 0
 
 
@@ -233,9 +242,25 @@ def test_switching_to_lets_encrypt_under_a_new_name_keeps_https_serving(xenial, 
     refused, answered = asking.failures, asking.answers
     assert result.returncode == 0, result.stderr[-3000:]
     assert refused == [] and len(answered) > 10, (refused[:3], len(answered))
-    certificate = x509.load_pem_x509_certificate(ssl.get_server_certificate((name, 443), timeout=10).encode())
-    assert "Pebble" in certificate.issuer.rfc4514_string()
+    assert_serves(xenial, "letsencrypt", name)
     assert "jupyterhub-acme" not in xenial.sh("ls /etc/nginx/sites-enabled /etc/nginx/sites-available")
+
+
+def test_certificate_modes_switch_back_in_the_other_order(xenial, workdir):
+    """letsencrypt -> selfsigned -> manual -> letsencrypt (the tests above went letsencrypt ->
+    manual -> selfsigned -> letsencrypt): each deploy ends with its mode's certificate served."""
+    name = f"{xenial.name}-renamed.test"
+    cert, key = workdir / "renamed-manual.crt", workdir / "renamed-manual.key"
+    self_signed(cert, key, name, days=30)
+    manual = {"jh_certificate_file": str(cert), "jh_certificate_key_file": str(key)}
+    for mode, extra, expected in (
+        ("selfsigned", {}, None),
+        ("manual", manual, x509.load_pem_x509_certificate(cert.read_bytes())),
+        ("letsencrypt", {}, None),
+    ):
+        result = xenial.deploy(f"back-{mode}", jh_domain=name, jh_certificate=mode, **extra)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert_serves(xenial, mode, name, expected)
 
 
 def test_uninstall_removes_the_site_and_keeps_the_admins_own(xenial, workdir):
