@@ -7,7 +7,11 @@ SSLYZE := .venv-sslyze/bin/sslyze
 # The Pythons locks are made for; a set that cannot run on one (JupyterHub 6 on 3.9) gets no lock for it.
 SERVER_PYTHONS := 3.9 3.10 3.11 3.12 3.13
 
-.PHONY: venv demo demo-down test lint unit e2e bench bench-cluster locks prerequisites
+# The hub package's tests run in a venv of the server lock (JupyterHub 6) for this Python.
+HUB_VENV := .venv-hub
+HUB_LOCK := files/server/jupyterhub-6/py$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])').txt
+
+.PHONY: venv demo demo-down test lint unit unit-deploy unit-hub e2e bench bench-cluster locks prerequisites
 
 $(BIN)/pyinfra: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +23,12 @@ $(SSLYZE): tests/requirements-sslyze.txt
 	.venv-sslyze/bin/pip install -q -r tests/requirements-sslyze.txt
 	touch $@
 
-venv: $(BIN)/pyinfra $(SSLYZE)
+$(HUB_VENV)/bin/coverage: $(HUB_LOCK) hubside/tests/requirements.txt | $(BIN)/pyinfra
+	$(BIN)/uv venv -q --allow-existing --python $(PYTHON) $(HUB_VENV)
+	$(BIN)/uv pip install -q --python $(HUB_VENV)/bin/python -r $(HUB_LOCK) -r hubside/tests/requirements.txt
+	touch $@
+
+venv: $(BIN)/pyinfra $(SSLYZE) $(HUB_VENV)/bin/coverage
 
 prerequisites:
 	bash tests/prerequisites.sh
@@ -37,15 +46,21 @@ demo-down: $(BIN)/pyinfra
 ## Every test: lint, unit tests, then end-to-end tests on real targets.
 test: $(BIN)/pyinfra $(SSLYZE) prerequisites
 	bash tests/lint.sh
-	$(BIN)/pytest tests/unit
+	$(MAKE) unit
 	bash tests/e2e.sh
 
 ## ruff (format check and lint) and shellcheck over the repository.
 lint: $(BIN)/pyinfra
 	bash tests/lint.sh
 
-unit: $(BIN)/pyinfra
+## The fast tests: the deploy's (tests/unit), then the hub package's with its coverage (hubside/tests).
+unit: unit-deploy unit-hub
+
+unit-deploy: $(BIN)/pyinfra
 	$(BIN)/pytest tests/unit
+
+unit-hub: $(HUB_VENV)/bin/coverage
+	cd hubside && ../$(HUB_VENV)/bin/coverage run -m pytest && ../$(HUB_VENV)/bin/coverage report
 
 e2e: $(BIN)/pyinfra $(SSLYZE) prerequisites
 	bash tests/e2e.sh

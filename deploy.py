@@ -3,11 +3,12 @@
     pyinfra inventory.py deploy.py --dry   # preview
     pyinfra inventory.py deploy.py         # apply
 
-The order follows the server's layers: system, conda (where needed), server
-environment, kernels, the Slurm cluster (jh_cluster: the hub and the inventory's `nodes`),
-logins (an identity provider's files), the database (PostgreSQL, with jh_db_url), hub, people
-(groups, shared folders, off-boarding), web front, owners and modes (these seven on the hub
-server only), then the firewall. Settings and targets are
+The order follows the server's layers: system, conda (where needed), the server environment
+(built beside the one in use), then on the hub server its logins (an identity provider's files),
+database (PostgreSQL, with jh_db_url) and configuration, which the switch to the new server
+environment reads; kernels, the Slurm cluster (jh_cluster: the hub and the inventory's `nodes`),
+then on the hub server the hub's services, people (groups, shared folders, off-boarding), web
+front, owners and modes; then the firewall. Settings and targets are
 checked first, for every host: bad input stops the run before any host is changed.
 """
 
@@ -97,15 +98,20 @@ print(f"--> {host.name}: {describe(platform)}", file=sys.stderr, flush=True)
 
 system.apply(settings, platform)
 conda.apply(settings, platform)
-server_changed = server_env.apply(settings, platform)
-kernels.apply(settings, platform)
-# A cluster's nodes get the same accounts, server venv and kernels as the hub, and slurmd;
-# the hub, its web front and its people are the hub server's alone.
-cluster.apply(settings)
-if cluster.role() != cluster.NODES:
-    logins.apply(settings)
+env, package_changed = server_env.prepare(settings, platform)
+# The hub, its web front and its people are the hub server's alone; a cluster's nodes get the
+# same accounts, server venv and kernels as the hub, and slurmd.
+hub_server = cluster.role() != cluster.NODES
+config_changed = False
+if hub_server:
+    logins.apply(settings, env)
     database.apply(settings)
-    hub.apply(settings, platform, server_changed)
+    config_changed = hub.configure(settings, platform)
+server_changed = server_env.switch(settings, platform, env)
+kernels.apply(settings, platform)
+cluster.apply(settings)
+if hub_server:
+    hub.apply(settings, platform, restart=server_changed or config_changed or package_changed)
     people.apply(settings)
     web.apply(settings, platform)
     permissions.apply(settings)

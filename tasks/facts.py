@@ -276,7 +276,7 @@ class LooseTrees(FactBase):
 
 class HubGroups(FactBase):
     """The groups the deploy made in the hub, {name: [members]}, read through the hub's API
-    (``hub-people ... groups``, a command line the caller builds); None if the hub does not
+    (``hubside-people ... groups``, a command line the caller builds); None if the hub does not
     answer (not installed or not started yet, or without the deploy's token)."""
 
     def command(self, command_line: str) -> str:

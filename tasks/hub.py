@@ -9,16 +9,15 @@ only when Node.js or configurable-http-proxy change.
 from __future__ import annotations
 
 import hashlib
-import json
 from io import StringIO
 
 from pyinfra.operations import files, server, systemd
 
-from tasks import cluster, layout, server_env
+from tasks import cluster, hub_data, hub_package, layout, server_env
 from tasks.facts import LoginDefs, ResourceControl
-from tasks.ops import FILES, directory, render, root_file, root_template, script, service
+from tasks.ops import directory, render, root_file, root_template, script, service
 from tasks.platform import Platform
-from tasks.settings import PRIVILEGED_GROUPS, SYSTEM_NAMES, Settings, memory_bytes
+from tasks.settings import Settings
 from tasks.snapshot import UNCHANGED, children, entry, fact, is_state
 
 # What the unit templates get besides the settings and the layout.
@@ -26,9 +25,6 @@ UNIT_CONTEXT = {
     "proxy_service": layout.PROXY_SERVICE,
     "proxy_api_port": layout.PROXY_API_PORT,
 }
-# Login names from a directory or identity provider that may become Unix accounts: the helper's
-# rule (files/bin/user-server), lower-case.
-UNIX_NAME_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
 # The memory the users' servers together leave the system: 10 %, at least this.
 MIN_SYSTEM_RESERVE = 1024**3
 
@@ -69,71 +65,21 @@ def install_sudoers_rule(settings: Settings, rule: str) -> None:
     )
 
 
-def user_servers(settings: Settings, platform: Platform) -> None:
-    """What root's helper files/bin/user-server reads, and the spawner the hub imports."""
+def configure(settings: Settings, platform: Platform) -> bool:
+    """The hub's configuration: the static config file and the data it applies (hub.json, which
+    root's helper reads too). Written before a new venv is switched to (its upgrade-db reads
+    it). Returns whether it changes (the hub then restarts)."""
     paths = settings.layout
-    root_file("Hub spawner (users' servers as systemd units)", FILES / "hub" / "unitspawner.py", paths.spawner_module)
-    if settings.cluster:
-        root_file("Hub spawner of Slurm jobs", FILES / "hub" / "slurmspawner.py", paths.slurm_spawner_module)
-    root_file(
-        f"Users' servers: units and limits ({paths.user_servers_config})",
-        StringIO(user_servers_config(settings, platform, fact(LoginDefs)["UID_MIN"])),
-        paths.user_servers_config,
-    )
-
-
-def user_servers_config(settings: Settings, platform: Platform, uid_min: int) -> str:
-    """user-servers.json: everything the helper needs that the hub must not be able to change."""
-
-    def limits(memory, cpu, tasks) -> dict:
-        values = {"memory": memory_bytes(memory) if memory else None, "cpu": cpu, "tasks": tasks}
-        return {kind: value for kind, value in values.items() if value is not None}
-
-    paths = settings.layout
-    config = {
-        "hub_user": settings.hub_user,
-        "users_group": settings.users_group,
-        "privileged_groups": sorted(PRIVILEGED_GROUPS),
-        "min_uid": uid_min,
-        "server_env_link": str(paths.venv),
-        "slice": layout.USERS_SLICE,
-        "unit_prefix": layout.USER_UNIT_PREFIX,
-        "env_dir": str(layout.USER_ENV_DIR),
-        # With a directory's logins, its new members get accounts at their first start (in homes/).
-        "create_accounts": settings.authenticator != "pam",
-        "homes": str(layout.HOMES),
-        "reserved_names": sorted(SYSTEM_NAMES | PRIVILEGED_GROUPS | {settings.hub_user, settings.users_group}),
-        # Kernel specs outside the server venv, NLTK data shared by every kernel; how often the
-        # server tells the hub it is in use (the culler decides on that).
-        "environment": {
-            "JUPYTER_PATH": str(paths.jupyter_data_dir),
-            "NLTK_DATA": str(paths.nltk_data),
-            "JUPYTERHUB_ACTIVITY_INTERVAL": str(settings.activity_interval),
-        },
-        "memory_property": platform.memory_property,
-        "oom_policy": platform.oom_policy,
-        "limits": {
-            "default": limits(settings.user_memory_limit, settings.user_cpu_limit, settings.user_tasks_limit),
-            "groups": {
-                group: limits(limit.memory, limit.cpu, limit.tasks) for group, limit in settings.group_limits.items()
-            },
-        },
-    }
-    if settings.cluster:
-        # Users' servers as Slurm jobs (submit): each profile's size, by its key (the hub names one).
-        config["job_name_prefix"] = "jupyterhub-"
-        config["job_log"] = layout.SLURM_JOB_LOG
-        config["profiles"] = {
-            profile.key: {
-                "partition": profile.partition or settings.partitions[0],
-                "cpus": profile.cpus,
-                "memory_mb": profile.memory_mb,
-                "minutes": profile.minutes,
-            }
-            for profile in settings.spawn_profiles
-            if profile.where == "cluster"
-        }
-    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+    node_addresses = cluster.node_addresses(settings) if settings.cluster else {}
+    written = [
+        root_file(f"Hub configuration {paths.config_file}", hub_package.HUB_CONFIG, paths.config_file),
+        root_file(
+            f"Hub configuration data {paths.hub_data}",
+            StringIO(hub_data.hub_json(settings, platform, fact(LoginDefs)["UID_MIN"], node_addresses)),
+            paths.hub_data,
+        ),
+    ]
+    return any(op.will_change for op in written)
 
 
 def slice_memory(total_bytes: int) -> tuple[int, int]:
@@ -202,47 +148,16 @@ def services(settings: Settings, units: dict[str, object], restart: bool, new_se
         )
 
 
-def config_context(settings: Settings, platform: Platform) -> dict:
-    """What templates/jupyterhub_config.py.j2 gets besides the settings and the layout."""
-    return {
-        "proxy_api_url": layout.PROXY_API_URL,
-        "database": layout.DATABASE,
-        "postgresql_socket_dir": str(layout.POSTGRESQL_SOCKET_DIR),
-        "pam_service": layout.PAM_SERVICE_NAME,
-        "user_unit_prefix": layout.USER_UNIT_PREFIX,
-        "deploy_token": layout.DEPLOY_TOKEN,
-        "ca_bundle": str(layout.SYSTEM_CA_BUNDLE),
-        "unix_name_pattern": UNIX_NAME_PATTERN,
-        "node_addresses": cluster.node_addresses(settings) if settings.cluster else {},
-        **oauth_context(settings),
-    }
-
-
-def oauth_context(settings: Settings) -> dict:
-    if settings.oauth is None:
-        return {}
-    context = {
-        "oauth_client_secret": str(settings.layout.oauth_client_secret),
-        "oauth_callback_url": f"https://{settings.domain}{settings.base_url}hub/oauth_callback",
-        "oauth_names": layout.OAUTH_NAMES,
-    }
-    if settings.oidc:
-        context["oidc_endpoints"] = str(settings.layout.oidc_endpoints(str(settings.oidc.issuer)))
-    return context
-
-
-def apply(settings: Settings, platform: Platform, server_changed: bool) -> None:
+def apply(settings: Settings, platform: Platform, restart: bool) -> None:
+    """State, secrets, sudoers rule, units and services; the hub restarts if restart (its config
+    or venv changed) or its unit or secrets did."""
     new_secrets = state_and_secrets(settings)
-    config = root_template(
-        f"Hub configuration {settings.layout.config_file}",
-        "jupyterhub_config.py.j2",
-        settings.layout.config_file,
+    rule = render(
+        "sudoers.j2",
         settings,
-        **config_context(settings, platform),
+        creates_accounts=hub_data.creates_accounts(settings),
+        helper=settings.layout.script("user-server"),
     )
-    user_servers(settings, platform)
-    install_sudoers_rule(settings, render("sudoers.j2", settings))
+    install_sudoers_rule(settings, rule)
     units = unit_files(settings, platform)
-    services(
-        settings, units, restart=config.will_change or server_changed or bool(new_secrets), new_secrets=new_secrets
-    )
+    services(settings, units, restart=restart or bool(new_secrets), new_secrets=new_secrets)

@@ -84,8 +84,7 @@ def nltk_data(settings: Settings) -> None:
             name=f"NLTK data: {', '.join(missing)}",
             commands=[
                 command(
-                    paths.venv / "bin" / "python",
-                    paths.script("nltk-fetch"),
+                    paths.venv / "bin" / "hubside-nltk-fetch",
                     settings.nltk_index_url,
                     paths.nltk_data,
                     *missing,

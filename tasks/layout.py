@@ -91,7 +91,7 @@ POSTGRESQL_SOCKET_DIR = PurePosixPath("/var/run/postgresql")
 DATABASE = "jupyterhub.sqlite"
 # In libexec where the deploy keeps the hub's groups (jh_groups): the hub is asked for them.
 HUB_GROUPS_MARKER = "hub-groups.kept"
-# Unix name -> the OAuth provider's account it is bound to (files/hub/oauthunix.py writes it).
+# Unix name -> the OAuth provider's account it is bound to (hubside.names).
 OAUTH_NAMES = "oauth-names.json"
 # The deploy's own token for the hub's API (groups, off-boarding; tasks/people.py), used as the hub user.
 DEPLOY_TOKEN = "deploy.env"
@@ -215,24 +215,10 @@ class Layout:
         return self.conda_prefix / ".installed-installer-sha256"
 
     @property
-    def user_servers_config(self) -> PurePosixPath:
-        """Root's configuration of users' servers (units, limits), beside the helper that reads it."""
-        return self.libexec / "user-servers.json"
-
-    @property
-    def spawner_module(self) -> PurePosixPath:
-        """The hub's spawner (files/hub/unitspawner.py), imported from libexec."""
-        return self.libexec / "unitspawner.py"
-
-    @property
-    def slurm_spawner_module(self) -> PurePosixPath:
-        """The hub's spawner of Slurm jobs (files/hub/slurmspawner.py), imported from libexec."""
-        return self.libexec / "slurmspawner.py"
-
-    @property
-    def oauth_module(self) -> PurePosixPath:
-        """The hub's OAuth authenticators (files/hub/oauthunix.py), imported from libexec."""
-        return self.libexec / "oauthunix.py"
+    def hub_data(self) -> PurePosixPath:
+        """hub.json: the hub's configuration as data (tasks/hub_data.py), root's, beside the config
+        file that applies it; root's helper for users' servers reads its user_servers part."""
+        return self.install_root / "hub.json"
 
     def script(self, name: str) -> PurePosixPath:
         """Where the shipped script files/bin/<name> lives on the host."""

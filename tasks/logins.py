@@ -2,22 +2,25 @@
 
 LDAP needs nothing on the host but the CA that signed the directory's certificate
 (jh_extra_ca_certificates). OAuth (OpenID Connect, GitHub) needs the client secret (uploaded
-root:<hub user> 0640 to a folder of root's) and the hub's authenticators (files/hub/oauthunix.py);
-OpenID Connect also the provider's endpoints, read from the issuer's discovery document on the
-host (files/bin/oidc-discover), once per issuer.
+root:<hub user> 0640 to a folder of root's); OpenID Connect also the provider's endpoints, read
+from the issuer's discovery document on the host (hubside-oidc-discover), once per issuer: before
+the hub's configuration that names them is used.
 """
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from pyinfra.operations import server
 
 from tasks import layout
-from tasks.ops import FILES, command, directory, root_file
+from tasks.ops import command, directory, root_file
 from tasks.settings import Settings
 from tasks.snapshot import entry
 
 
-def apply(settings: Settings) -> None:
+def apply(settings: Settings, env: PurePosixPath) -> None:
+    """env: the server venv being built (the one in use may not exist yet)."""
     paths, oauth = settings.layout, settings.oauth
     if oauth is None:
         return
@@ -29,18 +32,16 @@ def apply(settings: Settings) -> None:
         mode="640",
         group=settings.hub_user,
     )
-    root_file("Hub authenticators for OAuth logins", FILES / "hub" / "oauthunix.py", paths.oauth_module)
     if settings.oidc is None:
         return
     endpoints = paths.oidc_endpoints(str(settings.oidc.issuer))
     if entry(endpoints) is None:
         server.shell(
             name=f"OpenID Connect endpoints of {settings.oidc.issuer}",
-            # With the server venv's Python (3.9+ on every release), in root's own folder.
+            # Root, in its own folder, with the hub's package from the server venv.
             commands=[
                 command(
-                    paths.venv / "bin" / "python",
-                    paths.script("oidc-discover"),
+                    env / "bin" / "hubside-oidc-discover",
                     str(settings.oidc.issuer),
                     endpoints,
                     layout.SYSTEM_CA_BUNDLE,

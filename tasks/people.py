@@ -1,7 +1,7 @@
 """People as code: groups (Unix and the hub's), shared data folders, off-boarding.
 
 Runs after the hub is up (tasks/hub.py): the hub's groups and its deletions go through its
-REST API (files/bin/hub-people), as the hub user with the deploy's own token, never as root.
+REST API (hubside-people), as the hub user with the deploy's own token, never as root.
 Root makes the shared folders (through parents only root can change, checked before any
 host changes: tasks/preflight.py) and archives off-boarded homes (files/bin/offboard-user);
 links in users' homes are made by the users themselves.
@@ -29,15 +29,14 @@ SHARED_MODES = {"read-only": ("750", "755"), "group-writable": ("2770", None)}
 
 
 def hub_people(settings: Settings, *args: str) -> str:
-    """The command line of files/bin/hub-people, run as the hub user with the deploy's token."""
+    """The command line of hubside-people, run as the hub user with the deploy's token."""
     paths = settings.layout
     return script(
         paths,
         "with-secret",
         paths.state_dir / layout.DEPLOY_TOKEN,
         "JUPYTERHUB_API_TOKEN",
-        paths.venv / "bin" / "python",
-        paths.script("hub-people"),
+        paths.venv / "bin" / "hubside-people",
         f"{settings.hub_api_url}/hub/api",
         *args,
         as_user=settings.hub_user,

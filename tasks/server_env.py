@@ -24,7 +24,7 @@ from pathlib import PurePosixPath
 
 from pyinfra.operations import server
 
-from tasks import layout
+from tasks import hub_package, layout
 from tasks.facts import StaleServerEnvs
 from tasks.locks import install_from_lock, installed, installer_args, lock_for, venv_from_lock
 from tasks.ops import root_directory, root_file, script
@@ -110,12 +110,26 @@ def build(settings: Settings, platform: Platform, env: PurePosixPath) -> None:
     )
 
 
-def apply(settings: Settings, platform: Platform) -> bool:
-    """Returns whether the server venv in use changes (the hub's services then restart)."""
+def prepare(settings: Settings, platform: Platform) -> tuple[PurePosixPath, bool]:
+    """The venv for the current locks, built beside the one in use, with the hub's package in
+    both (the hub may run on either, whatever an upgrade's rollback decides). Returns the venv
+    and whether the package changes in the one in use."""
     paths = settings.layout
     root_directory(f"Server environments {paths.server_envs}", paths.server_envs)
     env = env_dir(settings, platform)
     build(settings, platform, env)
+    in_use = entry(paths.venv)
+    current = PurePosixPath(in_use[4]) if in_use and in_use[0] == "l" else None
+    changed = hub_package.install(settings, platform, env)
+    if current not in (None, env):
+        changed = hub_package.install(settings, platform, current)
+    return env, changed
+
+
+def switch(settings: Settings, platform: Platform, env: PurePosixPath) -> bool:
+    """The venv in use switched to env (an upgrade); returns whether it changes (the hub's
+    services then restart). After the hub's configuration is written: upgrade-db reads it."""
+    paths = settings.layout
     link = entry(paths.venv)
     if link and link[0] == "l" and link[4] == str(env):
         prune(settings, env)

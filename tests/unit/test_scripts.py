@@ -1,16 +1,11 @@
 """The scripts the deploy ships (files/bin), run here on scratch directories."""
 
-import hashlib
 import io
-import json
 import stat
 import subprocess
 import tarfile
 import time
-import zipfile
 from pathlib import Path
-
-import pytest
 
 from tasks.ops import SCRIPTS
 
@@ -52,64 +47,6 @@ def tar_with(tmp_path, *members) -> str:
     return path
 
 
-def regular(name: str, data: bytes = b"x") -> tuple:
-    member = tarfile.TarInfo(name)
-    member.size = len(data)
-    return member, data
-
-
-def link(name: str, target: str) -> tuple:
-    member = tarfile.TarInfo(name)
-    member.type, member.linkname = tarfile.SYMTYPE, target
-    return member, None
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [link("state/secret", "/etc/shadow"), regular("/etc/evil"), regular("state/../../evil"), regular("other")],
-    ids=["link", "absolute", "dotdot", "unexpected"],
-)
-def test_safe_extract_refuses_the_whole_archive(tmp_path, bad):
-    archive = tar_with(tmp_path, regular("state/db", b"data"), bad)
-    result = run(SCRIPTS / "safe-extract", archive, tmp_path / "out", "state")
-    assert result.returncode != 0 and "refusing" in result.stderr
-    assert not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize("from_stdin", [False, True], ids=["path", "stdin"])
-def test_safe_extract_writes_private_files(tmp_path, from_stdin):
-    archive = tar_with(tmp_path, regular("state/db", b"data"))
-    if from_stdin:
-        with open(archive, "rb") as opened:
-            assert run(SCRIPTS / "safe-extract", "-", tmp_path / "out", "state", stdin=opened).returncode == 0
-    else:
-        assert run(SCRIPTS / "safe-extract", archive, tmp_path / "out", "state").returncode == 0
-    extracted = tmp_path / "out" / "state" / "db"
-    assert extracted.read_bytes() == b"data" and stat.S_IMODE(extracted.stat().st_mode) == 0o600
-
-
-def nltk_index(tmp_path, url: str, subdir: str) -> str:
-    package = tmp_path / "p.zip"
-    with zipfile.ZipFile(package, "w") as archive:
-        archive.writestr("p/README", "x")
-    index = tmp_path / "index.xml"
-    index.write_text(
-        f'<nltk_data><packages><package id="p" subdir="{subdir}" url="{url}" '
-        f'checksum="{hashlib.md5(package.read_bytes()).hexdigest()}" /></packages></nltk_data>'
-    )
-    return f"file://{index}"
-
-
-@pytest.mark.parametrize(
-    "url, subdir", [("file:///etc/passwd", "corpora"), ("https://x.test/p.zip", "../../etc")], ids=["file", "dotdot"]
-)
-def test_nltk_fetch_trusts_the_index_no_further_than_a_plain_folder_and_http(tmp_path, url, subdir):
-    data = tmp_path / "data"
-    result = run("python3", SCRIPTS / "nltk-fetch", nltk_index(tmp_path, url, subdir), data, "p")
-    assert result.returncode != 0 and "refuses" in result.stderr
-    assert not data.exists()
-
-
 def test_wait_healthy_gives_up_after_its_time(tmp_path):
     result = run(SCRIPTS / "wait-healthy", "http://127.0.0.1:9/hub/health", "1")
     assert result.returncode != 0 and "no answer from http://127.0.0.1:9/hub/health within 1 s" in result.stderr
@@ -142,32 +79,3 @@ def test_prune_server_envs_keeps_the_kept_and_those_a_process_runs(tmp_path):
     # Once it stops, its venv goes too.
     run(SCRIPTS / "prune-server-envs", envs, envs / "current", envs / "previous")
     assert sorted(p.name for p in envs.iterdir()) == ["current", "previous"]
-
-
-def test_merge_oauth_names_adds_the_archive_s_bindings_and_never_rebinds_a_name(tmp_path):
-    restored, current = tmp_path / "restored.json", tmp_path / "state" / "oauth-names.json"
-    current.parent.mkdir()
-    restored.write_text(json.dumps({"olivia": "sub-olivia", "omar": "sub-omar", "zoe": "sub-old-zoe"}))
-    current.write_text(json.dumps({"zoe": "sub-zoe", "yann": "sub-yann"}))
-    result = run(SCRIPTS / "merge-oauth-names", restored, current)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(current.read_text()) == {
-        "olivia": "sub-olivia",
-        "omar": "sub-omar",
-        "yann": "sub-yann",
-        "zoe": "sub-zoe",
-    }
-    assert "kept this hub's binding of zoe" in result.stderr
-    # A hub without bindings yet (a fresh host) takes the archive's.
-    current.unlink()
-    assert run(SCRIPTS / "merge-oauth-names", restored, current).returncode == 0
-    assert json.loads(current.read_text()) == json.loads(restored.read_text())
-
-
-@pytest.mark.parametrize("text", ['["olivia"]', '{"olivia": 7}', "not json"])
-def test_merge_oauth_names_refuses_what_is_not_bindings(tmp_path, text):
-    restored, current = tmp_path / "restored.json", tmp_path / "oauth-names.json"
-    restored.write_text(text)
-    current.write_text('{"zoe": "sub-zoe"}')
-    assert run(SCRIPTS / "merge-oauth-names", restored, current).returncode != 0
-    assert json.loads(current.read_text()) == {"zoe": "sub-zoe"}

@@ -1,13 +1,14 @@
-#!/usr/bin/env python3
-"""Extract a tar archive into a new, empty directory: regular files and directories only.
+"""hubside-safe-extract: extract a tar archive into a new, empty directory: regular files and directories only.
 
-    safe-extract ARCHIVE DEST [NAME ...]      (ARCHIVE "-": standard input, a file)
+    hubside-safe-extract ARCHIVE DEST [NAME ...]      (ARCHIVE "-": standard input, a file)
 
 Refuses the whole archive, before writing anything, if a member is a link, a device or
 a FIFO, has an absolute name or a `..` component, or (with NAMEs) is not one of NAMEs or
 below one of them. Files are written 0600 and directories 0700, owned by whoever runs
 this: run it as the account that is to own the result.
 """
+
+from __future__ import annotations
 
 import os
 import sys
@@ -26,7 +27,7 @@ def problems(members, allowed):
             yield f"{member.name!r}: not expected in this archive"
 
 
-def main(archive, dest, allowed):
+def extract(archive, dest, allowed):
     # "-": the file the caller opened for us (one its own rights would not let us open).
     source = {"fileobj": sys.stdin.buffer} if archive == "-" else {"name": archive}
     with tarfile.open(**source) as tar:
@@ -49,5 +50,5 @@ def main(archive, dest, allowed):
                     target.write(chunk)
 
 
-if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3:])
+def main():
+    extract(sys.argv[1], sys.argv[2], sys.argv[3:])

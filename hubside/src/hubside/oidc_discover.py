@@ -1,12 +1,13 @@
-#!/usr/bin/env python3
-"""Read an OpenID Connect issuer's discovery document; write the endpoints the hub uses.
+"""hubside-oidc-discover: read an OpenID Connect issuer's discovery document; write the endpoints the hub uses.
 
-    oidc-discover ISSUER OUTPUT CA_BUNDLE
+    hubside-oidc-discover ISSUER OUTPUT CA_BUNDLE
 
 OUTPUT is written (0644, in one step) only if the document is the issuer's own (its
 "issuer" is ISSUER) and every endpoint is an https URL; other oidc-endpoints-*.json beside
 it (of an issuer used before) are removed. Run by root in a folder only root writes.
 """
+
+from __future__ import annotations
 
 import glob
 import json
@@ -27,14 +28,14 @@ def main():
         with urllib.request.urlopen(url, timeout=30, context=context) as response:
             document = json.load(response)
     except (OSError, ValueError) as error:
-        raise SystemExit(f"oidc-discover: jh_oidc issuer: no discovery document at {url}: {error}") from None
+        raise SystemExit(f"hubside-oidc-discover: jh_oidc issuer: no discovery document at {url}: {error}") from None
     if str(document.get("issuer", "")).rstrip("/") != issuer.rstrip("/"):
-        raise SystemExit(f"oidc-discover: {url} is the document of {document.get('issuer')!r}, not of {issuer}")
+        raise SystemExit(f"hubside-oidc-discover: {url} is the document of {document.get('issuer')!r}, not of {issuer}")
     endpoints = {"issuer": issuer}
     for key in ENDPOINTS:
         value = document.get(key)
         if not isinstance(value, str) or not value.startswith("https://") or any(c.isspace() for c in value):
-            raise SystemExit(f"oidc-discover: {url}: {key} is {value!r}, not an https URL")
+            raise SystemExit(f"hubside-oidc-discover: {url}: {key} is {value!r}, not an https URL")
         endpoints[key] = value
     directory = os.path.dirname(output)
     descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".oidc-endpoints-")
@@ -45,8 +46,4 @@ def main():
     for old in glob.glob(os.path.join(directory, "oidc-endpoints-*.json")):
         if old != output:
             os.unlink(old)
-    print(f"oidc-discover: endpoints of {issuer} written to {output}")
-
-
-if __name__ == "__main__":
-    main()
+    print(f"hubside-oidc-discover: endpoints of {issuer} written to {output}")

@@ -1,15 +1,17 @@
-#!/usr/bin/env python3
-"""The deploy's dealings with the hub's people, through the hub's REST API, as the hub user.
+"""hubside-people: the deploy's dealings with the hub's people, through the hub's REST API, as the
+hub user.
 
-    hub-people HUB_API groups              the deploy's groups, as JSON {name: [members]}
-    hub-people HUB_API sync-groups JSON    make the deploy's groups exactly those of JSON
-    hub-people HUB_API delete-user NAME    stop the user's server, delete the user and tokens
+    hubside-people HUB_API groups              the deploy's groups, as JSON {name: [members]}
+    hubside-people HUB_API sync-groups JSON    make the deploy's groups exactly those of JSON
+    hubside-people HUB_API delete-user NAME    stop the user's server, delete the user and tokens
 
 HUB_API is the hub's loopback API URL (http://127.0.0.1:8081/hub/api); the token is
 JUPYTERHUB_API_TOKEN, the deploy's service's (admin:users, admin:groups). The deploy's
 groups carry the property managed-by=jupyterhub-deploy; groups made in the hub by hand
 are never changed or deleted.
 """
+
+from __future__ import annotations
 
 import json
 import os
@@ -33,7 +35,7 @@ def call(api, method, path, body=None, allowed=()):
     except urllib.error.HTTPError as error:
         if error.code in allowed:
             return None
-        raise SystemExit(f"hub-people: {method} {path}: {error.code} {error.read().decode()[:500]}") from None
+        raise SystemExit(f"hubside-people: {method} {path}: {error.code} {error.read().decode()[:500]}") from None
     return json.loads(text) if text.strip() else None
 
 
@@ -85,8 +87,4 @@ def main():
     elif command == "delete-user":
         call(api, "DELETE", "/users/" + args[0], allowed=(404,))
     else:
-        raise SystemExit("hub-people: unknown command " + command)
-
-
-if __name__ == "__main__":
-    main()
+        raise SystemExit("hubside-people: unknown command " + command)

@@ -1,27 +1,28 @@
-"""OAuth logins for a hub whose users are Unix accounts: OpenID Connect (jh_authenticator =
-"oidc") and GitHub ("github"), on oauthenticator, with what the deploy adds:
+"""OAuth logins for a hub whose users are Unix accounts: OpenID Connect and GitHub, on
+oauthenticator, with what the deploy adds:
 
 - one rule from a provider's name to a Unix name: the username claim, lower-cased, must be
   [a-z_][a-z0-9_-]{0,31}; a name is bound to the provider's account (OpenID Connect's ``sub``,
   GitHub's numeric ``id``) that first signed in with it and was let in, so two accounts of the
   provider never share one Unix account, not even after a rename, and a refused attempt keeps
-  no name from its owner (names_file, in the hub's state);
+  no name from its owner (hubside.names, in the hub's state);
 - a provider that does not answer gives the person a page saying so (503), not a traceback,
   and the hub goes on serving everyone else;
 - OpenID Connect: members of allowed_idp_groups (the groups claim) are let in, besides
   allowed_users; the hub's own groups stay the deploy's (jh_groups), not the provider's.
 """
 
-import json
-import os
+from __future__ import annotations
+
 import re
-import tempfile
 
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.github import GitHubOAuthenticator
 from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import HasTraits, Set, Unicode
+
+from hubside import names as bindings
 
 UNIX_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}\Z")
 
@@ -49,7 +50,7 @@ class UnixNames(HasTraits):
         name = str(user_info.get(self.username_claim) or "").lower()
         if not UNIX_NAME.match(name):
             raise web.HTTPError(403, f"{name!r} cannot be a user name here (a-z, 0-9, _ and -, at most 32)")
-        self._refuse_another_account(name, self._names(), user_info)
+        self._refuse_another_account(name, bindings.load(self.names_file), user_info)
         return name
 
     async def run_post_auth_hook(self, handler, authentication):
@@ -57,11 +58,11 @@ class UnixNames(HasTraits):
         # would keep the name from the account it belongs to).
         name = authentication["name"]
         user_info = (authentication.get("auth_state") or {}).get(self.user_auth_state_key) or {}
-        names = self._names()
+        names = bindings.load(self.names_file)
         subject = self._refuse_another_account(name, names, user_info)
         if name not in names:
             names[name] = subject
-            self._save(names)
+            bindings.save(self.names_file, names)
         return await super().run_post_auth_hook(handler, authentication)
 
     def _refuse_another_account(self, name, names, user_info):
@@ -73,19 +74,6 @@ class UnixNames(HasTraits):
             self.log.warning("Refused %s: the name belongs to another account of the provider", name)
             raise web.HTTPError(403, f"The name {name} belongs to another account of the identity provider.")
         return subject
-
-    def _names(self):
-        try:
-            with open(self.names_file) as file:
-                return json.load(file)
-        except FileNotFoundError:
-            return {}
-
-    def _save(self, names):
-        descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(self.names_file), prefix=".names-")
-        with os.fdopen(descriptor, "w") as file:
-            json.dump(names, file, sort_keys=True)
-        os.replace(temporary, self.names_file)
 
 
 class UnixOIDCAuthenticator(UnixNames, GenericOAuthenticator):

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
-"""Fetch NLTK data packages from an NLTK index into a data directory.
+"""hubside-nltk-fetch: fetch NLTK data packages from an NLTK index into a data directory.
 
-    nltk-fetch INDEX_URL DATA_DIR PACKAGE_ID...
+    hubside-nltk-fetch INDEX_URL DATA_DIR PACKAGE_ID...
 
 Reads the same index.xml as `nltk.downloader`, checks each package's MD5 from the
 index, and unpacks it where nltk.data.find() looks (DATA_DIR/<subdir>/<id>). The
@@ -9,6 +8,8 @@ deploy uses this rather than nltk's own downloader, which refuses index mirrors 
 private addresses (an intranet mirror is exactly what some sites have). Standard
 library only, so any python3 runs it.
 """
+
+from __future__ import annotations
 
 import hashlib
 import os
@@ -31,7 +32,7 @@ SUBDIR = re.compile(r"[A-Za-z0-9_]+")
 PACKAGE_URL = re.compile(r"https?://[^\s]+")
 
 
-def main(index_url: str, data_dir: str, ids: list) -> None:
+def fetch_packages(index_url: str, data_dir: str, ids: list) -> None:
     index = ElementTree.fromstring(fetch(index_url))
     packages = {p.get("id"): p for p in index.findall("packages/package")}
     for package_id in ids:
@@ -53,5 +54,5 @@ def main(index_url: str, data_dir: str, ids: list) -> None:
         print(f"{package_id}: {len(data)} bytes into {subdir}")
 
 
-if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3:])
+def main() -> None:
+    fetch_packages(sys.argv[1], sys.argv[2], sys.argv[3:])

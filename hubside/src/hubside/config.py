@@ -1,0 +1,170 @@
+"""The hub's configuration, applied from the data the deploy writes: one small function per concern.
+
+The deploy decides everything once, in Python, from the settings (tasks/hub_data.py) and writes
+it as hub.json beside jupyterhub_config.py (both root's). jupyterhub_config.py is the same on every
+host: it calls apply(). Secrets are read here, from the files the deploy generated on the host;
+hub.json holds none.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from pathlib import Path
+
+from hubside import jobs
+
+SPAWNER = "hubside.spawner.ServerSpawner"
+OAUTH_CLASSES = {"oidc": "hubside.oauth.UnixOIDCAuthenticator", "github": "hubside.oauth.UnixGitHubAuthenticator"}
+
+
+def apply(c, config_file: str) -> dict:
+    """Configure the hub (c) from the hub.json beside config_file; returns the data."""
+    data = json.loads(Path(config_file).with_name("hub.json").read_text())
+    state = Path(data["state_dir"])
+    urls(c, data["urls"])
+    proxy(c, data["proxy"], state)
+    database(c, data["database"], state)
+    login(c, data["login"])
+    servers(c, data["servers"])
+    services(c, data["services"], state)
+    return data
+
+
+def secret(state: Path, name: str) -> str:
+    """A secret the deploy generated once on this host (0600, the hub user's): its value."""
+    return (state / name).read_text().strip().partition("=")[2]
+
+
+def urls(c, urls: dict) -> None:
+    """Browsers reach the proxy at bind_url (through nginx with a domain); the hub's API listens at
+    hub_bind_url (loopback, or the cluster's network, where the nodes' servers reach it)."""
+    c.JupyterHub.bind_url = urls["bind_url"]
+    c.JupyterHub.hub_bind_url = urls["hub_bind_url"]
+    if urls.get("hub_connect_url"):
+        c.JupyterHub.hub_connect_url = urls["hub_connect_url"]
+
+
+def proxy(c, proxy: dict, state: Path) -> None:
+    """The proxy runs in a unit of its own: routes outlive the hub's restarts."""
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.api_url = proxy["api_url"]
+    c.ConfigurableHTTPProxy.auth_token = secret(state, proxy["token_file"])
+
+
+def database(c, database: dict, state: Path) -> None:
+    c.JupyterHub.db_url = database["url"]
+    c.JupyterHub.cookie_secret_file = str(state / database["cookie_secret_file"])
+
+
+def login(c, login: dict) -> None:
+    """Who may log in, by the kind of login the settings chose."""
+    kind, options = login["kind"], login["options"]
+    LOGINS[kind](c, options)
+    if login.get("allowed_users") is not None:
+        c.Authenticator.allowed_users = set(login["allowed_users"])
+    c.Authenticator.admin_users = set(login["admin_users"])
+
+
+def pam(c, options: dict) -> None:
+    """Unix accounts, checked through PAM by the unprivileged hub user."""
+    c.JupyterHub.authenticator_class = "pam"
+    c.PAMAuthenticator.service = options["service"]
+    c.PAMAuthenticator.open_sessions = False
+    c.PAMAuthenticator.allowed_groups = set(options["allowed_groups"])
+
+
+def ldap(c, options: dict) -> None:
+    """The hub binds as the user, over TLS checked against the system's CAs and the server's
+    name (ldap3 checks neither unless told). Login names are Unix names."""
+    c.JupyterHub.authenticator_class = "ldapauthenticator.LDAPAuthenticator"
+    c.LDAPAuthenticator.server_address = options["server"]
+    c.LDAPAuthenticator.server_port = options["port"]
+    c.LDAPAuthenticator.tls_strategy = "on_connect" if options["tls"] == "ldaps" else "before_bind"
+    c.LDAPAuthenticator.tls_kwargs = {"validate": ssl.CERT_REQUIRED, "ca_certs_file": options["ca_bundle"]}
+    c.LDAPAuthenticator.bind_dn_template = [options["bind_dn_template"]]
+    c.LDAPAuthenticator.allowed_groups = options["allowed_groups"]
+    c.LDAPAuthenticator.valid_username_regex = options["username_pattern"]
+
+
+def oidc(c, options: dict) -> None:
+    """OpenID Connect: the code flow with PKCE, at the endpoints the deploy read from the issuer's
+    discovery document; members of the allowed groups (the groups claim) get in."""
+    endpoints = json.loads(Path(options["endpoints_file"]).read_text())
+    oauth(c, "oidc", options)
+    c.UnixOIDCAuthenticator.authorize_url = endpoints["authorization_endpoint"]
+    c.UnixOIDCAuthenticator.token_url = endpoints["token_endpoint"]
+    c.UnixOIDCAuthenticator.userdata_url = endpoints["userinfo_endpoint"]
+    c.UnixOIDCAuthenticator.enable_pkce = True
+    c.UnixOIDCAuthenticator.scope = options["scopes"]
+    c.UnixOIDCAuthenticator.username_claim = options["username_claim"]
+    c.UnixOIDCAuthenticator.groups_claim = options["groups_claim"]
+    c.UnixOIDCAuthenticator.allowed_idp_groups = set(options["allowed_groups"])
+    c.UnixOIDCAuthenticator.login_service = "your institution's login"
+
+
+def github(c, options: dict) -> None:
+    """GitHub: members of the allowed organizations (read:org)."""
+    oauth(c, "github", options)
+    c.UnixGitHubAuthenticator.allowed_organizations = set(options["allowed_organizations"])
+    c.UnixGitHubAuthenticator.scope = ["read:org"]
+
+
+def oauth(c, kind: str, options: dict) -> None:
+    """What OpenID Connect and GitHub share: the client, its secret (root's file the hub may read)
+    and the file that binds each name to one account of the provider."""
+    c.JupyterHub.authenticator_class = OAUTH_CLASSES[kind]
+    section = c[OAUTH_CLASSES[kind].rpartition(".")[2]]
+    section.client_id = options["client_id"]
+    section.client_secret = Path(options["client_secret_file"]).read_text().strip()
+    section.oauth_callback_url = options["callback_url"]
+    section.names_file = options["names_file"]
+
+
+def native(c, options: dict) -> None:
+    """Sign-up at /hub/signup; an admin approves each newcomer at /hub/authorize (admins are
+    approved at their own sign-up). Passwords stay in the hub's database (bcrypt)."""
+    c.JupyterHub.authenticator_class = "native"
+    c.NativeAuthenticator.open_signup = False
+    c.NativeAuthenticator.minimum_password_length = 10
+    c.NativeAuthenticator.check_common_password = True
+    c.NativeAuthenticator.allowed_failed_logins = 5
+    c.NativeAuthenticator.seconds_before_next_try = 60
+    # The approval is the gate.
+    c.Authenticator.allow_all = True
+    c.Authenticator.username_pattern = options["username_pattern"]
+
+
+LOGINS = {"pam": pam, "ldap": ldap, "oidc": oidc, "github": github, "native": native}
+
+
+def servers(c, servers: dict) -> None:
+    """Each user's server is a systemd unit of its own (or a Slurm job), started as the user by
+    root's helper with the user's limits; it keeps running while the hub restarts."""
+    c.JupyterHub.spawner_class = SPAWNER
+    c.JupyterHub.cleanup_servers = False
+    c.ServerSpawner.helper = servers["helper"]
+    c.ServerSpawner.unit_prefix = servers["unit_prefix"]
+    c.ServerSpawner.create_accounts = servers["create_accounts"]
+    c.Spawner.default_url = "/lab"
+    # A class arriving at once, each server held to its CPU limit: JupyterLab may take a while.
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 90
+    # The idle culler decides on the activity the hub knows: the proxy's routes are read, and
+    # each server reports (JUPYTERHUB_ACTIVITY_INTERVAL, from root's part of hub.json), this often.
+    c.JupyterHub.last_activity_interval = servers["activity_interval"]
+    if servers["profiles"]:
+        cluster(c, servers)
+
+
+def cluster(c, servers: dict) -> None:
+    """Users pick where their server runs; a job's server reports its port (hubside.jobs)."""
+    c.ServerSpawner.profiles = servers["profiles"]
+    c.ServerSpawner.node_addresses = servers["node_addresses"]
+    jobs.register()
+
+
+def services(c, services: list, state: Path) -> None:
+    """The idle culler and the deploy itself, each with only the scopes it needs."""
+    c.JupyterHub.services = [{"name": s["name"], "api_token": secret(state, s["token_file"])} for s in services]
+    c.JupyterHub.load_roles = [{"name": s["name"], "scopes": s["scopes"], "services": [s["name"]]} for s in services]

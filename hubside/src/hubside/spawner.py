@@ -1,0 +1,198 @@
+"""The hub's spawner for a hub that is not root: each user's server is a systemd unit on the
+hub server, or (with a cluster) a Slurm job on a node, as the profile the user picks says.
+
+Whatever needs root goes through root's helper (files/bin/user-server, the hub's one sudo rule),
+with argv only, never a shell: start/stop a unit, submit/cancel/query a job as the user. The
+helper checks the user and the variables and takes each job's size from root's own
+configuration: the hub names a profile by its key, nothing more. Servers are not the hub's
+children: they keep running while it restarts or is upgraded, and it finds them again (a unit
+by its state, a job by its id).
+
+What the spawner keeps in the hub's database (get_state) is what it decided itself: the profile's
+key and the job's id, nothing from a request. A job reports its port once, through the hub's
+API, with its own server's token (hubside.jobs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+
+from jupyterhub.spawner import Spawner
+from jupyterhub.utils import random_port
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, observe
+
+# A unit still stopping counts as running: the helper cannot start its successor yet.
+UNIT_RUNNING = {"active", "activating", "reloading", "deactivating"}
+JOB_ID = re.compile(r"[1-9][0-9]{0,18}\Z")
+# What the helper's `status` prints of a job: RUNNING <node>, PENDING, GONE or UNKNOWN (the
+# controller did not answer: the job is taken to be where it was).
+JOB_ALIVE = {"RUNNING", "PENDING", "UNKNOWN"}
+
+
+async def run(*argv: str, stdin: bytes = b"") -> str:
+    """A command's standard output; RuntimeError with its standard error when it fails."""
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate(stdin)
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(argv)}: exit {process.returncode}: {err.decode().strip()}")
+    return out.decode()
+
+
+class ServerSpawner(Spawner):
+    helper = Unicode(help="The root helper that starts and stops servers (run through sudo)").tag(config=True)
+    unit_prefix = Unicode(help="Unit names are <prefix><user>.service").tag(config=True)
+    create_accounts = Bool(False, help="Have the helper make a missing account before the first start").tag(config=True)
+    profiles = List(
+        Dict(),
+        help="The spawn page's choices, {key, display, where: hub|cluster}; none: every server on the hub",
+    ).tag(config=True)
+    node_addresses = Dict(help="Slurm node name -> the address the proxy reaches it at").tag(config=True)
+    job_start_timeout = Integer(300, help="Seconds a job may wait for a node and start").tag(config=True)
+    job_poll_interval = Float(1.0, help="Seconds between queries of a starting job").tag(config=True)
+
+    # Decided by the spawner, kept in its state.
+    profile_key = Unicode("")
+    job_id = Unicode("")
+    # Set by the job's report (hubside.jobs) while it starts; never from the state.
+    reported_port = Integer(0)
+
+    # The spawn page: the profiles' names only (settings-checked text, escaped all the same).
+    def _options_form_default(self):
+        if not self.profiles:
+            return ""
+        choices = "".join(
+            f'<option value="{html.escape(p["key"])}"{" selected" if i == 0 else ""}>{html.escape(p["display"])}</option>'
+            for i, p in enumerate(self.profiles)
+        )
+        return f'<label for="profile">Where your server runs:</label><select class="form-control" name="profile" id="profile">{choices}</select>'
+
+    def options_from_form(self, formdata):
+        return {"profile": (formdata.get("profile") or [""])[0]}
+
+    def chosen_profile(self) -> dict:
+        """The profile the user asked for; the first when none or an unknown one was named."""
+        wanted = (self.user_options or {}).get("profile")
+        profiles = self.profiles or [{"key": "hub", "where": "hub"}]
+        return next((p for p in profiles if p["key"] == wanted), profiles[0])
+
+    @observe("user_options")
+    def _job_start_timeout(self, change):
+        if self.chosen_profile()["where"] == "cluster":
+            self.start_timeout = max(self.start_timeout, self.job_start_timeout)
+
+    @property
+    def unit(self) -> str:
+        return f"{self.unit_prefix}{self.user.name}.service"
+
+    def helper_command(self, verb: str, *args: str) -> list[str]:
+        return ["sudo", "-n", self.helper, verb, self.user.name, *args]
+
+    def hub_variables(self) -> bytes:
+        """The hub's variables for the server, as KEY=VALUE lines for the helper's standard input."""
+        variables = {
+            key: value
+            for key, value in self.get_env().items()
+            if key.startswith("JUPYTERHUB_") or key == "JPY_API_TOKEN"
+        }
+        return "".join(f"{key}={value}\n" for key, value in variables.items()).encode()
+
+    # State: the profile and the job, as this spawner decided them.
+    def get_state(self):
+        state = super().get_state()
+        if self.profile_key:
+            state["profile"] = self.profile_key
+        if self.job_id:
+            state["job_id"] = self.job_id
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        profile = state.get("profile")
+        self.profile_key = profile if isinstance(profile, str) else ""
+        # A job started by the deploy's earlier, wrapspawner-based spawner kept its id one level
+        # down; what else that state held (its child_conf) is never read.
+        job_id = state.get("job_id") or (state.get("child_state") or {}).get("job_id") or ""
+        self.job_id = job_id if isinstance(job_id, str) and JOB_ID.match(job_id) else ""
+
+    def clear_state(self):
+        super().clear_state()
+        self.profile_key = ""
+        self.job_id = ""
+        self.reported_port = 0
+
+    async def start(self):
+        profile = self.chosen_profile()
+        self.profile_key = profile["key"] if self.profiles else ""
+        if profile["where"] == "cluster":
+            return await self.start_job(profile["key"])
+        if self.create_accounts:
+            await run(*self.helper_command("create"))
+        self.port = random_port()
+        await run(*self.helper_command("start"), stdin=self.hub_variables())
+        return self.ip or "127.0.0.1", self.port
+
+    async def start_job(self, profile_key: str):
+        self.reported_port = 0
+        out = await run(*self.helper_command("submit", profile_key), stdin=self.hub_variables())
+        job_id = out.strip().splitlines()[-1].split(";")[0] if out.strip() else ""
+        if not JOB_ID.match(job_id):
+            raise RuntimeError(f"the job was not submitted: sbatch said {out.strip()!r}")
+        self.job_id = job_id
+        self.log.info("Slurm job %s submitted for %s (profile %s)", job_id, self.user.name, profile_key)
+        while True:
+            state, node = await self.job_state()
+            if state == "RUNNING":
+                break
+            if state == "GONE":
+                self.job_id = ""
+                raise RuntimeError(
+                    f"The server's job {job_id} ended before the server started (see ~/.jupyterhub-slurm.log)"
+                )
+            await asyncio.sleep(self.job_poll_interval)
+        # The job's server reports its port through the hub's API (hubside.jobs) as it starts.
+        while not self.reported_port:
+            await asyncio.sleep(self.job_poll_interval)
+        self.port = self.reported_port
+        self.log.info("Slurm job %s of %s serves on %s:%s", job_id, self.user.name, node, self.port)
+        return self.node_addresses.get(node, node), self.port
+
+    async def job_state(self) -> tuple[str, str]:
+        """(RUNNING|PENDING|GONE|UNKNOWN, node) of the job, queried as its user by the helper."""
+        try:
+            out = await run(*self.helper_command("status", self.job_id))
+        except RuntimeError as error:
+            self.log.warning("Job %s of %s: %s", self.job_id, self.user.name, error)
+            return "UNKNOWN", ""
+        state, _, node = out.strip().partition(" ")
+        return state, node
+
+    async def poll(self):
+        if self.job_id:
+            state, _ = await self.job_state()
+            if state in JOB_ALIVE:
+                return None
+            self.job_id = ""
+            return 1
+        state = await run("systemctl", "show", "--property=ActiveState", self.unit)
+        return None if state.strip().partition("=")[2] in UNIT_RUNNING else 0
+
+    async def stop(self, now=False):
+        if not self.job_id:
+            await run(*self.helper_command("stop"))
+            return
+        await run(*self.helper_command("cancel", self.job_id))
+        if now:
+            return
+        for _ in range(10):
+            state, _ = await self.job_state()
+            if state not in {"RUNNING", "UNKNOWN"}:
+                return
+            await asyncio.sleep(self.job_poll_interval)
+        self.log.warning("Job %s of %s is still running after its cancel", self.job_id, self.user.name)

@@ -1,0 +1,126 @@
+"""The hub's configuration, loaded by JupyterHub itself from the static config file and hub.json of
+each kind the deploy writes; the classes it names are the real ones of the server venv's lock."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+from jupyterhub.app import JupyterHub
+from jupyterhub.apihandlers import default_handlers
+from traitlets.config.loader import PyFileConfigLoader
+
+from hubside import jobs
+from hubside.spawner import ServerSpawner
+
+
+def load(config_file):
+    app = JupyterHub()
+    app.load_config_file(str(config_file))
+    return app
+
+
+def test_a_pam_hub(hub_files):
+    app = load(hub_files("pam"))
+    c = app.config
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000/"
+    assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
+    assert "hub_connect_url" not in c.JupyterHub
+    # The proxy is a unit of its own; the hub leaves it and users' servers running when it stops.
+    assert c.ConfigurableHTTPProxy.should_start is False
+    assert c.ConfigurableHTTPProxy.auth_token == "proxy.env-secret"
+    assert c.JupyterHub.cleanup_servers is False
+    assert c.JupyterHub.db_url == "sqlite:////opt/jupyter/state/jupyterhub.sqlite"
+    assert c.JupyterHub.cookie_secret_file.endswith("/state/jupyterhub_cookie_secret")
+    assert app.authenticator_class.__name__ == "PAMAuthenticator"
+    assert c.PAMAuthenticator.allowed_groups == {"students"}
+    assert c.PAMAuthenticator.service == "jupyterhub"
+    assert c.Authenticator.admin_users == {"alice"}
+    assert "allowed_users" not in c.Authenticator
+    assert app.spawner_class is ServerSpawner
+    assert c.ServerSpawner.helper == "/opt/jupyter/libexec/user-server"
+    assert c.ServerSpawner.create_accounts is False
+    assert "profiles" not in c.ServerSpawner
+    assert c.JupyterHub.last_activity_interval == 300
+    assert c.JupyterHub.services == [
+        {"name": "idle-culler", "api_token": "idle_culler.env-secret"},
+        {"name": "deploy", "api_token": "deploy.env-secret"},
+    ]
+    culler, deploy = c.JupyterHub.load_roles
+    assert "admin" not in str(culler["scopes"]) and "delete:servers" in culler["scopes"]
+    # Groups and off-boarding; not servers' or tokens' admin.
+    assert deploy == {"name": "deploy", "scopes": ["admin:users", "admin:groups"], "services": ["deploy"]}
+
+
+def test_an_ldap_hub_checks_the_directory_s_certificate(hub_files):
+    app = load(hub_files("ldap"))
+    c = app.config
+    assert app.authenticator_class.__name__ == "LDAPAuthenticator"
+    assert c.LDAPAuthenticator.tls_kwargs == {"validate": ssl.CERT_REQUIRED, "ca_certs_file": "/etc/ssl/certs/ca-certificates.crt"}
+    assert c.LDAPAuthenticator.tls_strategy == "before_bind"
+    assert c.LDAPAuthenticator.server_port == 389
+    assert c.LDAPAuthenticator.bind_dn_template == ["uid={username},ou=people,dc=example,dc=org"]
+    assert c.LDAPAuthenticator.valid_username_regex == r"^[a-z_][a-z0-9_-]{0,31}$"
+    assert c.Authenticator.allowed_users == {"alice", "bob"}
+    # Its people get accounts at their first start.
+    assert c.ServerSpawner.create_accounts is True
+    authenticator = app.authenticator_class(config=c)
+    assert authenticator.allowed_groups == ["cn=ml-2026,ou=groups,dc=example,dc=org"]
+
+
+@pytest.mark.parametrize("kind", ["oidc", "github"])
+def test_an_oauth_hub_reads_its_secret_and_endpoints_from_the_host(hub_files, kind):
+    app = load(hub_files(kind))
+    authenticator = app.authenticator_class(config=app.config)
+    assert type(authenticator).__module__ == "hubside.oauth"
+    assert authenticator.client_secret == "s3cret"
+    assert authenticator.oauth_callback_url == "https://hub.example.org/hub/oauth_callback"
+    assert authenticator.names_file.endswith("/state/oauth-names.json")
+    assert authenticator.allowed_users == {"alice", "bob"}
+    assert authenticator.admin_users == {"alice"}
+    if kind == "oidc":
+        assert authenticator.authorize_url == "https://login.example.org/auth"
+        assert authenticator.userdata_url == "https://login.example.org/userinfo"
+        assert authenticator.enable_pkce is True
+        assert authenticator.allowed_idp_groups == {"ml-2026"}
+        assert authenticator.username_claim == "preferred_username"
+    else:
+        assert authenticator.allowed_organizations == {"my-lab"}
+
+
+def test_a_sign_up_hub(hub_files):
+    """NativeAuthenticator is in JupyterHub 5's lock only: the configuration as traitlets reads it."""
+    config_file = hub_files("native")
+    c = PyFileConfigLoader(config_file.name, str(config_file.parent)).load_config()
+    assert c.JupyterHub.authenticator_class == "native"
+    assert c.NativeAuthenticator.open_signup is False
+    assert c.NativeAuthenticator.minimum_password_length == 10
+    assert c.Authenticator.allow_all is True
+    assert c.Authenticator.username_pattern == r"^[a-z_][a-z0-9_-]{0,31}$"
+
+
+def test_a_postgresql_hub_uses_the_local_socket(hub_files):
+    c = load(hub_files("postgresql")).config
+    assert c.JupyterHub.db_url == "postgresql+psycopg:///jupyterhub?host=/var/run/postgresql"
+
+
+def test_a_cluster_hub_offers_profiles_and_takes_job_ports_only_through_its_own_handler(hub_files):
+    config_file = hub_files("cluster")
+    c = load(config_file).config
+    assert c.JupyterHub.hub_connect_url == "http://10.0.0.1:8081"
+    assert c.ServerSpawner.profiles == [
+        {"display": "On the hub server", "key": "hub", "where": "hub"},
+        {"display": "Cluster: 1 CPU, 2 GB, 2 h", "key": "small", "where": "cluster"},
+    ]
+    assert c.ServerSpawner.node_addresses == {"node1": "10.0.0.11", "node2": "10.0.0.12"}
+    handlers = [handler for path, handler, *_ in default_handlers if "batchspawner" in path or path == jobs.PATH]
+    assert handlers == [jobs.JobPortHandler]
+    # Configured twice (a reload), registered once.
+    load(config_file)
+    assert sum(1 for path, *_ in default_handlers if path == jobs.PATH) == 1
+
+
+def test_nothing_imports_batchspawner():
+    import sys
+
+    assert "batchspawner" not in sys.modules and "wrapspawner" not in sys.modules

@@ -1,0 +1,110 @@
+"""OAuth names: one Unix name per provider account, bound once its person is let in; outages say so."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from oauthenticator.generic import GenericOAuthenticator
+from tornado import web
+from tornado.httpclient import HTTPClientError, HTTPResponse, HTTPRequest
+
+from hubside.oauth import UnixGitHubAuthenticator, UnixOIDCAuthenticator
+
+from .conftest import run
+
+
+@pytest.fixture
+def oidc(tmp_path):
+    return UnixOIDCAuthenticator(
+        names_file=str(tmp_path / "oauth-names.json"),
+        username_claim="preferred_username",
+        allowed_idp_groups={"ml-2026"},
+        allowed_users={"olivia"},
+    )
+
+
+def authentication(name: str, key: str = "oauth_user", **user_info) -> dict:
+    """What oauthenticator hands on after the provider answered (the auth model)."""
+    return {"name": name, "admin": None, "auth_state": {key: user_info}}
+
+
+def bindings(authenticator) -> dict:
+    with open(authenticator.names_file) as file:
+        return json.load(file)
+
+
+def test_a_provider_name_becomes_a_lower_case_unix_name(oidc):
+    assert oidc.user_info_to_username({"preferred_username": "Omar", "sub": "s-omar"}) == "omar"
+
+
+@pytest.mark.parametrize("name", ["", "o mar", "root;id", "émile", "a" * 33, "-dash", "1abc"])
+def test_a_name_that_cannot_be_a_unix_name_is_refused(oidc, name):
+    with pytest.raises(web.HTTPError) as refused:
+        oidc.user_info_to_username({"preferred_username": name, "sub": "s"})
+    assert refused.value.status_code == 403
+
+
+def test_a_name_is_bound_once_its_person_is_let_in_and_never_to_another_account(oidc):
+    run(oidc.run_post_auth_hook(None, authentication("olivia", preferred_username="olivia", sub="s-olivia")))
+    assert bindings(oidc) == {"olivia": "s-olivia"}
+    # The same account again: in. Another account calling itself olivia: refused, at both steps.
+    assert oidc.user_info_to_username({"preferred_username": "Olivia", "sub": "s-olivia"}) == "olivia"
+    with pytest.raises(web.HTTPError, match="belongs to another account"):
+        oidc.user_info_to_username({"preferred_username": "olivia", "sub": "s-twin"})
+    with pytest.raises(web.HTTPError, match="belongs to another account"):
+        run(oidc.run_post_auth_hook(None, authentication("olivia", preferred_username="olivia", sub="s-twin")))
+    assert bindings(oidc) == {"olivia": "s-olivia"}
+
+
+def test_an_account_without_an_id_is_refused_and_binds_nothing(oidc):
+    with pytest.raises(web.HTTPError, match="no account id"):
+        oidc.user_info_to_username({"preferred_username": "olivia"})
+    with pytest.raises(web.HTTPError, match="no account id"):
+        run(oidc.run_post_auth_hook(None, authentication("olivia", preferred_username="olivia")))
+    with pytest.raises(FileNotFoundError):
+        bindings(oidc)
+
+
+def test_members_of_an_allowed_group_are_let_in_besides_the_listed_users(oidc):
+    def allowed(name, groups):
+        return run(oidc.check_allowed(name, authentication(name, sub="s", groups=groups)))
+
+    assert allowed("olivia", [])
+    assert allowed("omar", ["ml-2026", "other"])
+    assert not allowed("otto", ["other"])
+    assert not allowed("otto", "ml-2026")  # a claim that is not a list lets nobody in
+
+
+def raising(error):
+    async def authenticate(self, handler, data=None, **kwargs):
+        raise error
+
+    return authenticate
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OSError("connection refused"), HTTPClientError(599), HTTPClientError(502, response=None)],
+    ids=["refused", "timeout", "bad-gateway"],
+)
+def test_a_provider_that_does_not_answer_gets_the_person_a_page_saying_so(oidc, monkeypatch, error):
+    monkeypatch.setattr(GenericOAuthenticator, "authenticate", raising(error))
+    with pytest.raises(web.HTTPError) as page:
+        run(oidc.authenticate(None))
+    assert page.value.status_code == 503 and "did not answer" in page.value.log_message
+
+
+def test_a_provider_s_answer_is_not_an_outage(oidc, monkeypatch):
+    response = HTTPResponse(HTTPRequest("https://login.example.org/token"), 400)
+    monkeypatch.setattr(GenericOAuthenticator, "authenticate", raising(HTTPClientError(400, response=response)))
+    with pytest.raises(HTTPClientError):
+        run(oidc.authenticate(None))
+
+
+def test_github_names_are_bound_to_github_s_numeric_id(tmp_path):
+    github = UnixGitHubAuthenticator(names_file=str(tmp_path / "names.json"))
+    run(github.run_post_auth_hook(None, authentication("gina", "github_user", login="Gina", id=4242)))
+    assert bindings(github) == {"gina": "4242"}
+    with pytest.raises(web.HTTPError, match="belongs to another account"):
+        github.user_info_to_username({"login": "gina", "id": 7})

@@ -1,0 +1,173 @@
+"""hub.json: every decision about the hub made once, in Python, from the settings.
+
+The hub's static jupyterhub_config.py (hubside/src/hubside/jupyterhub_config.py) applies it,
+one function per concern (hubside.config); root's helper for users' servers
+(files/bin/user-server) reads its ``user_servers`` part, which the hub cannot change (the file
+is root's). No secret is in it: the hub reads its secrets from files the deploy made on the host.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tasks import layout
+from tasks.platform import Platform
+from tasks.settings import PRIVILEGED_GROUPS, SYSTEM_NAMES, Settings, memory_bytes
+
+# Login names from a directory or identity provider that may become Unix accounts: the helper's
+# rule (files/bin/user-server), lower-case.
+UNIX_NAME_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
+# What the idle culler and the deploy's own service may do through the hub's API.
+SERVICES = (
+    ("idle-culler", "idle_culler.env", ["list:users", "read:users:activity", "read:servers", "delete:servers"]),
+    # Groups (jh_groups) and off-boarding (tasks/people.py): not servers' or tokens' admin.
+    ("deploy", layout.DEPLOY_TOKEN, ["admin:users", "admin:groups"]),
+)
+
+
+def creates_accounts(settings: Settings) -> bool:
+    """Whether people the login lets in get a Unix account at their first start (a directory's or
+    an identity provider's people; with PAM every account exists already)."""
+    return settings.authenticator != "pam"
+
+
+def hub_data(settings: Settings, platform: Platform, uid_min: int, node_addresses: dict[str, str]) -> dict:
+    """node_addresses: a cluster's Slurm node names -> their addresses (tasks.cluster)."""
+    paths = settings.layout
+    return {
+        "state_dir": str(paths.state_dir),
+        "urls": {
+            "bind_url": f"http://{settings.public_ip}:{settings.public_port}{settings.base_url}",
+            "hub_bind_url": settings.hub_api_url,
+            "hub_connect_url": settings.hub_api_url if settings.cluster else None,
+        },
+        "proxy": {"api_url": layout.PROXY_API_URL, "token_file": "proxy.env"},
+        "database": {"url": database_url(settings), "cookie_secret_file": "jupyterhub_cookie_secret"},
+        "login": login(settings),
+        "servers": {
+            "helper": str(paths.script("user-server")),
+            "unit_prefix": layout.USER_UNIT_PREFIX,
+            "create_accounts": creates_accounts(settings),
+            "activity_interval": settings.activity_interval,
+            "profiles": profiles(settings),
+            "node_addresses": node_addresses,
+        },
+        "services": [{"name": name, "token_file": token, "scopes": scopes} for name, token, scopes in SERVICES],
+        "user_servers": user_servers(settings, platform, uid_min),
+    }
+
+
+def database_url(settings: Settings) -> str:
+    if settings.postgresql_database:
+        # The hub server's PostgreSQL, on its Unix socket, as the hub's account (peer authentication).
+        return f"postgresql+psycopg:///{settings.postgresql_database}?host={layout.POSTGRESQL_SOCKET_DIR}"
+    return f"sqlite:///{settings.layout.database}"
+
+
+def login(settings: Settings) -> dict:
+    paths, kind = settings.layout, settings.authenticator
+    present = sorted(u.name for u in settings.present_users)
+    # PAM lets in the users group; sign-up lets in whom an admin approves; the others let in
+    # jh_users besides their own rule (groups, organizations).
+    allowed = present if kind in ("ldap", "oidc", "github") else None
+    options: dict[str, object]
+    if kind == "pam":
+        options = {"service": layout.PAM_SERVICE_NAME, "allowed_groups": [settings.users_group]}
+    elif kind == "native":
+        options = {"username_pattern": UNIX_NAME_PATTERN}
+    elif kind == "ldap":
+        ldap = settings.ldap
+        options = {
+            "server": ldap.server,
+            "port": ldap.server_port,
+            "tls": ldap.tls,
+            "bind_dn_template": ldap.bind_dn_template,
+            "allowed_groups": list(ldap.allowed_groups),
+            "ca_bundle": str(layout.SYSTEM_CA_BUNDLE),
+            "username_pattern": UNIX_NAME_PATTERN,
+        }
+    else:
+        options = {
+            "client_id": settings.oauth.client_id,
+            "client_secret_file": str(paths.oauth_client_secret),
+            "callback_url": f"https://{settings.domain}{settings.base_url}hub/oauth_callback",
+            "names_file": str(paths.state_dir / layout.OAUTH_NAMES),
+        }
+        if settings.oidc:
+            oidc = settings.oidc
+            options |= {
+                "endpoints_file": str(paths.oidc_endpoints(str(oidc.issuer))),
+                "scopes": list(oidc.scopes),
+                "username_claim": oidc.username_claim,
+                "groups_claim": oidc.groups_claim,
+                "allowed_groups": list(oidc.allowed_groups),
+            }
+        else:
+            options["allowed_organizations"] = list(settings.github.allowed_organizations)
+    return {"kind": kind, "options": options, "allowed_users": allowed, "admin_users": sorted(settings.admin_users)}
+
+
+def profiles(settings: Settings) -> list[dict]:
+    """The spawn page's choices (a cluster's): the hub names a profile by its key, root's part
+    below says what size a job of that key gets."""
+    if not settings.cluster:
+        return []
+    return [{"key": p.key, "display": p.display, "where": p.where} for p in settings.spawn_profiles]
+
+
+def user_servers(settings: Settings, platform: Platform, uid_min: int) -> dict:
+    """What root's helper (files/bin/user-server) needs that the hub must not be able to change."""
+
+    def limits(memory, cpu, tasks) -> dict:
+        values = {"memory": memory_bytes(memory) if memory else None, "cpu": cpu, "tasks": tasks}
+        return {kind: value for kind, value in values.items() if value is not None}
+
+    paths = settings.layout
+    config = {
+        "hub_user": settings.hub_user,
+        "users_group": settings.users_group,
+        "privileged_groups": sorted(PRIVILEGED_GROUPS),
+        "min_uid": uid_min,
+        "server_env_link": str(paths.venv),
+        "slice": layout.USERS_SLICE,
+        "unit_prefix": layout.USER_UNIT_PREFIX,
+        "env_dir": str(layout.USER_ENV_DIR),
+        # With a directory's logins, its new members get accounts at their first start (in homes/).
+        "create_accounts": creates_accounts(settings),
+        "homes": str(layout.HOMES),
+        "reserved_names": sorted(SYSTEM_NAMES | PRIVILEGED_GROUPS | {settings.hub_user, settings.users_group}),
+        # Kernel specs outside the server venv, NLTK data shared by every kernel; how often the
+        # server tells the hub it is in use (the culler decides on that).
+        "environment": {
+            "JUPYTER_PATH": str(paths.jupyter_data_dir),
+            "NLTK_DATA": str(paths.nltk_data),
+            "JUPYTERHUB_ACTIVITY_INTERVAL": str(settings.activity_interval),
+        },
+        "memory_property": platform.memory_property,
+        "oom_policy": platform.oom_policy,
+        "limits": {
+            "default": limits(settings.user_memory_limit, settings.user_cpu_limit, settings.user_tasks_limit),
+            "groups": {
+                group: limits(limit.memory, limit.cpu, limit.tasks) for group, limit in settings.group_limits.items()
+            },
+        },
+    }
+    if settings.cluster:
+        # Users' servers as Slurm jobs (submit): each profile's size, by its key (the hub names one).
+        config["job_name_prefix"] = "jupyterhub-"
+        config["job_log"] = layout.SLURM_JOB_LOG
+        config["profiles"] = {
+            profile.key: {
+                "partition": profile.partition or settings.partitions[0],
+                "cpus": profile.cpus,
+                "memory_mb": profile.memory_mb,
+                "minutes": profile.minutes,
+            }
+            for profile in settings.spawn_profiles
+            if profile.where == "cluster"
+        }
+    return config
+
+
+def hub_json(settings: Settings, platform: Platform, uid_min: int, node_addresses: dict[str, str]) -> str:
+    return json.dumps(hub_data(settings, platform, uid_min, node_addresses), indent=2, sort_keys=True) + "\n"
