@@ -7,7 +7,7 @@ SSLYZE := .venv-sslyze/bin/sslyze
 # The Pythons locks are made for; a set that cannot run on one (JupyterHub 6 on 3.9) gets no lock for it.
 SERVER_PYTHONS := 3.9 3.10 3.11 3.12 3.13
 
-.PHONY: venv demo demo-down test lint unit e2e bench bench-cluster locks prerequisites
+.PHONY: venv demo demo-down test lint unit e2e bench bench-cluster locks docs prerequisites
 
 $(BIN)/pyinfra: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench: $(BIN)/pyinfra prerequisites
 ## The cluster deploy's fan-out: a hub with 1 node against a hub with 8 (README: Speed).
 bench-cluster: $(BIN)/pyinfra prerequisites
 	$(BIN)/python -m tests.bench.cluster
+
+## Write docs/settings.md from the settings model (tasks/settings/); a unit test fails while it is stale.
+docs: $(BIN)/pyinfra
+	$(BIN)/python -m tasks.settings.reference
 
 ## Re-resolve the locks after editing a requirements.in of files/server/ or files/kernels/.
 locks: $(BIN)/pyinfra
