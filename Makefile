@@ -11,7 +11,7 @@ SERVER_PYTHONS := 3.9 3.10 3.11 3.12 3.13
 HUB_VENV := .venv-hub
 HUB_LOCK := files/server/jupyterhub-6/py$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])').txt
 
-.PHONY: venv demo demo-down test lint unit unit-deploy unit-hub e2e bench bench-cluster locks prerequisites
+.PHONY: venv demo demo-down test lint unit unit-deploy unit-hub e2e bench bench-cluster locks docs prerequisites
 
 $(BIN)/pyinfra: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,10 @@ bench: $(BIN)/pyinfra prerequisites
 ## The cluster deploy's fan-out: a hub with 1 node against a hub with 8 (README: Speed).
 bench-cluster: $(BIN)/pyinfra prerequisites
 	$(BIN)/python -m tests.bench.cluster
+
+## Write docs/settings.md from the settings model (tasks/settings/); a unit test fails while it is stale.
+docs: $(BIN)/pyinfra
+	$(BIN)/python -m tasks.settings.reference
 
 ## Re-resolve the locks after editing a requirements.in of files/server/ or files/kernels/.
 locks: $(BIN)/pyinfra

@@ -1,26 +1,24 @@
-"""Site-wide settings for every host: edit these (tasks/settings.py lists them all).
+"""Site-wide settings for every host: edit these (per-host ones go in inventory.py).
 
-Every setting starts with `jh_`; an unknown `jh_` name stops the deploy.
+docs/settings.md describes every setting, its default and an example. Every setting
+starts with `jh_`; an unknown `jh_` name stops the deploy.
 """
 
-# Unix accounts the deploy creates for hub users, with crypt(3) password hashes
-# (`openssl passwd -6`); users that already exist on the host need only be in
-# jh_users_group to log in.
+# Layout and accounts (docs/settings.md#layout-and-accounts)
 # jh_users = [{"name": "alice", "password_hash": "$6$..."}]
 # jh_admin_users = ["alice"]
 
-# Stop single-user servers after an hour without activity.
+# Hub (docs/settings.md#hub)
 jh_idle_timeout = 3600
 
-# Kernels users compute in (packages: a folder of files/kernels/), and NLTK data.
+# Kernels (docs/settings.md#kernels)
 # jh_kernels = [{"name": "python3", "display_name": "Python 3", "packages": "teaching"}]
 # jh_nltk_packages = ["stopwords", "punkt"]
 
-# The public site: nginx with a Let's Encrypt certificate for this name.
+# Web front and firewall (docs/settings.md#web-front-and-firewall)
 # jh_domain = "hub.example.org"
 # jh_acme_email = "admin@example.org"
 # jh_services = [{"path": "/rstudio/", "upstream": "http://127.0.0.1:8787/", "websockets": True}]
 
-# CA certificates (files on this machine) the servers must trust, e.g. a
-# TLS-intercepting proxy's: pip, npm and apt on the servers need them.
+# Outside world (docs/settings.md#outside-world)
 # jh_extra_ca_certificates = ["/usr/local/share/ca-certificates/proxy-ca.crt"]
