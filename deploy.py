@@ -7,8 +7,8 @@ The order follows the server's layers: system, conda (where needed), server
 environment, kernels, the Slurm cluster (jh_cluster: the hub and the inventory's `nodes`),
 logins (an identity provider's files), the database (PostgreSQL, with jh_db_url), hub, people
 (groups, shared folders, off-boarding), web front, owners and modes (these seven on the hub
-server only), then the firewall. Settings and targets are
-checked first, for every host: bad input stops the run before any host is changed.
+server only), then the firewall. Settings and targets are checked first, for every host, and
+a cluster is planned once for all its hosts: bad input stops the run before any host is changed.
 """
 
 import sys
@@ -30,6 +30,7 @@ from tasks import (
     system,
     web,
 )
+from tasks.cluster_plan import plan_cluster
 from tasks.platform import Platform, describe, target_platform
 from tasks.preflight import ancestors, check_accounts, check_limits, check_paths
 from tasks.settings import Settings, current_settings
@@ -92,21 +93,22 @@ read_managed_directories(settings, platform)
 check_accounts(settings)
 check_limits(settings)
 check_paths(settings)
-cluster.check(settings)
+# The whole cluster's plan, made once for every host (tasks/cluster_plan.py); empty without one.
+cluster_plan = plan_cluster(settings)
 print(f"--> {host.name}: {describe(platform)}", file=sys.stderr, flush=True)
 
-system.apply(settings, platform)
+system.apply(settings, platform, cluster_plan)
 conda.apply(settings, platform)
 server_changed = server_env.apply(settings, platform)
 kernels.apply(settings, platform)
 # A cluster's nodes get the same accounts, server venv and kernels as the hub, and slurmd;
 # the hub, its web front and its people are the hub server's alone.
-cluster.apply(settings)
+cluster.apply(settings, cluster_plan)
 if cluster.role() != cluster.NODES:
     logins.apply(settings)
     database.apply(settings)
-    hub.apply(settings, platform, server_changed)
+    hub.apply(settings, platform, server_changed, cluster_plan.node_addresses)
     people.apply(settings)
     web.apply(settings, platform)
     permissions.apply(settings)
-firewall.apply(settings)
+firewall.apply(settings, cluster_plan.peers.get(host.name, ()))

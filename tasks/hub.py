@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from io import StringIO
 
 from pyinfra.operations import files, server, systemd
 
-from tasks import cluster, layout, server_env
+from tasks import layout, server_env
 from tasks.facts import LoginDefs, ResourceControl
 from tasks.ops import FILES, directory, render, root_file, root_template, script, service
 from tasks.platform import Platform
@@ -202,8 +203,10 @@ def services(settings: Settings, units: dict[str, object], restart: bool, new_se
         )
 
 
-def config_context(settings: Settings, platform: Platform) -> dict:
-    """What templates/jupyterhub_config.py.j2 gets besides the settings and the layout."""
+def config_context(settings: Settings, platform: Platform, node_addresses: Mapping[str, str] | None = None) -> dict:
+    """What templates/jupyterhub_config.py.j2 gets besides the settings and the layout.
+
+    node_addresses: a cluster's Slurm node names and their addresses (tasks/cluster_plan.py)."""
     return {
         "proxy_api_url": layout.PROXY_API_URL,
         "database": layout.DATABASE,
@@ -213,7 +216,7 @@ def config_context(settings: Settings, platform: Platform) -> dict:
         "deploy_token": layout.DEPLOY_TOKEN,
         "ca_bundle": str(layout.SYSTEM_CA_BUNDLE),
         "unix_name_pattern": UNIX_NAME_PATTERN,
-        "node_addresses": cluster.node_addresses(settings) if settings.cluster else {},
+        "node_addresses": dict(node_addresses or {}),
         **oauth_context(settings),
     }
 
@@ -231,14 +234,16 @@ def oauth_context(settings: Settings) -> dict:
     return context
 
 
-def apply(settings: Settings, platform: Platform, server_changed: bool) -> None:
+def apply(
+    settings: Settings, platform: Platform, server_changed: bool, node_addresses: Mapping[str, str] | None = None
+) -> None:
     new_secrets = state_and_secrets(settings)
     config = root_template(
         f"Hub configuration {settings.layout.config_file}",
         "jupyterhub_config.py.j2",
         settings.layout.config_file,
         settings,
-        **config_context(settings, platform),
+        **config_context(settings, platform, node_addresses),
     )
     user_servers(settings, platform)
     install_sudoers_rule(settings, render("sudoers.j2", settings))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
-from tasks import cluster, layout
+from tasks import layout
+from tasks.cluster_plan import NO_CLUSTER, NODES, ClusterPlan, role
 from tasks.facts import GroupEntries
 from tasks.ops import directory, packages, root_directory, root_file, ship_scripts
 from tasks.platform import Platform
@@ -33,10 +34,11 @@ def install_packages(platform: Platform) -> None:
     packages("Install system packages", [*PACKAGES, *platform.python_packages])
 
 
-def accounts(settings: Settings, homes: bool = True) -> None:
+def accounts(settings: Settings, homes: bool = True, cluster_plan: ClusterPlan = NO_CLUSTER) -> None:
     """The hub's account and the hub users; server.user/server.group only for what differs.
 
-    homes: make and keep the users' homes (a cluster's nodes share the hub's /home instead)."""
+    homes: make and keep the users' homes (a cluster's nodes share the hub's /home instead).
+    cluster_plan: in a cluster, the ids of the hub users and their group on every host."""
     existing, groups = host_accounts(settings), fact(GroupEntries)
     if settings.hub_user not in groups:
         server.group(name=f"Group {settings.hub_user}", group=settings.hub_user, system=True)
@@ -54,17 +56,17 @@ def accounts(settings: Settings, homes: bool = True) -> None:
             shell=HUB_SHELL,
             ensure_home=False,
         )
-    # In a cluster, the same ids on every host (tasks/cluster.py picks them).
+    # In a cluster, the same ids on every host (tasks/cluster_plan.py picks them).
     same_ids = settings.cluster
     if settings.users_group not in groups:
         server.group(
             name=f"Group {settings.users_group} of hub users",
             group=settings.users_group,
-            gid=cluster.group_id(settings.users_group) if same_ids else None,
+            gid=cluster_plan.group_id(settings.users_group) if same_ids else None,
         )
     for user in settings.present_users:
         account = existing.get(user.name)
-        uid, gid = cluster.user_ids(user.name) if same_ids else (None, None)
+        uid, gid = cluster_plan.user_ids(user.name) if same_ids else (None, None)
         if same_ids and not account and user.name not in groups:
             server.group(name=f"Group {user.name} of hub user {user.name}", group=user.name, gid=gid)
         if (
@@ -93,9 +95,9 @@ def accounts(settings: Settings, homes: bool = True) -> None:
     root_file("PAM service for hub logins", FILES / "pam" / "jupyterhub", layout.PAM_SERVICE)
 
 
-def apply(settings: Settings, platform: Platform) -> None:
+def apply(settings: Settings, platform: Platform, cluster_plan: ClusterPlan) -> None:
     trust_extra_cas(settings)
     install_packages(platform)
-    accounts(settings, homes=cluster.role() != cluster.NODES)
+    accounts(settings, homes=role() != NODES, cluster_plan=cluster_plan)
     ship_scripts(settings.layout)
     root_directory(f"Shared files {settings.install_root / 'share'}", settings.install_root / "share")

@@ -22,6 +22,7 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import files, server, systemd
 
 from tasks import firewall, layout, system
+from tasks.cluster_plan import inventory_peers
 from tasks.ops import (
     command,
     packages,
@@ -208,4 +209,4 @@ def front() -> None:
     system.trust_extra_cas(settings)
     ship_scripts(settings.layout)
     apply(settings, target_platform())
-    firewall.apply(settings)
+    firewall.apply(settings, inventory_peers(settings))
