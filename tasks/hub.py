@@ -20,7 +20,7 @@ from tasks.facts import LoginDefs, ResourceControl
 from tasks.ops import FILES, directory, render, root_file, root_template, script, service
 from tasks.platform import Platform
 from tasks.settings import PRIVILEGED_GROUPS, SYSTEM_NAMES, Settings, memory_bytes
-from tasks.snapshot import UNCHANGED, children, entry, fact, is_state
+from tasks.snapshot import UNCHANGED, Managed, children, entry, fact, is_state
 
 # What the unit templates get besides the settings and the layout.
 UNIT_CONTEXT = {
@@ -232,6 +232,11 @@ def oauth_context(settings: Settings) -> dict:
     if settings.oidc:
         context["oidc_endpoints"] = str(settings.layout.oidc_endpoints(str(settings.oidc.issuer)))
     return context
+
+
+def managed_paths(settings: Settings, platform: Platform) -> Managed:
+    """The units, the sudoers rule; the hub's state folder (its user's: listed, no file read)."""
+    return Managed(hashed=(layout.UNIT_DIR, layout.SUDOERS_RULE.parent), listed=(settings.layout.state_dir,))
 
 
 def apply(

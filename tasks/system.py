@@ -12,7 +12,7 @@ from tasks.ops import directory, packages, root_directory, root_file, ship_scrip
 from tasks.platform import Platform
 from tasks.preflight import host_accounts
 from tasks.settings import FILES, Settings
-from tasks.snapshot import fact
+from tasks.snapshot import Managed, fact
 
 # curl: downloads (the conda installer) and the hub's health checks.
 PACKAGES = ["python3-venv", "sudo", "ca-certificates", "curl"]
@@ -93,6 +93,13 @@ def accounts(settings: Settings, homes: bool = True, cluster_plan: ClusterPlan =
         account = account or {"home": f"/home/{user.name}", "group": user.name}
         directory(f"Home of {user.name}: private", account["home"], "700", user.name, account["group"])
     root_file("PAM service for hub logins", FILES / "pam" / "jupyterhub", layout.PAM_SERVICE)
+
+
+def managed_paths(settings: Settings, platform: Platform) -> Managed:
+    """The install root, its scripts and shared files, the CAs, the PAM service; the homes (listed)."""
+    paths = settings.layout
+    root_owned = (paths.install_root.parent, paths.install_root, paths.libexec, paths.install_root / "share")
+    return Managed(hashed=(*root_owned, layout.CA_DIR, layout.PAM_SERVICE.parent), listed=("/home",))
 
 
 def apply(settings: Settings, platform: Platform, cluster_plan: ClusterPlan) -> None:

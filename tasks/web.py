@@ -36,7 +36,7 @@ from tasks.ops import (
 )
 from tasks.platform import Platform, target_platform
 from tasks.settings import FILES, Settings, current_settings
-from tasks.snapshot import entry, is_state
+from tasks.snapshot import Managed, entry, is_state
 
 # Manual and self-signed keys: in a directory only root can enter, so a key is never
 # readable, not even while it is being written.
@@ -170,6 +170,17 @@ def tls_certificate(settings: Settings, platform: Platform) -> tuple[bool, bool]
     )
     service("certbot's renewal timer", "certbot.timer")
     return False, acme_site
+
+
+def managed_paths(settings: Settings, platform: Platform) -> Managed:
+    """nginx's sites, the ACME webroot, certbot's hook; with a domain, the certificates (the private
+    keys' folder listed, no file read)."""
+    hashed = (layout.NGINX_SITE.parent, layout.NGINX_SITE_ENABLED.parent, layout.ACME_WEBROOT.parent)
+    hashed += (layout.RENEW_HOOK.parent,)
+    if not settings.domain:
+        return Managed(hashed=hashed)
+    certificate, key = certificate_paths(settings)
+    return Managed(hashed=(*hashed, layout.TLS_DIR.parent, layout.TLS_DIR, certificate.parent), listed=(key.parent,))
 
 
 def apply(settings: Settings, platform: Platform) -> None:
