@@ -8,8 +8,10 @@ The order follows the server's layers: system, conda (where needed), the server 
 database (PostgreSQL, with jh_db_url) and configuration, which the switch to the new server
 environment reads; kernels, the Slurm cluster (jh_cluster: the hub and the inventory's `nodes`),
 then on the hub server the hub's services, people (groups, shared folders, off-boarding), web
-front, owners and modes; then the firewall. Settings and targets are
-checked first, for every host: bad input stops the run before any host is changed.
+front, owners and modes; then the firewall. Each task module names the host directories it manages
+(`managed_paths`), read first in one command; settings and targets are checked next, for every
+host, and a cluster is planned once for all its hosts: bad input stops the run before any host is
+changed. This file only orders the work.
 """
 
 import sys
@@ -23,7 +25,6 @@ from tasks import (
     firewall,
     hub,
     kernels,
-    layout,
     logins,
     people,
     permissions,
@@ -31,72 +32,26 @@ from tasks import (
     system,
     web,
 )
-from tasks.platform import Platform, describe, target_platform
-from tasks.preflight import ancestors, check_accounts, check_limits, check_paths
-from tasks.settings import Settings, current_settings
-from tasks.snapshot import prefetch
+from tasks.cluster_plan import plan_cluster
+from tasks.platform import describe, target_platform
+from tasks.preflight import check_accounts, check_limits, check_paths
+from tasks.settings import current_settings
+from tasks.snapshot import prefetch_managed
 
-
-def read_managed_directories(settings: Settings, platform: Platform) -> None:
-    """Every directory the tasks below look into, read in one command (tasks.snapshot).
-
-    Only a matter of speed: a directory missing here is read when a task first needs it.
-    """
-    paths, env = settings.layout, server_env.env_dir(settings, platform)
-    kernels_envs = [paths.kernels_dir / k.name for k in settings.kernels]
-    kernel_specs = [paths.jupyter_data_dir / "kernels" / k.name for k in settings.kernels]
-    root_owned = [
-        paths.install_root.parent,
-        paths.install_root,
-        paths.libexec,
-        paths.install_root / "share",
-        paths.jupyter_data_dir / "kernels",
-        *kernel_specs,
-        paths.server_envs,
-        env,
-        env / "share" / "jupyter" / "lab" / "settings",
-        env / paths.proxy_dir.relative_to(paths.venv),
-        env / paths.proxy_dir.relative_to(paths.venv) / "node_modules",
-        paths.kernels_dir,
-        *kernels_envs,
-        paths.uv_tool.parent,
-        paths.uv_tool,
-        layout.UNIT_DIR,
-        layout.SUDOERS_RULE.parent,
-        layout.PAM_SERVICE.parent,
-        layout.CA_DIR,
-        layout.NGINX_SITE.parent,
-        layout.NGINX_SITE_ENABLED.parent,
-        layout.ACME_WEBROOT.parent,
-        layout.RENEW_HOOK.parent,
-    ]
-    # Not root's alone (or private keys): listed, no file is read.
-    listed = [paths.state_dir, "/home"]
-    if settings.domain:
-        certificate, key = web.certificate_paths(settings)
-        root_owned += [layout.TLS_DIR.parent, layout.TLS_DIR, certificate.parent]
-        listed.append(key.parent)
-    # Shared folders, the folders above them, and the homes that get links to them.
-    for shared in settings.shared_dirs:
-        listed += [*ancestors(shared.path), shared.path.parent]
-        listed += [people.home_of(settings, name) for name in people.readers(settings, shared)]
-    if settings.oauth:
-        root_owned.append(paths.auth_dir)
-    if conda.needed(settings, platform):
-        root_owned += [paths.conda_prefix, paths.conda_environment_files, paths.conda_server_env]
-    prefetch(hashed=root_owned, listed=listed, deep=[paths.nltk_data])
-
+# The modules whose host directories are read up front, in one command (tasks.snapshot).
+MANAGING = (system, conda, server_env, kernels, logins, hub, people, web)
 
 settings = current_settings()
 platform = target_platform(settings)
-read_managed_directories(settings, platform)
+prefetch_managed(task.managed_paths(settings, platform) for task in MANAGING)
 check_accounts(settings)
 check_limits(settings)
 check_paths(settings)
-cluster.check(settings)
+# The whole cluster's plan, made once for every host (tasks/cluster_plan.py); empty without one.
+cluster_plan = plan_cluster(settings)
 print(f"--> {host.name}: {describe(platform)}", file=sys.stderr, flush=True)
 
-system.apply(settings, platform)
+system.apply(settings, platform, cluster_plan)
 conda.apply(settings, platform)
 env, package_changed = server_env.prepare(settings, platform)
 # The hub, its web front and its people are the hub server's alone; a cluster's nodes get the
@@ -106,13 +61,13 @@ config_changed = False
 if hub_server:
     logins.apply(settings, env)
     database.apply(settings)
-    config_changed = hub.configure(settings, platform)
+    config_changed = hub.configure(settings, platform, cluster_plan.node_addresses)
 server_changed = server_env.switch(settings, platform, env)
 kernels.apply(settings, platform)
-cluster.apply(settings)
+cluster.apply(settings, cluster_plan)
 if hub_server:
     hub.apply(settings, platform, restart=server_changed or config_changed or package_changed)
     people.apply(settings)
     web.apply(settings, platform)
     permissions.apply(settings)
-firewall.apply(settings)
+firewall.apply(settings, cluster_plan.peers.get(host.name, ()))

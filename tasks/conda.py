@@ -19,7 +19,7 @@ from tasks.locks import install_from_lock
 from tasks.ops import root_directory, root_file, script
 from tasks.platform import Platform
 from tasks.settings import FILES, Settings
-from tasks.snapshot import entry
+from tasks.snapshot import Managed, entry
 
 SERVER_PYTHON_FILE = FILES / "conda" / "server-python.yml"
 
@@ -113,6 +113,14 @@ def environment(settings: Settings, name: str, env: PurePosixPath, environment_f
         layout.SYSTEM_CA_BUNDLE,
         settings.pip_index_url or "",
     )
+
+
+def managed_paths(settings: Settings, platform: Platform) -> Managed:
+    """The conda prefix, its environment files and the server's environment, where conda is needed."""
+    if not needed(settings, platform):
+        return Managed()
+    paths = settings.layout
+    return Managed(hashed=(paths.conda_prefix, paths.conda_environment_files, paths.conda_server_env))
 
 
 def apply(settings: Settings, platform: Platform) -> None:

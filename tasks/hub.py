@@ -9,16 +9,17 @@ only when Node.js or configurable-http-proxy change.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from io import StringIO
 
 from pyinfra.operations import files, server, systemd
 
-from tasks import cluster, hub_data, hub_package, layout, server_env
+from tasks import hub_data, hub_package, layout, server_env
 from tasks.facts import LoginDefs, ResourceControl
 from tasks.ops import directory, render, root_file, root_template, script, service
 from tasks.platform import Platform
 from tasks.settings import Settings
-from tasks.snapshot import UNCHANGED, children, entry, fact, is_state
+from tasks.snapshot import UNCHANGED, Managed, children, entry, fact, is_state
 
 # What the unit templates get besides the settings and the layout.
 UNIT_CONTEXT = {
@@ -65,17 +66,17 @@ def install_sudoers_rule(settings: Settings, rule: str) -> None:
     )
 
 
-def configure(settings: Settings, platform: Platform) -> bool:
+def configure(settings: Settings, platform: Platform, node_addresses: Mapping[str, str]) -> bool:
     """The hub's configuration: the static config file and the data it applies (hub.json, which
     root's helper reads too). Written before a new venv is switched to (its upgrade-db reads
-    it). Returns whether it changes (the hub then restarts)."""
+    it). node_addresses: a cluster's Slurm node names and their addresses (tasks/cluster_plan.py).
+    Returns whether it changes (the hub then restarts)."""
     paths = settings.layout
-    node_addresses = cluster.node_addresses(settings) if settings.cluster else {}
     written = [
         root_file(f"Hub configuration {paths.config_file}", hub_package.HUB_CONFIG, paths.config_file),
         root_file(
             f"Hub configuration data {paths.hub_data}",
-            StringIO(hub_data.hub_json(settings, platform, fact(LoginDefs)["UID_MIN"], node_addresses)),
+            StringIO(hub_data.hub_json(settings, platform, fact(LoginDefs)["UID_MIN"], dict(node_addresses))),
             paths.hub_data,
         ),
     ]
@@ -146,6 +147,11 @@ def services(settings: Settings, units: dict[str, object], restart: bool, new_se
             commands=[script(settings.layout, "wait-healthy", f"{settings.local_url}hub/health", 90)],
             _if=hub.did_change,
         )
+
+
+def managed_paths(settings: Settings, platform: Platform) -> Managed:
+    """The units, the sudoers rule; the hub's state folder (its user's: listed, no file read)."""
+    return Managed(hashed=(layout.UNIT_DIR, layout.SUDOERS_RULE.parent), listed=(settings.layout.state_dir,))
 
 
 def apply(settings: Settings, platform: Platform, restart: bool) -> None:

@@ -22,7 +22,7 @@ from tasks.locks import lock_for, venv_from_lock
 from tasks.ops import command, root_directory, root_file
 from tasks.platform import Platform, target_platform
 from tasks.settings import KERNEL_SETS, Kernel, Settings, current_settings
-from tasks.snapshot import children, prefetch
+from tasks.snapshot import Managed, children, prefetch
 
 
 def kernel_spec(settings: Settings, kernel: Kernel) -> str:
@@ -91,6 +91,16 @@ def nltk_data(settings: Settings) -> None:
                 )
             ],
         )
+
+
+def managed_paths(settings: Settings, platform: Platform) -> Managed:
+    """The kernel environments and their specs; the NLTK data two levels down."""
+    paths, names = settings.layout, [kernel.name for kernel in settings.kernels]
+    specs = paths.jupyter_data_dir / "kernels"
+    return Managed(
+        hashed=(specs, *(specs / name for name in names), paths.kernels_dir, *(paths.kernels_dir / n for n in names)),
+        deep=(paths.nltk_data,),
+    )
 
 
 def apply(settings: Settings, platform: Platform) -> None:

@@ -15,8 +15,14 @@ from pyinfra.operations import server
 
 from tasks import layout
 from tasks.ops import command, directory, root_file
+from tasks.platform import Platform
 from tasks.settings import Settings
-from tasks.snapshot import entry
+from tasks.snapshot import Managed, entry
+
+
+def managed_paths(settings: Settings, platform: Platform) -> Managed:
+    """The identity provider's files, with OAuth."""
+    return Managed(hashed=(settings.layout.auth_dir,)) if settings.oauth else Managed()
 
 
 def apply(settings: Settings, env: PurePosixPath) -> None:

@@ -20,9 +20,10 @@ from pyinfra.operations import files, server
 from tasks import layout
 from tasks.facts import GroupEntries, HubGroups
 from tasks.ops import command, directory, root_file, script
-from tasks.preflight import host_accounts
+from tasks.platform import Platform
+from tasks.preflight import ancestors, host_accounts
 from tasks.settings import Settings, SharedDir
-from tasks.snapshot import entry, fact
+from tasks.snapshot import Managed, entry, fact
 
 # jh_shared_dirs modes -> the folder's mode with a group, and without one (then root's group).
 SHARED_MODES = {"read-only": ("750", "755"), "group-writable": ("2770", None)}
@@ -140,6 +141,16 @@ def offboard(settings: Settings) -> None:
                 )
             ],
         )
+
+
+def managed_paths(settings: Settings, platform: Platform) -> Managed:
+    """The shared folders' parents, the folders above them, and the homes that get links to them
+    (listed, no file read)."""
+    listed = []
+    for shared in settings.shared_dirs:
+        listed += [*ancestors(shared.path), shared.path.parent]
+        listed += [home_of(settings, name) for name in readers(settings, shared)]
+    return Managed(listed=tuple(listed))
 
 
 def apply(settings: Settings) -> None:

@@ -30,7 +30,7 @@ from tasks.locks import install_from_lock, installed, installer_args, lock_for, 
 from tasks.ops import root_directory, root_file, script
 from tasks.platform import Platform
 from tasks.settings import FILES, Settings
-from tasks.snapshot import children, entry, fact
+from tasks.snapshot import Managed, children, entry, fact
 
 NODE_WHEEL = FILES / "proxy" / "node-requirements.txt"
 PROXY_LOCK = FILES / "proxy" / "package-lock.json"
@@ -108,6 +108,15 @@ def build(settings: Settings, platform: Platform, env: PurePosixPath) -> None:
         layout.SYSTEM_CA_BUNDLE,
         settings.npm_registry_url or "",
     )
+
+
+def managed_paths(settings: Settings, platform: Platform) -> Managed:
+    """The server venvs, the one in use (its JupyterLab settings, the proxy's package), and uv's own
+    venv (tasks.locks: it installs the server venvs and the kernels)."""
+    paths, env = settings.layout, env_dir(settings, platform)
+    proxy = env / paths.proxy_dir.relative_to(paths.venv)
+    in_use = (env, env / "share" / "jupyter" / "lab" / "settings", proxy, proxy / "node_modules")
+    return Managed(hashed=(paths.server_envs, *in_use, paths.uv_tool.parent, paths.uv_tool))
 
 
 def prepare(settings: Settings, platform: Platform) -> tuple[PurePosixPath, bool]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
-from tasks import cluster, layout
+from tasks import layout
+from tasks.cluster_plan import NO_CLUSTER, NODES, ClusterPlan, role
 from tasks.facts import GroupEntries
 from tasks.ops import directory, packages, root_directory, root_file, ship_scripts
 from tasks.platform import Platform
 from tasks.preflight import host_accounts
 from tasks.settings import FILES, Settings
-from tasks.snapshot import fact
+from tasks.snapshot import Managed, fact
 
 # curl: downloads (the conda installer) and the hub's health checks.
 PACKAGES = ["python3-venv", "sudo", "ca-certificates", "curl"]
@@ -33,10 +34,11 @@ def install_packages(platform: Platform) -> None:
     packages("Install system packages", [*PACKAGES, *platform.python_packages])
 
 
-def accounts(settings: Settings, homes: bool = True) -> None:
+def accounts(settings: Settings, homes: bool = True, cluster_plan: ClusterPlan = NO_CLUSTER) -> None:
     """The hub's account and the hub users; server.user/server.group only for what differs.
 
-    homes: make and keep the users' homes (a cluster's nodes share the hub's /home instead)."""
+    homes: make and keep the users' homes (a cluster's nodes share the hub's /home instead).
+    cluster_plan: in a cluster, the ids of the hub users and their group on every host."""
     existing, groups = host_accounts(settings), fact(GroupEntries)
     if settings.hub_user not in groups:
         server.group(name=f"Group {settings.hub_user}", group=settings.hub_user, system=True)
@@ -54,17 +56,17 @@ def accounts(settings: Settings, homes: bool = True) -> None:
             shell=HUB_SHELL,
             ensure_home=False,
         )
-    # In a cluster, the same ids on every host (tasks/cluster.py picks them).
+    # In a cluster, the same ids on every host (tasks/cluster_plan.py picks them).
     same_ids = settings.cluster
     if settings.users_group not in groups:
         server.group(
             name=f"Group {settings.users_group} of hub users",
             group=settings.users_group,
-            gid=cluster.group_id(settings.users_group) if same_ids else None,
+            gid=cluster_plan.group_id(settings.users_group) if same_ids else None,
         )
     for user in settings.present_users:
         account = existing.get(user.name)
-        uid, gid = cluster.user_ids(user.name) if same_ids else (None, None)
+        uid, gid = cluster_plan.user_ids(user.name) if same_ids else (None, None)
         if same_ids and not account and user.name not in groups:
             server.group(name=f"Group {user.name} of hub user {user.name}", group=user.name, gid=gid)
         if (
@@ -93,9 +95,16 @@ def accounts(settings: Settings, homes: bool = True) -> None:
     root_file("PAM service for hub logins", FILES / "pam" / "jupyterhub", layout.PAM_SERVICE)
 
 
-def apply(settings: Settings, platform: Platform) -> None:
+def managed_paths(settings: Settings, platform: Platform) -> Managed:
+    """The install root, its scripts and shared files, the CAs, the PAM service; the homes (listed)."""
+    paths = settings.layout
+    root_owned = (paths.install_root.parent, paths.install_root, paths.libexec, paths.install_root / "share")
+    return Managed(hashed=(*root_owned, layout.CA_DIR, layout.PAM_SERVICE.parent), listed=("/home",))
+
+
+def apply(settings: Settings, platform: Platform, cluster_plan: ClusterPlan) -> None:
     trust_extra_cas(settings)
     install_packages(platform)
-    accounts(settings, homes=cluster.role() != cluster.NODES)
+    accounts(settings, homes=role() != NODES, cluster_plan=cluster_plan)
     ship_scripts(settings.layout)
     root_directory(f"Shared files {settings.install_root / 'share'}", settings.install_root / "share")

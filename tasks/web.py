@@ -22,6 +22,7 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import files, server, systemd
 
 from tasks import firewall, layout, system
+from tasks.cluster_plan import inventory_peers
 from tasks.ops import (
     command,
     packages,
@@ -35,7 +36,7 @@ from tasks.ops import (
 )
 from tasks.platform import Platform, target_platform
 from tasks.settings import FILES, Settings, current_settings
-from tasks.snapshot import entry, is_state
+from tasks.snapshot import Managed, entry, is_state
 
 # Manual and self-signed keys: in a directory only root can enter, so a key is never
 # readable, not even while it is being written.
@@ -171,6 +172,17 @@ def tls_certificate(settings: Settings, platform: Platform) -> tuple[bool, bool]
     return False, acme_site
 
 
+def managed_paths(settings: Settings, platform: Platform) -> Managed:
+    """nginx's sites, the ACME webroot, certbot's hook; with a domain, the certificates (the private
+    keys' folder listed, no file read)."""
+    hashed = (layout.NGINX_SITE.parent, layout.NGINX_SITE_ENABLED.parent, layout.ACME_WEBROOT.parent)
+    hashed += (layout.RENEW_HOOK.parent,)
+    if not settings.domain:
+        return Managed(hashed=hashed)
+    certificate, key = certificate_paths(settings)
+    return Managed(hashed=(*hashed, layout.TLS_DIR.parent, layout.TLS_DIR, certificate.parent), listed=(key.parent,))
+
+
 def apply(settings: Settings, platform: Platform) -> None:
     if settings.domain is None:
         if entry(layout.NGINX_SITE_ENABLED):
@@ -208,4 +220,4 @@ def front() -> None:
     system.trust_extra_cas(settings)
     ship_scripts(settings.layout)
     apply(settings, target_platform())
-    firewall.apply(settings)
+    firewall.apply(settings, inventory_peers(settings))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import ssl
 
 import pytest
-from jupyterhub.app import JupyterHub
 from jupyterhub.apihandlers import default_handlers
+from jupyterhub.app import JupyterHub
 from traitlets.config.loader import PyFileConfigLoader
 
 from hubside import jobs
@@ -56,7 +56,10 @@ def test_an_ldap_hub_checks_the_directory_s_certificate(hub_files):
     app = load(hub_files("ldap"))
     c = app.config
     assert app.authenticator_class.__name__ == "LDAPAuthenticator"
-    assert c.LDAPAuthenticator.tls_kwargs == {"validate": ssl.CERT_REQUIRED, "ca_certs_file": "/etc/ssl/certs/ca-certificates.crt"}
+    assert c.LDAPAuthenticator.tls_kwargs == {
+        "validate": ssl.CERT_REQUIRED,
+        "ca_certs_file": "/etc/ssl/certs/ca-certificates.crt",
+    }
     assert c.LDAPAuthenticator.tls_strategy == "before_bind"
     assert c.LDAPAuthenticator.server_port == 389
     assert c.LDAPAuthenticator.bind_dn_template == ["uid={username},ou=people,dc=example,dc=org"]

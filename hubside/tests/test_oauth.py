@@ -7,7 +7,7 @@ import json
 import pytest
 from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
-from tornado.httpclient import HTTPClientError, HTTPResponse, HTTPRequest
+from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 
 from hubside.oauth import UnixGitHubAuthenticator, UnixOIDCAuthenticator
 

@@ -44,7 +44,9 @@ def test_groups_are_kept_as_the_settings_say_and_a_hand_made_group_is_left_alone
         hub.user("carol")
         hub.app.db.add(orm.Group(name="by-hand", users=[hub.app.db.query(orm.User).filter_by(name="carol").one()]))
         hub.app.db.commit()
-        await tool(hub, "sync-groups", json.dumps({"ml-2026": ["alice", "bob"], "tas": ["carol"]}), monkeypatch=monkeypatch)
+        await tool(
+            hub, "sync-groups", json.dumps({"ml-2026": ["alice", "bob"], "tas": ["carol"]}), monkeypatch=monkeypatch
+        )
         assert groups(hub) == {"by-hand": ["carol"], "ml-2026": ["alice", "bob"], "tas": ["carol"]}
         capsys.readouterr()
         await tool(hub, "groups", monkeypatch=monkeypatch)

@@ -204,7 +204,16 @@ def test_a_state_with_anything_but_a_job_id_and_a_key_loads_as_no_job(helper, st
     running_hub(test, config(helper, profiles=PROFILES))
 
 
-@pytest.mark.parametrize(("answer", "running"), [("RUNNING node1", True), ("PENDING", True), ("UNKNOWN", True), ("GONE", False), ("FAIL squeue: unreachable", True)])
+@pytest.mark.parametrize(
+    ("answer", "running"),
+    [
+        ("RUNNING node1", True),
+        ("PENDING", True),
+        ("UNKNOWN", True),
+        ("GONE", False),
+        ("FAIL squeue: unreachable", True),
+    ],
+)
 def test_a_job_is_polled_as_the_helper_sees_it(helper, answer, running):
     helper.answer(status=[answer])
 
@@ -256,5 +265,3 @@ def test_the_helper_is_run_with_argv_never_a_shell(helper):
         assert verbs(helper)[0] == ["submit", "o'neil;id", "small"]
 
     running_hub(test, config(helper, profiles=PROFILES))
-
-

@@ -146,7 +146,9 @@ def test_nltk_fetch_unpacks_a_package_checked_against_the_index(tmp_path, served
     ],
     ids=["file", "dotdot", "checksum"],
 )
-def test_nltk_fetch_trusts_the_index_no_further_than_a_plain_folder_and_http(tmp_path, served, url, subdir, checksum, why):
+def test_nltk_fetch_trusts_the_index_no_further_than_a_plain_folder_and_http(
+    tmp_path, served, url, subdir, checksum, why
+):
     package = nltk_package()
     server = served({"/p.zip": (200, package)})
     index = nltk_index(url.format(url=server.url), subdir, checksum or hashlib.md5(package).hexdigest())
@@ -206,13 +208,17 @@ def plain_http(monkeypatch):
     monkeypatch.setattr(ssl, "create_default_context", lambda cafile=None: None)
 
 
-def test_oidc_discover_writes_the_issuer_s_endpoints_and_drops_an_earlier_issuer_s(tmp_path, served, plain_http, monkeypatch):
+def test_oidc_discover_writes_the_issuer_s_endpoints_and_drops_an_earlier_issuer_s(
+    tmp_path, served, plain_http, monkeypatch
+):
     server = served({})
     issuer = f"{server.url}/realms/uni"
     server.routes["/realms/uni/.well-known/openid-configuration"] = (200, discovery(issuer))
     (tmp_path / "oidc-endpoints-old.json").write_text("{}")
     output = tmp_path / "oidc-endpoints-new.json"
-    monkeypatch.setattr(sys, "argv", ["hubside-oidc-discover", issuer, str(output), "/etc/ssl/certs/ca-certificates.crt"])
+    monkeypatch.setattr(
+        sys, "argv", ["hubside-oidc-discover", issuer, str(output), "/etc/ssl/certs/ca-certificates.crt"]
+    )
     oidc_discover.main()
     assert json.loads(output.read_text())["token_endpoint"] == "https://login.example.org/token"
     assert stat.S_IMODE(output.stat().st_mode) == 0o644
@@ -228,12 +234,16 @@ def test_oidc_discover_writes_the_issuer_s_endpoints_and_drops_an_earlier_issuer
         ({"authorization_endpoint": None}, "not an https URL"),
     ],
 )
-def test_oidc_discover_refuses_a_document_not_the_issuer_s_or_with_plain_endpoints(tmp_path, served, plain_http, monkeypatch, changes, why):
+def test_oidc_discover_refuses_a_document_not_the_issuer_s_or_with_plain_endpoints(
+    tmp_path, served, plain_http, monkeypatch, changes, why
+):
     server = served({})
     issuer = f"{server.url}/realms/uni"
     server.routes["/realms/uni/.well-known/openid-configuration"] = (200, discovery(issuer, **changes))
     output = tmp_path / "oidc-endpoints-new.json"
-    monkeypatch.setattr(sys, "argv", ["hubside-oidc-discover", issuer, str(output), "/etc/ssl/certs/ca-certificates.crt"])
+    monkeypatch.setattr(
+        sys, "argv", ["hubside-oidc-discover", issuer, str(output), "/etc/ssl/certs/ca-certificates.crt"]
+    )
     with pytest.raises(SystemExit, match=why):
         oidc_discover.main()
     assert not output.exists()
@@ -241,7 +251,9 @@ def test_oidc_discover_refuses_a_document_not_the_issuer_s_or_with_plain_endpoin
 
 def test_oidc_discover_says_when_there_is_no_document(tmp_path, served, plain_http, monkeypatch):
     server = served({})
-    monkeypatch.setattr(sys, "argv", ["hubside-oidc-discover", f"{server.url}/x", str(tmp_path / "e.json"), "/dev/null"])
+    monkeypatch.setattr(
+        sys, "argv", ["hubside-oidc-discover", f"{server.url}/x", str(tmp_path / "e.json"), "/dev/null"]
+    )
     with pytest.raises(SystemExit, match="no discovery document"):
         oidc_discover.main()
 

@@ -7,10 +7,10 @@ import shutil
 import subprocess
 import sys
 import types
+from types import MappingProxyType
 
 import pytest
 
-from tasks import cluster
 from tasks.facts import ClusterHost, SlurmNodes
 from tasks.ops import render
 from tasks.settings import Settings, SettingsError
@@ -110,13 +110,12 @@ def test_bad_cluster_settings_are_refused_naming_the_setting(data, expected):
 
 
 def test_the_hub_api_listens_on_the_cluster_address_only_with_a_cluster(tmp_path, monkeypatch):
-    monkeypatch.setattr(cluster, "node_addresses", lambda settings: {"node1": "10.0.0.11"})
     # The server venv has batchspawner (its API handler registers on import); this machine need not.
     monkeypatch.setitem(sys.modules, "batchspawner", types.ModuleType("batchspawner"))
     assert Settings.from_data({}).hub_api_url == "http://127.0.0.1:8081"
     settings = Settings.from_data(CLUSTER)
     assert settings.hub_api_url == "http://10.0.0.1:8081"
-    config = load_config(settings, tmp_path)
+    config = load_config(settings, tmp_path, MappingProxyType({"node1": "10.0.0.11"}))
     assert config.JupyterHub.hub_bind_url == config.JupyterHub.hub_connect_url == "http://10.0.0.1:8081"
     assert config.JupyterHub.spawner_class == "slurmspawner.ClusterProfilesSpawner"
     assert config.ProfilesSpawner.profiles == [
@@ -271,7 +270,6 @@ def test_the_slurm_nodes_fact_reads_nodes_partitions_busy_and_drained():
 
 
 def test_a_request_without_a_known_profile_gets_the_first_cluster_profile(tmp_path, monkeypatch):
-    monkeypatch.setattr(cluster, "node_addresses", lambda settings: {})
     monkeypatch.setitem(sys.modules, "batchspawner", types.ModuleType("batchspawner"))
     profiles = [{"key": "large", "display": "Large", "where": "cluster", "cpus": 4}]
     config = load_config(Settings.from_data({**CLUSTER, "jh_spawn_profiles": profiles}), tmp_path)

@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+from collections.abc import Mapping
 from types import SimpleNamespace
 
 import pytest
@@ -61,13 +62,13 @@ class Recorder(SimpleNamespace):
         return value
 
 
-def load_config(settings: Settings, tmp_path) -> Recorder:
+def load_config(settings: Settings, tmp_path, node_addresses: Mapping[str, str] | None = None) -> Recorder:
     state = tmp_path / "state"
     state.mkdir()
     (state / "proxy.env").write_text("CONFIGPROXY_AUTH_TOKEN=proxy-secret\n")
     (state / "idle_culler.env").write_text("JUPYTERHUB_API_TOKEN=culler-secret\n")
     (state / "deploy.env").write_text("JUPYTERHUB_API_TOKEN=deploy-secret\n")
-    source = render("jupyterhub_config.py.j2", settings, **hub.config_context(settings, NOBLE)).replace(
+    source = render("jupyterhub_config.py.j2", settings, **hub.config_context(settings, NOBLE, node_addresses)).replace(
         f'Path("{settings.layout.state_dir}")', f'Path("{state}")'
     )
     config = Recorder()
