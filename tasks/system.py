@@ -97,5 +97,5 @@ def apply(settings: Settings, platform: Platform) -> None:
     trust_extra_cas(settings)
     install_packages(platform)
     accounts(settings, homes=cluster.role() != cluster.NODES)
-    ship_scripts(settings.layout)
+    ship_scripts(settings)
     root_directory(f"Shared files {settings.install_root / 'share'}", settings.install_root / "share")

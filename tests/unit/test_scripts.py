@@ -6,9 +6,7 @@ import json
 import stat
 import subprocess
 import tarfile
-import time
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -108,40 +106,6 @@ def test_nltk_fetch_trusts_the_index_no_further_than_a_plain_folder_and_http(tmp
     result = run("python3", SCRIPTS / "nltk-fetch", nltk_index(tmp_path, url, subdir), data, "p")
     assert result.returncode != 0 and "refuses" in result.stderr
     assert not data.exists()
-
-
-def test_wait_healthy_gives_up_after_its_time(tmp_path):
-    result = run(SCRIPTS / "wait-healthy", "http://127.0.0.1:9/hub/health", "1")
-    assert result.returncode != 0 and "no answer from http://127.0.0.1:9/hub/health within 1 s" in result.stderr
-
-
-def test_prune_server_envs_keeps_the_kept_and_those_a_process_runs(tmp_path):
-    envs = tmp_path / "envs"
-    for name in ("current", "previous", "running", "stale-1", "stale-2"):
-        (envs / name / "bin").mkdir(parents=True)
-    (envs / "running" / "bin" / "server").write_text("")
-    # A user's server still running on an old venv: its path is in the process's arguments.
-    server = subprocess.Popen(
-        ["python3", "-c", "import time; time.sleep(60)", str(envs / "running" / "bin" / "server")]
-    )
-    try:
-        # Until it has exec'd, the child's arguments are still pytest's.
-        cmdline = Path(f"/proc/{server.pid}/cmdline")
-        deadline = time.monotonic() + 10
-        while b"/envs/running/" not in cmdline.read_bytes() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        keep = [envs / "current", envs / "previous"]
-        listed = run(SCRIPTS / "prune-server-envs", "--list", envs, *keep)
-        assert listed.stdout.split() == [str(envs / "stale-1"), str(envs / "stale-2")]
-        assert all((envs / name).is_dir() for name in ("stale-1", "stale-2"))
-        assert run(SCRIPTS / "prune-server-envs", envs, *keep).returncode == 0
-        assert sorted(p.name for p in envs.iterdir()) == ["current", "previous", "running"]
-    finally:
-        server.kill()
-        server.wait()
-    # Once it stops, its venv goes too.
-    run(SCRIPTS / "prune-server-envs", envs, envs / "current", envs / "previous")
-    assert sorted(p.name for p in envs.iterdir()) == ["current", "previous"]
 
 
 def test_merge_oauth_names_adds_the_archive_s_bindings_and_never_rebinds_a_name(tmp_path):
