@@ -44,7 +44,7 @@ def require_installed_hub(settings: Settings, operation: str) -> None:
 
 
 def prepare(settings: Settings) -> None:
-    ship_scripts(settings.layout)
+    ship_scripts(settings)
     root_directory(f"Backup staging {layout.BACKUP_STAGING}", layout.BACKUP_STAGING, mode="700")
 
 
@@ -64,20 +64,7 @@ def backup() -> None:
     server.shell(
         name=f"Archive the hub's state as {remote}",
         commands=[
-            script(
-                paths,
-                "archive-hub-state",
-                remote,
-                paths.venv / "bin" / "python",
-                paths.state_dir,
-                settings.hub_database,
-                paths.config_file,
-                settings.hub_user,
-                settings.users_group,
-                "yes" if settings.backup_home_dirs else "no",
-                layout.OAUTH_NAMES,
-                *layout.SECRETS,
-            )
+            script(paths, "archive-hub-state", remote, "yes" if settings.backup_home_dirs else "no"),
         ],
     )
     files.get(
@@ -110,22 +97,7 @@ def restore() -> None:
     server.shell(
         name=f"Restore the hub's database and secrets from {archive.name} (the hub restarts)",
         commands=[
-            script(
-                paths,
-                "restore-hub-state",
-                remote,
-                paths.venv,
-                paths.state_dir,
-                settings.hub_database,
-                paths.config_file,
-                settings.hub_user,
-                settings.users_group,
-                f"{settings.local_url}hub/health",
-                paths.state_dir / layout.UPGRADE_BACKUPS,
-                ",".join(name for name in layout.SECRETS if name not in layout.RESTORED_SECRETS),
-                layout.OAUTH_NAMES,
-                *layout.RESTORED_SECRETS,
-            ),
+            script(paths, "restore-hub-state", remote),
             f"echo {digest} > {RESTORED_STAMP}",
             f"rm -f {remote}",
         ],

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pyinfra.api import FactBase
 
+from tasks.layout import shell_value
+
 
 class UfwStatus(FactBase):
     """Whether ufw is active, the ports it allows ("80/tcp") and the addresses it lets in. None without ufw."""
@@ -148,9 +150,11 @@ class StaleServerEnvs(FactBase):
     default = list
 
     def command(self, envs_dir: str, keep: list[str]) -> str:
+        # The shipped copy may be an older version's, or none yet: this one, told ENVS_DIR
+        # on a line before it (run as a file, it reads ENVS_DIR from layout.env).
         script = (Path(__file__).resolve().parent.parent / "files" / "bin" / "prune-server-envs").read_text()
-        args = " ".join(shlex.quote(str(arg)) for arg in ("--list", envs_dir, *keep))
-        return f"bash -s -- {args} <<'PRUNE'\n{script}PRUNE"
+        args = " ".join(shlex.quote(str(arg)) for arg in ("--list", *keep))
+        return f"bash -s -- {args} <<'PRUNE'\nENVS_DIR={shell_value(envs_dir)}\n{script}PRUNE"
 
     def process(self, output):
         return [line for line in output if line]

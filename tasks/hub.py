@@ -144,7 +144,7 @@ def services(settings: Settings, units: dict[str, object], restart: bool, new_se
     if hub.will_change:
         server.shell(
             name="Wait until the hub answers",
-            commands=[script(settings.layout, "wait-healthy", f"{settings.local_url}hub/health", 90)],
+            commands=[script(settings.layout, "wait-healthy", 90)],
             _if=hub.did_change,
         )
 

@@ -1,8 +1,9 @@
 """Where the deploy puts things on a host: the one owner of paths, unit names, file names and ports.
 
-Tasks, templates, the shipped scripts (which get these paths as arguments), the day-2
-entry points and the end-to-end tests all read them from here. Paths below the install
-root and the conda prefix follow the settings (``settings.layout``); the rest are fixed.
+Tasks, templates, the day-2 entry points and the end-to-end tests read them from here; the
+shipped scripts that handle the hub's state read them from ``libexec/layout.env``, which the
+deploy writes from here (``layout_env``). Paths below the install root and the conda prefix
+follow the settings (``settings.layout``); the rest are fixed.
 
 Ownership, which the privilege boundary rests on (README, "Security model"):
 - root owns the install root and everything in it but ``state/``;
@@ -13,8 +14,13 @@ Ownership, which the privilege boundary rests on (README, "Security model"):
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tasks.settings import Settings
 
 # systemd
 UNIT_DIR = PurePosixPath("/etc/systemd/system")
@@ -223,3 +229,68 @@ class Layout:
     def script(self, name: str) -> PurePosixPath:
         """Where the shipped script files/bin/<name> lives on the host."""
         return self.libexec / name
+
+    @property
+    def layout_env_file(self) -> PurePosixPath:
+        """What the state scripts read of this layout (``layout_env``): root's, 0644, beside them."""
+        return self.libexec / LAYOUT_ENV
+
+
+# Beside the shipped scripts: the paths, unit names and settings the hub's state scripts read
+# (files/bin/hub-state.sh sources it once it is sure only root could have written it).
+LAYOUT_ENV = "layout.env"
+# What a value there may hold: in single quotes none of these means anything to a shell, and
+# none makes a word split or a glob if a script ever forgets its double quotes (except the space,
+# which separates the names of a list).
+SHELL_VALUE = re.compile(r"[A-Za-z0-9 ._/:@%+=,~-]*")
+SHELL_KEY = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def shell_value(value: object) -> str:
+    """value in single quotes for a KEY='value' line a shell sources; refuses anything else."""
+    text = str(value)
+    if not SHELL_VALUE.fullmatch(text):
+        raise ValueError(
+            f"{text!r} cannot go in {LAYOUT_ENV}: only letters, digits, spaces and ._/:@%+=,~- are written there"
+        )
+    return f"'{text}'"
+
+
+def layout_env(settings: Settings) -> str:
+    """The text of libexec/layout.env: KEY='value' lines, for files/bin/hub-state.sh."""
+    paths = settings.layout
+    values = {
+        "INSTALL_ROOT": settings.install_root,
+        "LIBEXEC": paths.libexec,
+        # The server venv in use (a link), the one a rollback goes back to, and where they are.
+        "VENV": paths.venv,
+        "PREVIOUS_VENV": paths.previous_venv,
+        "ENVS_DIR": paths.server_envs,
+        "CONFIG": paths.config_file,
+        # The hub's own (root never writes below it).
+        "STATE_DIR": paths.state_dir,
+        # The SQLite file, or postgresql:NAME (jh_db_url).
+        "DATABASE": settings.hub_database,
+        "BACKUPS_DIR": paths.state_dir / UPGRADE_BACKUPS,
+        "BACKUPS_KEPT": settings.upgrade_backups_kept,
+        "HUB_USER": settings.hub_user,
+        "USERS_GROUP": settings.users_group,
+        "HUB_UNIT": HUB_SERVICE,
+        "PROXY_UNIT": PROXY_SERVICE,
+        "CULLER_UNIT": CULLER_SERVICE,
+        "HEALTH_URL": f"{settings.local_url}hub/health",
+        # Names in the state folder (lists: separated by spaces): the secrets a backup holds,
+        # those a restore puts back, those that stay the host's own, and the OAuth name bindings.
+        "SECRETS": " ".join(SECRETS),
+        "RESTORED_SECRETS": " ".join(RESTORED_SECRETS),
+        "HOST_SECRETS": " ".join(name for name in SECRETS if name not in RESTORED_SECRETS),
+        "OAUTH_NAMES": OAUTH_NAMES,
+    }
+    lines = [
+        "# Written by the deploy from tasks/layout.py and the settings; read by files/bin/hub-state.sh.",
+        "# The next run writes it again: change the settings, not this file.",
+    ]
+    for key, value in values.items():
+        assert SHELL_KEY.fullmatch(key), key
+        lines.append(f"{key}={shell_value(value)}")
+    return "\n".join(lines) + "\n"

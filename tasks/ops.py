@@ -16,7 +16,7 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import Home, User
 from pyinfra.operations import apt, files, systemd
 
-from tasks.layout import Layout
+from tasks.layout import Layout, layout_env
 from tasks.settings import FILES, Settings
 from tasks.snapshot import UNCHANGED, entry, fact, is_state, unit_state
 
@@ -129,15 +129,23 @@ def script(layout: Layout, name: str, *args: object, as_user: str | None = None)
     return command(*run_as, layout.script(name), *args)
 
 
-def ship_scripts(layout: Layout) -> None:
-    """files/bin to <install root>/libexec: root-owned, run by root or the hub user.
+def ship_scripts(settings: Settings) -> None:
+    """files/bin to <install root>/libexec: root-owned, run by root or the hub user; the
+    library they source (*.sh) not executable. And first, beside them, the layout the state
+    scripts read (tasks.layout.layout_env): every entry point that ships scripts writes it, so
+    a day-2 entry point on a host an older version deployed finds it too.
 
-    Only scripts that differ (content, mode, owner) are put.
+    Only files that differ (content, mode, owner) are put.
     """
-    root_directory(f"Install root {layout.install_root}", layout.install_root)
-    root_directory(f"Deploy scripts {layout.libexec}", layout.libexec)
+    paths = settings.layout
+    root_directory(f"Install root {paths.install_root}", paths.install_root)
+    root_directory(f"Deploy scripts {paths.libexec}", paths.libexec)
+    root_file(
+        f"Layout of the deploy scripts {paths.layout_env_file}", StringIO(layout_env(settings)), paths.layout_env_file
+    )
     for path in sorted(SCRIPTS.iterdir()):
-        root_file(f"Deploy script {path.name}", path, layout.script(path.name), mode="755")
+        mode = "644" if path.suffix == ".sh" else "755"
+        root_file(f"Deploy script {path.name}", path, paths.script(path.name), mode=mode)
 
 
 def private_transfer() -> dict:

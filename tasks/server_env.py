@@ -145,22 +145,7 @@ def switch(settings: Settings, platform: Platform, env: PurePosixPath) -> bool:
         return False
     server.shell(
         name=f"Switch the server environment to {env.name} (database backed up and migrated; rolls back on failure)",
-        commands=[
-            script(
-                paths,
-                "switch-server-env",
-                paths.venv,
-                paths.previous_venv,
-                env,
-                paths.state_dir,
-                settings.hub_database,
-                paths.config_file,
-                settings.hub_user,
-                f"{settings.local_url}hub/health",
-                paths.state_dir / layout.UPGRADE_BACKUPS,
-                settings.upgrade_backups_kept,
-            )
-        ],
+        commands=[script(paths, "switch-server-env", env)],
     )
     return True
 
@@ -176,5 +161,5 @@ def prune(settings: Settings, env: PurePosixPath) -> None:
     if stale:
         server.shell(
             name=f"Remove server environments no server runs any more: {', '.join(stale)}",
-            commands=[script(paths, "prune-server-envs", paths.server_envs, *keep)],
+            commands=[script(paths, "prune-server-envs", *keep)],
         )

@@ -106,5 +106,5 @@ def apply(settings: Settings, platform: Platform, cluster_plan: ClusterPlan) -> 
     trust_extra_cas(settings)
     install_packages(platform)
     accounts(settings, homes=role() != NODES, cluster_plan=cluster_plan)
-    ship_scripts(settings.layout)
+    ship_scripts(settings)
     root_directory(f"Shared files {settings.install_root / 'share'}", settings.install_root / "share")

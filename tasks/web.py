@@ -218,6 +218,6 @@ def apply(settings: Settings, platform: Platform) -> None:
 def front() -> None:
     settings = current_settings()
     system.trust_extra_cas(settings)
-    ship_scripts(settings.layout)
+    ship_scripts(settings)
     apply(settings, target_platform())
     firewall.apply(settings, inventory_peers(settings))

@@ -93,7 +93,7 @@ def test_a_backup_is_a_dump_and_a_restore_puts_it_back(pg, workdir):
     [archive] = (backups / pg.name).glob("*.tar.gz")
     # After the backup, alice's token goes; the restore brings it back.
     sql(pg, "delete from api_tokens")
-    pg.sh("systemctl restart jupyterhub && /opt/jupyter/libexec/wait-healthy http://127.0.0.1:8000/hub/health 90")
+    pg.sh("systemctl restart jupyterhub && /opt/jupyter/libexec/wait-healthy 90")
     assert token_owner(pg, pg.token) is None
     result = deploy(pg, workdir, "pg-restore", "tasks.backup.restore", jh_restore_archive=str(archive))
     assert result.returncode == 0, result.stderr[-6000:]

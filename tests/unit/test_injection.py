@@ -5,6 +5,7 @@ specs hold exactly the values, units and sudoers parse as their own tools read t
 import ast
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import subprocess
 import pytest
 
 from tasks import hub, kernels
-from tasks.layout import Layout
+from tasks.layout import Layout, layout_env, shell_value
 from tasks.ops import command, render, script
 from tasks.platform import Platform
 from tasks.settings import Settings
@@ -77,6 +78,62 @@ def test_scripts_get_their_arguments_quoted_and_run_as_the_given_user():
         "/srv/x/$(id)",
         "A=`b`",
     ]
+
+
+# What layout.env may hold: nothing a shell would read as more than the text itself.
+SHELL_INERT = {"100%", "a b", "~root", "--help", "-rf", ""}
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=repr)
+def test_layout_env_values_are_read_back_whole_or_refused(value):
+    if value not in SHELL_INERT:
+        with pytest.raises(ValueError, match="cannot go in layout.env"):
+            shell_value(value)
+        return
+    line = f"VALUE={shell_value(value)}"
+    out = subprocess.run(["bash", "-c", f'{line}\nprintf "%s\\0" "$VALUE" $VALUE'], capture_output=True).stdout
+    # Whole in quotes; unquoted, split at spaces only (no glob, no expansion).
+    assert out.split(b"\0")[:-1] == [value.encode(), *value.encode().split()]
+
+
+def layout_env_as_read_by_bash(settings: Settings) -> dict[str, str]:
+    text = layout_env(settings)
+    assert all(line.startswith("#") or re.fullmatch(r"[A-Z][A-Z_]*='[^']*'", line) for line in text.splitlines())
+    out = subprocess.run(
+        ["env", "-i", "bash", "-c", 'set -a; eval "$1"; env -0', "bash", text], capture_output=True, check=True
+    ).stdout
+    variables = dict(entry.split("=", 1) for entry in out.decode().split("\0") if entry)
+    keys = [line.split("=", 1)[0] for line in text.splitlines() if not line.startswith("#")]
+    return {key: variables[key] for key in keys}
+
+
+def test_layout_env_of_edge_settings_reads_back_as_the_layout():
+    values = layout_env_as_read_by_bash(Settings.from_data(EDGY))
+    assert values == {
+        "INSTALL_ROOT": "/srv/hub-1.x_y",
+        "LIBEXEC": "/srv/hub-1.x_y/libexec",
+        "VENV": "/srv/hub-1.x_y/.venv",
+        "PREVIOUS_VENV": "/srv/hub-1.x_y/.venv.previous",
+        "ENVS_DIR": "/srv/hub-1.x_y/envs",
+        "CONFIG": "/srv/hub-1.x_y/jupyterhub_config.py",
+        "STATE_DIR": "/srv/hub-1.x_y/state",
+        "DATABASE": "/srv/hub-1.x_y/state/jupyterhub.sqlite",
+        "BACKUPS_DIR": "/srv/hub-1.x_y/state/backups",
+        "BACKUPS_KEPT": "5",
+        "HUB_USER": "hub_d-1",
+        "USERS_GROUP": "class-2026_a",
+        "HUB_UNIT": "jupyterhub.service",
+        "PROXY_UNIT": "jupyterhub-proxy.service",
+        "CULLER_UNIT": "jupyterhub-idle-culler.service",
+        "HEALTH_URL": "http://127.0.0.1:8000/a.b-c~_/hub/health",
+        "SECRETS": "jupyterhub_cookie_secret proxy.env idle_culler.env deploy.env",
+        "RESTORED_SECRETS": "jupyterhub_cookie_secret idle_culler.env",
+        "HOST_SECRETS": "proxy.env deploy.env",
+        "OAUTH_NAMES": "oauth-names.json",
+    }
+    postgresql = Settings.from_data({**EDGY, "jh_db_url": "postgresql:///hub_1", "jh_upgrade_backups_kept": 100})
+    values = layout_env_as_read_by_bash(postgresql)
+    assert values["DATABASE"] == "postgresql:hub_1" and values["BACKUPS_KEPT"] == "100"
 
 
 def test_the_hub_config_holds_the_values_as_python_literals():
