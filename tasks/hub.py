@@ -49,6 +49,16 @@ def state_and_secrets(settings: Settings) -> list[str]:
     return missing
 
 
+def sudoers_rule(settings: Settings) -> str:
+    """The hub user's one sudo rule: root's helper, with the verbs this hub needs."""
+    return render(
+        "sudoers.j2",
+        settings,
+        creates_accounts=hub_data.creates_accounts(settings),
+        helper=settings.layout.script("user-server"),
+    )
+
+
 def install_sudoers_rule(settings: Settings, rule: str) -> None:
     """Install the sudoers rule only after visudo accepts it: a broken rule never lands.
 
@@ -158,12 +168,6 @@ def apply(settings: Settings, platform: Platform, restart: bool) -> None:
     """State, secrets, sudoers rule, units and services; the hub restarts if restart (its config
     or venv changed) or its unit or secrets did."""
     new_secrets = state_and_secrets(settings)
-    rule = render(
-        "sudoers.j2",
-        settings,
-        creates_accounts=hub_data.creates_accounts(settings),
-        helper=settings.layout.script("user-server"),
-    )
-    install_sudoers_rule(settings, rule)
+    install_sudoers_rule(settings, sudoers_rule(settings))
     units = unit_files(settings, platform)
     services(settings, units, restart=restart or bool(new_secrets), new_secrets=new_secrets)

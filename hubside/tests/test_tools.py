@@ -275,3 +275,36 @@ def test_a_job_s_server_reports_its_port_then_becomes_jupyterhub_singleuser(serv
     ((program, argv),) = executed
     assert program == os.path.join(os.path.dirname(sys.executable), "jupyterhub-singleuser")
     assert argv == [program, "--debug"]
+
+
+def test_the_state_archive_holds_a_copy_of_the_database_the_secrets_and_the_bindings(tmp_path):
+    import sqlite3
+
+    from hubside import state_archive
+
+    state = tmp_path / "state"
+    state.mkdir()
+    with sqlite3.connect(state / "jupyterhub.sqlite") as db:
+        db.execute("create table t (v text)")
+        db.execute("insert into t values ('kept')")
+    (state / "jupyterhub_cookie_secret").write_text("cookie\n")
+    (state / "oauth-names.json").write_text("{}")
+    out = io.BytesIO()
+    state_archive.archive_state(
+        out, str(state), str(state / "jupyterhub.sqlite"), "oauth-names.json", ["jupyterhub_cookie_secret"]
+    )
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as archive:
+        assert sorted(archive.getnames()) == ["jupyterhub.sqlite", "jupyterhub_cookie_secret", "oauth-names.json"]
+        archive.extract("jupyterhub.sqlite", tmp_path / "out")
+    with sqlite3.connect(tmp_path / "out" / "jupyterhub.sqlite") as db:
+        assert db.execute("select v from t").fetchall() == [("kept",)]
+    assert sorted(p.name for p in state.iterdir()) == [
+        "jupyterhub.sqlite",
+        "jupyterhub_cookie_secret",
+        "oauth-names.json",
+    ]
+    # With PostgreSQL, postgres dumps the database: the secrets alone.
+    out = io.BytesIO()
+    state_archive.archive_state(out, str(state), "postgresql:hub", "none.json", ["jupyterhub_cookie_secret"])
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as archive:
+        assert archive.getnames() == ["jupyterhub_cookie_secret"]

@@ -4,7 +4,7 @@ changes anything; users' servers run there as units with their limits."""
 import io
 import tarfile
 
-from tasks import hub
+from tasks import hub_data
 from tasks.ops import SCRIPTS
 from tasks.platform import Platform
 from tasks.settings import Settings
@@ -40,7 +40,7 @@ def test_users_servers_run_as_units_with_limits_on_systemd_229(start):
     settings = Settings.from_data(
         {"jh_user_memory_limit": "256M", "jh_user_cpu_limit": 0.5, "jh_group_limits": {"ml-2026": {"tasks": 64}}}
     )
-    config = hub.user_servers_config(settings, Platform("Ubuntu", "16.04", "3.5", "3.12", "conda"), 1000)
+    config = hub_data.hub_json(settings, Platform("Ubuntu", "16.04", "3.5", "3.12", "conda"), 1000, {})
     server = "#!/bin/sh\nexec sleep 300\n"
     host.sh(
         "groupadd jupyterhub-users && groupadd ml-2026 && useradd -r jupyter"
@@ -49,7 +49,7 @@ def test_users_servers_run_as_units_with_limits_on_systemd_229(start):
     )
     host.container.put_archive("/", archive({
         "opt/jupyter/libexec/user-server": ((SCRIPTS / "user-server").read_text(), 0o755),
-        "opt/jupyter/libexec/user-servers.json": (config, 0o644),
+        "opt/jupyter/hub.json": (config, 0o644),
         "opt/jupyter/envs/fake/bin/jupyterhub-singleuser": (server, 0o755),
     }))  # fmt: skip
     helper = "/opt/jupyter/libexec/user-server"

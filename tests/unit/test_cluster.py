@@ -5,16 +5,14 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-import sys
-import types
-from types import MappingProxyType
 
 import pytest
 
+from tasks import hub
 from tasks.facts import ClusterHost, SlurmNodes
 from tasks.ops import render
 from tasks.settings import Settings, SettingsError
-from tests.unit.test_templates import load_config, visudo
+from tests.unit.test_templates import hub_data_of, visudo
 from tests.unit.test_user_servers import entry, helper, helper_config
 
 CLUSTER = {"jh_cluster": True, "jh_cluster_address": "10.0.0.1"}
@@ -109,30 +107,28 @@ def test_bad_cluster_settings_are_refused_naming_the_setting(data, expected):
     assert expected in str(error.value)
 
 
-def test_the_hub_api_listens_on_the_cluster_address_only_with_a_cluster(tmp_path, monkeypatch):
-    # The server venv has batchspawner (its API handler registers on import); this machine need not.
-    monkeypatch.setitem(sys.modules, "batchspawner", types.ModuleType("batchspawner"))
+def test_the_hub_api_listens_on_the_cluster_address_only_with_a_cluster():
     assert Settings.from_data({}).hub_api_url == "http://127.0.0.1:8081"
     settings = Settings.from_data(CLUSTER)
     assert settings.hub_api_url == "http://10.0.0.1:8081"
-    config = load_config(settings, tmp_path, MappingProxyType({"node1": "10.0.0.11"}))
-    assert config.JupyterHub.hub_bind_url == config.JupyterHub.hub_connect_url == "http://10.0.0.1:8081"
-    assert config.JupyterHub.spawner_class == "slurmspawner.ClusterProfilesSpawner"
-    assert config.ProfilesSpawner.profiles == [
-        ("On the hub server", "hub", "unitspawner.UnitSpawner", {}),
-        ("Cluster: 1 CPU, 2 GB, 2 h", "small", "slurmspawner.HelperSlurmSpawner", {"profile": "small"}),
+    data = hub_data_of(settings, {"node1": "10.0.0.11"})
+    assert data["urls"]["hub_bind_url"] == data["urls"]["hub_connect_url"] == "http://10.0.0.1:8081"
+    # The spawn page's profiles by key; their sizes are root's (the helper's part).
+    assert data["servers"]["profiles"] == [
+        {"key": "hub", "display": "On the hub server", "where": "hub"},
+        {"key": "small", "display": "Cluster: 1 CPU, 2 GB, 2 h", "where": "cluster"},
     ]
-    assert config.HelperSlurmSpawner.helper == "/opt/jupyter/libexec/user-server"
-    # No profile, or an unknown one: the first.
-    assert (config.ProfilesSpawner.child_class, config.ProfilesSpawner.child_config) == ("unitspawner.UnitSpawner", {})
-    assert config.HelperSlurmSpawner.node_addresses == {"node1": "10.0.0.11"}
+    assert data["user_servers"]["profiles"] == {
+        "small": {"partition": "jupyter", "cpus": 1, "memory_mb": 2048, "minutes": 120}
+    }
+    assert data["servers"]["node_addresses"] == {"node1": "10.0.0.11"}
 
 
 def test_the_sudoers_rule_adds_submit_and_cancel_with_a_cluster_and_passes_visudo(tmp_path):
-    rule = render("sudoers.j2", Settings.from_data(CLUSTER))
+    rule = hub.sudoers_rule(Settings.from_data(CLUSTER))
     helper_path = "/opt/jupyter/libexec/user-server"
-    assert f"{helper_path} submit *, {helper_path} cancel *" in rule
-    assert "submit *" not in render("sudoers.j2", Settings.from_data({}))
+    assert f"{helper_path} submit *, {helper_path} status *, {helper_path} cancel *" in rule
+    assert "submit *" not in hub.sudoers_rule(Settings.from_data({}))
     (tmp_path / "rule").write_text(rule)
     result = visudo(tmp_path / "rule")
     assert result.returncode == 0, result.stderr
@@ -208,10 +204,35 @@ def test_the_job_gets_roots_environment_and_size(monkeypatch):
     assert kwargs["env"]["JUPYTERHUB_API_TOKEN"] == "t0ken"
     assert kwargs["env"]["MEM_LIMIT"] == str(2048 * 1024**2)
     assert kwargs["env"]["PATH"].startswith("/opt/jupyter/envs/jupyterhub-6-abc/bin:")
-    assert kwargs["input"] == (
-        "#!/bin/sh\numask 0002\nexec /opt/jupyter/envs/jupyterhub-6-abc/bin/batchspawner-singleuser "
-        "/opt/jupyter/envs/jupyterhub-6-abc/bin/jupyterhub-singleuser\n"
-    )
+    assert kwargs["input"] == "#!/bin/sh\numask 0002\nexec /opt/jupyter/envs/jupyterhub-6-abc/bin/hubside-job-server\n"
+
+
+@pytest.mark.parametrize(
+    ("stdout", "stderr", "status", "printed"),
+    [
+        ("RUNNING node1\n", "", 0, "RUNNING node1"),
+        ("COMPLETING node1\n", "", 0, "RUNNING node1"),
+        ("PENDING \n", "", 0, "PENDING"),
+        ("CONFIGURING node1\n", "", 0, "PENDING"),
+        ("COMPLETED node1\n", "", 0, "GONE"),
+        ("", "slurm_load_jobs error: Invalid job id specified", 1, "GONE"),
+        ("", "slurm_load_jobs error: Unable to contact slurm controller (connect failure)", 1, "UNKNOWN"),
+    ],
+)
+def test_the_helper_reports_a_job_as_its_user_sees_it(monkeypatch, capsys, stdout, stderr, status, printed):
+    monkeypatch.setattr(helper, "account", lambda config, name, member_required: entry())
+    runs = []
+
+    def run(command, **kwargs):
+        runs.append(command)
+        return subprocess.CompletedProcess(command, status, stdout=stdout, stderr=stderr)
+
+    monkeypatch.setattr(helper.subprocess, "run", run)
+    assert helper.status(helper_config(CLUSTER), "alice", "42") == 0
+    assert capsys.readouterr().out == printed + "\n"
+    assert runs == [["squeue", "--noheader", "--jobs=42", "--format=%T %N"]]
+    with pytest.raises(helper.Refused, match="not a job id"):
+        helper.status(helper_config(CLUSTER), "alice", "42,43")
 
 
 def test_the_hub_exports_home_to_the_nodes_alone():
@@ -267,11 +288,3 @@ def test_the_slurm_nodes_fact_reads_nodes_partitions_busy_and_drained():
     assert found["nodes"]["n3"].startswith("NodeName=n3 NodeAddr=10.0.0.13")
     assert found["partitions"] == {"jupyter": ["n1", "n3"]}
     assert found["busy"] == {"n3"} and found["drained"] == {"n3"}
-
-
-def test_a_request_without_a_known_profile_gets_the_first_cluster_profile(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "batchspawner", types.ModuleType("batchspawner"))
-    profiles = [{"key": "large", "display": "Large", "where": "cluster", "cpus": 4}]
-    config = load_config(Settings.from_data({**CLUSTER, "jh_spawn_profiles": profiles}), tmp_path)
-    assert config.ProfilesSpawner.child_class == "slurmspawner.HelperSlurmSpawner"
-    assert config.ProfilesSpawner.child_config == {"profile": "large"}

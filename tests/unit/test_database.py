@@ -9,7 +9,7 @@ import pytest
 from tasks.facts import PostgresDatabase
 from tasks.ops import render
 from tasks.settings import Settings, SettingsError
-from tests.unit.test_templates import load_config
+from tests.unit.test_templates import hub_data_of
 
 
 @pytest.mark.parametrize(
@@ -38,8 +38,7 @@ def test_postgresqls_own_databases_are_refused(name):
 def test_the_hub_reaches_its_database_on_the_socket_and_waits_for_postgresql(tmp_path):
     settings = Settings.from_data({"jh_db_url": "postgresql:///hubdb"})
     assert settings.hub_database == "postgresql:hubdb"
-    config = load_config(settings, tmp_path)
-    assert config.JupyterHub.db_url == "postgresql+psycopg:///hubdb?host=/var/run/postgresql"
+    assert hub_data_of(settings)["database"]["url"] == "postgresql+psycopg:///hubdb?host=/var/run/postgresql"
     unit = render("jupyterhub.service.j2", settings, proxy_service="jupyterhub-proxy.service")
     assert "After=network.target jupyterhub-proxy.service postgresql.service" in unit
     assert "Wants=jupyterhub-proxy.service postgresql.service" in unit
@@ -48,7 +47,7 @@ def test_the_hub_reaches_its_database_on_the_socket_and_waits_for_postgresql(tmp
 def test_without_it_the_hub_keeps_sqlite(tmp_path):
     settings = Settings.from_data({})
     assert settings.hub_database == "/opt/jupyter/state/jupyterhub.sqlite"
-    assert load_config(settings, tmp_path).JupyterHub.db_url.endswith("/state/jupyterhub.sqlite")
+    assert hub_data_of(settings)["database"]["url"] == "sqlite:////opt/jupyter/state/jupyterhub.sqlite"
     assert "postgresql" not in render("jupyterhub.service.j2", settings, proxy_service="jupyterhub-proxy.service")
 
 

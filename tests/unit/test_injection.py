@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from tasks import hub, kernels
+from tasks import hub, hub_data, hub_package, kernels
 from tasks.layout import Layout, layout_env, shell_value
 from tasks.ops import command, render, script
 from tasks.platform import Platform
@@ -136,37 +136,17 @@ def test_layout_env_of_edge_settings_reads_back_as_the_layout():
     assert values["DATABASE"] == "postgresql:hub_1" and values["BACKUPS_KEPT"] == "100"
 
 
-def test_the_hub_config_holds_the_values_as_python_literals():
+def test_the_hub_s_config_is_static_and_its_data_holds_the_values_as_given():
+    """No setting becomes code: the config file is the same on every host, and the settings reach
+    the hub as JSON values (hub.json), read back exactly."""
     settings = Settings.from_data(EDGY)
-    source = render("jupyterhub_config.py.j2", settings, **hub.config_context(settings, NOBLE))
-    tree = ast.parse(source)
-    literals = {
-        ast.unparse(node.targets[0]): ast.literal_eval(node.value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Assign)
-        and isinstance(node.value, ast.Constant | ast.List | ast.Dict)
-        and all(
-            isinstance(v, ast.Constant)
-            for v in ast.walk(node.value)
-            if isinstance(v, ast.expr) and not isinstance(v, ast.List | ast.Dict)
-        )
-    }
-    assert literals["c.JupyterHub.bind_url"] == "http://127.0.0.1:8000/a.b-c~_/"
-    assert literals["c.PAMAuthenticator.allowed_groups"] == ["class-2026_a"]
-    assert literals["c.UnitSpawner.helper"] == "/srv/hub-1.x_y/libexec/user-server"
-    # Nothing but the deploy's own code: only the names it defines are called.
+    data = json.loads(hub_data.hub_json(settings, NOBLE, 1000, {}))
+    assert data["urls"]["bind_url"] == "http://127.0.0.1:8000/a.b-c~_/"
+    assert data["login"]["options"]["allowed_groups"] == ["class-2026_a"]
+    assert data["servers"]["helper"] == "/srv/hub-1.x_y/libexec/user-server"
+    tree = ast.parse(hub_package.HUB_CONFIG.read_text())
     calls = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
-    assert calls <= {
-        "get_config",
-        "sys.path.insert",
-        "Path",
-        "secret",
-        "str",
-        "set",
-        "(STATE / name).read_text().strip().partition",
-        "(STATE / name).read_text().strip",
-        "(STATE / name).read_text",
-    }
+    assert calls == {"apply", "get_config"}
 
 
 def test_a_kernel_spec_holds_the_display_name_as_given():
@@ -193,7 +173,7 @@ def test_the_notifier_runs_exactly_the_given_command():
 @pytest.mark.skipif(not shutil.which("visudo") and not os.path.exists("/usr/sbin/visudo"), reason="no visudo")
 def test_the_sudoers_rule_with_edge_names_passes_visudo(tmp_path):
     rule = tmp_path / "rule"
-    rule.write_text(render("sudoers.j2", Settings.from_data(EDGY)))
+    rule.write_text(hub.sudoers_rule(Settings.from_data(EDGY)))
     visudo = shutil.which("visudo") or "/usr/sbin/visudo"
     result = subprocess.run([visudo, "-c", "-f", str(rule)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -3,16 +3,14 @@ folders, and the command lines the deploy builds for them."""
 
 import json
 import shlex
-import ssl
 
 import pytest
 
-from tasks import hub, people
-from tasks.ops import render
+from tasks import hub, hub_data, people
 from tasks.preflight import account_problems, home_problems, path_problems
 from tasks.settings import Settings, SettingsError
 from tests.unit.test_preflight import GROUPS, USERS, account
-from tests.unit.test_templates import NOBLE, load_config, visudo
+from tests.unit.test_templates import NOBLE, hub_data_of, visudo
 from tests.unit.test_user_servers import helper
 
 SHARED = [
@@ -182,8 +180,7 @@ def test_hub_people_runs_as_the_hub_user_with_its_token():
     assert argv[:4] == ["runuser", "-u", "jupyter", "--"]
     assert argv[4:7] == ["/opt/jupyter/libexec/with-secret", "/opt/jupyter/state/deploy.env", "JUPYTERHUB_API_TOKEN"]
     assert argv[7:] == [
-        "/opt/jupyter/.venv/bin/python",
-        "/opt/jupyter/libexec/hub-people",
+        "/opt/jupyter/.venv/bin/hubside-people",
         "http://127.0.0.1:8081/hub/api",
         "sync-groups",
         '{"ml": ["alice"]}',
@@ -239,35 +236,33 @@ def test_ldap_needs_its_settings_and_someone_to_let_in():
     assert "jh_ldap: give allowed_groups or jh_users" in refused(nobody)
 
 
-def test_ldap_config_checks_the_servers_certificate_and_name(tmp_path):
+def test_ldap_hub_data_checks_the_servers_certificate_and_name():
     settings = Settings.from_data({**LDAP, "jh_ldap": {**LDAP["jh_ldap"], "tls": "ldaps"}})
-    config = load_config(settings, tmp_path)
-    assert config.JupyterHub.authenticator_class == "ldapauthenticator.LDAPAuthenticator"
-    assert (config.LDAPAuthenticator.server_address, config.LDAPAuthenticator.server_port) == ("ldap.example.org", 636)
-    assert config.LDAPAuthenticator.tls_strategy == "on_connect"
-    assert config.LDAPAuthenticator.tls_kwargs == {
-        "validate": ssl.CERT_REQUIRED,
-        "ca_certs_file": "/etc/ssl/certs/ca-certificates.crt",
+    login = hub_data_of(settings)["login"]
+    assert login["kind"] == "ldap"
+    assert login["options"] == {
+        "server": "ldap.example.org",
+        "port": 636,
+        "tls": "ldaps",
+        "bind_dn_template": "uid={username},ou=people,dc=example,dc=org",
+        "allowed_groups": ["cn=ml-2026,ou=groups,dc=example,dc=org"],
+        "ca_bundle": "/etc/ssl/certs/ca-certificates.crt",
+        "username_pattern": "^[a-z_][a-z0-9_-]{0,31}$",
     }
-    assert config.LDAPAuthenticator.bind_dn_template == ["uid={username},ou=people,dc=example,dc=org"]
-    assert config.LDAPAuthenticator.allowed_groups == ["cn=ml-2026,ou=groups,dc=example,dc=org"]
-    assert config.Authenticator.allowed_users == {"lena"}
-    assert config.UnitSpawner.create_accounts is True
-    assert "PAMAuthenticator" not in vars(config)
-    (tmp_path / "pam").mkdir()
-    pam = load_config(Settings.from_data({}), tmp_path / "pam")
-    assert pam.JupyterHub.authenticator_class == "pam"
+    assert login["allowed_users"] == ["lena"]
+    assert hub_data_of(settings)["servers"]["create_accounts"] is True
+    assert hub_data_of(Settings.from_data({}))["login"]["kind"] == "pam"
 
 
 def test_only_a_directory_hub_may_have_the_helper_make_accounts(tmp_path):
     helper_path = "/opt/jupyter/libexec/user-server"
     for data, create in (({}, False), (LDAP, True)):
         settings = Settings.from_data(data)
-        rule = render("sudoers.j2", settings)
+        rule = hub.sudoers_rule(settings)
         assert (f", {helper_path} create *\n" in rule) is create
         (tmp_path / "rule").write_text(rule)
         assert visudo(tmp_path / "rule").returncode == 0
-        assert json.loads(hub.user_servers_config(settings, NOBLE, 1000))["create_accounts"] is create
+        assert hub_data_of(settings)["user_servers"]["create_accounts"] is create
 
 
 @pytest.mark.parametrize(
@@ -282,7 +277,7 @@ def test_only_a_directory_hub_may_have_the_helper_make_accounts(tmp_path):
     ],
 )
 def test_the_helper_makes_no_account_of_a_system_name(monkeypatch, name, why):
-    config = json.loads(hub.user_servers_config(Settings.from_data(LDAP), NOBLE, 1000))
+    config = hub_data_of(Settings.from_data(LDAP))["user_servers"]
     monkeypatch.setattr(helper.subprocess, "call", lambda argv: pytest.fail(f"ran {argv}"))
     monkeypatch.setattr(helper.pwd, "getpwnam", lambda n: object() if n == "root" else (_ for _ in ()).throw(KeyError))
     if why == "no-op":
@@ -291,7 +286,7 @@ def test_the_helper_makes_no_account_of_a_system_name(monkeypatch, name, why):
     with pytest.raises(helper.Refused) as refusal:
         helper.create(config, name)
     assert why in str(refusal.value)
-    pam = json.loads(hub.user_servers_config(Settings.from_data({}), NOBLE, 1000))
+    pam = hub_data_of(Settings.from_data({}))["user_servers"]
     with pytest.raises(helper.Refused, match="accounts are made by the deploy here"):
         helper.create(pam, "newcomer")
 
@@ -337,19 +332,20 @@ def test_oidc_needs_a_domain_and_a_secret_file_that_holds_a_secret(oidc, tmp_pat
     assert "must hold the secret alone" in refused(oidc)
 
 
-def test_oidc_config_reads_secret_and_endpoints_from_files_on_the_host(oidc, tmp_path):
+def test_oidc_hub_data_names_the_secret_and_endpoints_files_on_the_host(oidc):
     settings = Settings.from_data(oidc)
-    rendered = render("jupyterhub_config.py.j2", settings, **hub.config_context(settings, NOBLE))
-    assert "s3cret-value" not in rendered
-    endpoints = settings.layout.oidc_endpoints("https://login.example.org/realms/uni")
-    assert f'OIDC = json.loads(Path("{endpoints}").read_text())' in rendered
-    assert 'Path("/opt/jupyter/auth/oauth-client-secret").read_text().strip()' in rendered
-    assert 'c.JupyterHub.authenticator_class = "oauthunix.UnixOIDCAuthenticator"' in rendered
-    assert 'c.UnixOIDCAuthenticator.oauth_callback_url = "https://hub.example.org/hub/oauth_callback"' in rendered
-    assert "c.UnixOIDCAuthenticator.enable_pkce = True" in rendered
-    assert 'c.UnixOIDCAuthenticator.allowed_idp_groups = set(["ml-2026"])' in rendered
-    assert "c.UnitSpawner.create_accounts = True" in rendered
-    compile(rendered, "jupyterhub_config.py", "exec")
+    text = hub_data.hub_json(settings, NOBLE, 1000, {})
+    assert "s3cret-value" not in text
+    login = json.loads(text)["login"]
+    assert login["kind"] == "oidc"
+    assert login["options"]["endpoints_file"] == str(
+        settings.layout.oidc_endpoints("https://login.example.org/realms/uni")
+    )
+    assert login["options"]["client_secret_file"] == "/opt/jupyter/auth/oauth-client-secret"
+    assert login["options"]["callback_url"] == "https://hub.example.org/hub/oauth_callback"
+    assert login["options"]["names_file"] == "/opt/jupyter/state/oauth-names.json"
+    assert login["options"]["allowed_groups"] == ["ml-2026"]
+    assert json.loads(text)["servers"]["create_accounts"] is True
 
 
 def test_a_home_that_is_not_its_persons_own_folder_is_not_offboarded():
@@ -368,11 +364,14 @@ def test_a_home_that_is_not_its_persons_own_folder_is_not_offboarded():
 def test_native_sign_up_needs_the_release_that_has_it(tmp_path):
     assert 'jh_authenticator = "native" needs jupyterhub-nativeauthenticator' in refused({"jh_authenticator": "native"})
     settings = Settings.from_data({"jh_authenticator": "native", "jh_server_release": "jupyterhub-5"})
-    config = load_config(settings, tmp_path)
-    assert config.JupyterHub.authenticator_class == "native"
-    assert config.NativeAuthenticator.open_signup is False
-    assert config.Authenticator.username_pattern == "^[a-z_][a-z0-9_-]{0,31}$"
-    assert config.UnitSpawner.create_accounts is True
+    data = hub_data_of(settings)
+    assert data["login"] == {
+        "kind": "native",
+        "options": {"username_pattern": "^[a-z_][a-z0-9_-]{0,31}$"},
+        "allowed_users": None,
+        "admin_users": [],
+    }
+    assert data["servers"]["create_accounts"] is True
 
 
 def test_github_logins(oidc, tmp_path):
@@ -385,13 +384,11 @@ def test_github_logins(oidc, tmp_path):
             "allowed_organizations": ["my-lab"],
         },
     }
-    settings = Settings.from_data(github)
-    rendered = render("jupyterhub_config.py.j2", settings, **hub.config_context(settings, NOBLE))
-    assert 'c.JupyterHub.authenticator_class = "oauthunix.UnixGitHubAuthenticator"' in rendered
-    assert 'c.UnixGitHubAuthenticator.allowed_organizations = set(["my-lab"])' in rendered
-    assert 'c.UnixGitHubAuthenticator.client_secret = Path("/opt/jupyter/auth/oauth-client-secret")' in rendered
-    assert "s3cret-value" not in rendered and "OIDC" not in rendered
-    compile(rendered, "jupyterhub_config.py", "exec")
+    text = hub_data.hub_json(Settings.from_data(github), NOBLE, 1000, {})
+    login = json.loads(text)["login"]
+    assert login["kind"] == "github" and login["options"]["allowed_organizations"] == ["my-lab"]
+    assert login["options"]["client_secret_file"] == "/opt/jupyter/auth/oauth-client-secret"
+    assert "s3cret-value" not in text and "endpoints_file" not in login["options"]
     bad = {**github, "jh_github": {**github["jh_github"], "allowed_organizations": ["-lab"]}}
     assert "jh_github[allowed_organizations][0]: must be a GitHub organization name" in refused(bad)
     assert "jh_github needs jh_domain" in refused({**github, "jh_domain": None})

@@ -85,16 +85,22 @@ def hub(tmp_path) -> Host:
         (root / "envs" / env / "bin" / "jupyterhub").chmod(0o755)
         (root / "envs" / env / "bin" / "python").symlink_to(sys.executable)
         # The hub package's tools the restore runs (standard library only: the controller's Python runs them).
-        for tool, function in (("hubside-safe-extract", "extract:main"), ("hubside-merge-names", "names:merge_main")):
-            module, name = function.split(":")
+        tools = (
+            ("hubside-safe-extract", "extract"),
+            ("hubside-merge-names", "names"),
+            ("hubside-archive-state", "state_archive"),
+        )
+        for tool, module in tools:
             script = root / "envs" / env / "bin" / tool
+            function = "merge_main" if module == "names" else "main"
             script.write_text(
                 f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(HUBSIDE_SRC)!r})\n"
-                f"from hubside.{module} import {name}\n{name}()\n"
+                f"from hubside.{module} import {function}\n{function}()\n"
             )
             script.chmod(0o755)
     (root / ".venv").symlink_to(root / "envs" / "old")
     (root / "jupyterhub_config.py").write_text("c = get_config()\n")
+    (root / "hub.json").write_text("{}\n")
     host.state.mkdir(mode=0o700)
     with sqlite3.connect(host.state / layout.DATABASE) as db:
         db.execute("create table t (v text)")

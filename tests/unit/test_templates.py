@@ -3,12 +3,10 @@
 import json
 import shutil
 import subprocess
-from collections.abc import Mapping
-from types import SimpleNamespace
 
 import pytest
 
-from tasks import hub, layout
+from tasks import hub, hub_data, layout
 from tasks.ops import render
 from tasks.platform import Platform
 from tasks.settings import Settings
@@ -34,13 +32,13 @@ def visudo(path) -> subprocess.CompletedProcess:
 def test_sudoers_rule_passes_visudo(tmp_path, data):
     settings = Settings.from_data(data)
     rule = tmp_path / "rule"
-    rule.write_text(render("sudoers.j2", settings))
+    rule.write_text(hub.sudoers_rule(settings))
     result = visudo(rule)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_sudoers_rule_allows_only_the_user_server_helper():
-    rule = render("sudoers.j2", Settings.from_data(CUSTOM))
+    rule = hub.sudoers_rule(Settings.from_data(CUSTOM))
     grants = [line for line in rule.splitlines() if line.startswith("hubd ")]
     assert grants == ["hubd ALL=(root) NOPASSWD: JUPYTERHUB_USER_SERVERS"]
     helper = "/srv/hub/libexec/user-server"
@@ -53,50 +51,36 @@ def test_visudo_rejects_a_broken_rule(tmp_path):
     assert visudo(rule).returncode != 0
 
 
-class Recorder(SimpleNamespace):
-    """Stands in for traitlets' config object: c.Section.option = value."""
-
-    def __getattr__(self, name):
-        value = Recorder()
-        setattr(self, name, value)
-        return value
+def hub_data_of(settings: Settings, node_addresses: dict[str, str] | None = None) -> dict:
+    """hub.json for these settings, as the deploy writes it (the hub package's tests apply it)."""
+    return json.loads(hub_data.hub_json(settings, NOBLE, 1000, node_addresses or {}))
 
 
-def load_config(settings: Settings, tmp_path, node_addresses: Mapping[str, str] | None = None) -> Recorder:
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "proxy.env").write_text("CONFIGPROXY_AUTH_TOKEN=proxy-secret\n")
-    (state / "idle_culler.env").write_text("JUPYTERHUB_API_TOKEN=culler-secret\n")
-    (state / "deploy.env").write_text("JUPYTERHUB_API_TOKEN=deploy-secret\n")
-    source = render("jupyterhub_config.py.j2", settings, **hub.config_context(settings, NOBLE, node_addresses)).replace(
-        f'Path("{settings.layout.state_dir}")', f'Path("{state}")'
-    )
-    config = Recorder()
-    exec(compile(source, "jupyterhub_config.py", "exec"), {"get_config": lambda: config})
-    return config
-
-
-def test_hub_config(tmp_path):
-    config = load_config(Settings.from_data(CUSTOM), tmp_path)
-    assert config.JupyterHub.bind_url == "http://127.0.0.1:8000/"
-    assert config.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
-    assert config.ConfigurableHTTPProxy.auth_token == "proxy-secret"
-    # The proxy is a unit of its own; the hub leaves it and users' servers running when it stops.
-    assert config.ConfigurableHTTPProxy.should_start is False
-    assert config.JupyterHub.cleanup_servers is False
-    assert config.PAMAuthenticator.allowed_groups == ["students"]
-    assert config.Authenticator.admin_users == {"teacher"}
-    assert config.JupyterHub.spawner_class == "unitspawner.UnitSpawner"
-    assert config.UnitSpawner.helper == "/srv/hub/libexec/user-server"
-    assert config.UnitSpawner.unit_prefix == "jupyter-singleuser@"
-    assert config.JupyterHub.services == [
-        {"name": "idle-culler", "api_token": "culler-secret"},
-        {"name": "deploy", "api_token": "deploy-secret"},
-    ]
-    culler, deploy = config.JupyterHub.load_roles
+def test_hub_data(tmp_path):
+    data = hub_data_of(Settings.from_data(CUSTOM))
+    assert data["state_dir"] == "/srv/hub/state"
+    assert data["urls"] == {
+        "bind_url": "http://127.0.0.1:8000/",
+        "hub_bind_url": "http://127.0.0.1:8081",
+        "hub_connect_url": None,
+    }
+    assert data["proxy"] == {"api_url": "http://127.0.0.1:8001", "token_file": "proxy.env"}
+    assert data["login"] == {
+        "kind": "pam",
+        "options": {"service": "jupyterhub", "allowed_groups": ["students"]},
+        "allowed_users": None,
+        "admin_users": ["teacher"],
+    }
+    assert data["servers"]["helper"] == "/srv/hub/libexec/user-server"
+    assert data["servers"]["unit_prefix"] == "jupyter-singleuser@"
+    assert data["servers"]["profiles"] == [] and data["servers"]["create_accounts"] is False
+    culler, deploy = data["services"]
+    assert culler["token_file"] == "idle_culler.env"
     assert "admin" not in str(culler["scopes"]) and "delete:servers" in culler["scopes"]
     # Groups and off-boarding; not servers' or tokens' admin.
-    assert deploy == {"name": "deploy", "scopes": ["admin:users", "admin:groups"], "services": ["deploy"]}
+    assert deploy == {"name": "deploy", "token_file": "deploy.env", "scopes": ["admin:users", "admin:groups"]}
+    # Root's helper's part: the hub reads it, never writes it (the file is root's).
+    assert data["user_servers"]["hub_user"] == "hubd" and data["user_servers"]["users_group"] == "students"
 
 
 def render_unit(name: str, settings: Settings, **context) -> str:
@@ -161,8 +145,9 @@ def test_activity_is_reported_well_within_the_idle_timeout(tmp_path, timeout, in
     """The culler stops a server on the activity the hub last heard of: with JupyterHub's
     5 minutes between reports, an idle timeout of 1 minute would stop servers in use."""
     settings = Settings.from_data({"jh_idle_timeout": timeout, "jh_idle_check_interval": 10})
-    assert load_config(settings, tmp_path).JupyterHub.last_activity_interval == interval
-    environment = json.loads(hub.user_servers_config(settings, NOBLE, 1000))["environment"]
+    data = hub_data_of(settings)
+    assert data["servers"]["activity_interval"] == interval
+    environment = data["user_servers"]["environment"]
     assert environment["JUPYTERHUB_ACTIVITY_INTERVAL"] == str(interval)
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import io
-import json
 from types import SimpleNamespace
 
 import pytest
 
-from tasks import hub
+from tasks import hub_data
 from tasks.platform import Platform
 from tasks.preflight import limit_problems
 from tasks.settings import FILES, Settings, SettingsError
@@ -36,7 +35,7 @@ helper = load_helper()
 
 
 def helper_config(data: dict, platform: Platform = NOBLE) -> dict:
-    return json.loads(hub.user_servers_config(Settings.from_data(data), platform, 1000))
+    return hub_data.user_servers(Settings.from_data(data), platform, 1000)
 
 
 @pytest.mark.parametrize(
