@@ -20,9 +20,9 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.operations import server, systemd
 
-from tasks import layout
+from tasks import cluster_people, layout
 from tasks.cluster_plan import HUBS, NODES, ClusterPlan, role
-from tasks.ops import command, packages, private_transfer, root_template, service
+from tasks.ops import command, install_site, packages, private_transfer, render, root_template, service
 from tasks.settings import Settings
 
 PACKAGES = {HUBS: ["munge", "slurm-client", "slurmctld"], NODES: ["munge", "slurm-client", "slurmd"]}
@@ -75,7 +75,12 @@ def shared_home(settings: Settings, plan: ClusterPlan) -> None:
         packages("NFS server for the users' homes", ["nfs-kernel-server"])
         addresses = [plan.addresses[node] for node in plan.nodes]
         exports = root_template(
-            "NFS export of /home to the nodes", "nfs-exports.j2", layout.NFS_EXPORTS, settings, addresses=addresses
+            "NFS export of /home to the nodes",
+            "nfs-exports.j2",
+            layout.NFS_EXPORTS,
+            settings,
+            addresses=addresses,
+            home_mounted=plan.hub_home_mounted,
         )
         service("NFS server running and enabled", layout.NFS_SERVER_SERVICE)
         server.shell(name="NFS exports reloaded", commands=["exportfs -ra"], _if=exports.did_change)
@@ -98,6 +103,23 @@ def shared_home(settings: Settings, plan: ClusterPlan) -> None:
         service("Users' homes mounted", layout.HOME_MOUNT, restarted=unit.will_change)
 
 
+def cluster_api(settings: Settings, plan: ClusterPlan) -> None:
+    """The hub's API on the cluster's network for the nodes' servers: nginx passes the API alone
+    (never the login page) from the nodes alone to the hub, which listens on loopback."""
+    packages("nginx (the hub's API for the nodes)", ["nginx"])
+    site = render(
+        "nginx-cluster-api.conf.j2",
+        settings,
+        address=settings.cluster_address,
+        port=layout.HUB_API_PORT,
+        nodes=[plan.addresses[node] for node in plan.nodes],
+    )
+    install_site(
+        settings, site, layout.NGINX_CLUSTER_API, layout.NGINX_CLUSTER_API_ENABLED, "the hub's API for the nodes"
+    )
+    service("nginx running and enabled", "nginx.service")
+
+
 def apply(settings: Settings, plan: ClusterPlan) -> None:
     if not settings.cluster:
         return
@@ -113,7 +135,16 @@ def apply(settings: Settings, plan: ClusterPlan) -> None:
     # The controller's restart comes first (a node registers with the configuration the
     # controller has). Running jobs outlive both restarts: slurmstepd holds them.
     if own == HUBS:
-        service("Slurm controller running and enabled", layout.SLURM_CONTROLLER_SERVICE, restarted=changed)
+        accounting_changed = cluster_people.accounting(settings)
+        service(
+            "Slurm controller running and enabled",
+            layout.SLURM_CONTROLLER_SERVICE,
+            restarted=changed or accounting_changed,
+        )
+        cluster_people.associations(settings, plan)
         drain_leaving_nodes(plan)
+        cluster_api(settings, plan)
     else:
         service("Slurm node daemon running and enabled", layout.SLURM_NODE_SERVICE, restarted=changed)
+        cluster_people.node_access(settings)
+        cluster_people.offboard_node(settings, plan)

@@ -45,7 +45,7 @@ from tasks.cluster_checks import (
     settings_problems,
     slurm_memory,
 )
-from tasks.facts import Accounts, ClusterHost, GroupEntries, MungeKey, SlurmNodes
+from tasks.facts import Accounts, ClusterHost, GroupEntries, MungeKey, SlurmState
 from tasks.settings import Settings, SettingsError, host_settings
 
 HUBS, NODES = "hubs", "nodes"
@@ -85,6 +85,14 @@ class ClusterPlan:
     removed: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
     to_drain: tuple[str, ...] = ()
+    # Accounting: each hub user's limits (jobs, queued, cpus, memory_mb; None: none), and what
+    # slurmdbd holds now (None: it did not answer, as before it is installed).
+    associations: Mapping[str, Mapping[str, int | None]] = empty()
+    current_associations: Mapping[str, Mapping[str, int | None]] | None = None
+    # Off-boarded users who still have an account, by host: their jobs, processes and accounts go.
+    leaving: Mapping[str, tuple[str, ...]] = empty()
+    # The hub's /home is a file system of its own (its NFS export then needs no subtree check).
+    hub_home_mounted: bool = False
 
     def user_ids(self, name: str) -> tuple[int, int]:
         """The uid and gid of a hub user on every host of the cluster."""
@@ -135,6 +143,13 @@ def make_plan(hubs: list[Host], nodes: list[Host]) -> ClusterPlan:
     key, where a node's differs; its Slurm nodes) are read only when nothing stops the run."""
     found = inventory_problems(hubs, nodes)
     if found:
+        unreachable = [m.name for m in [*hubs, *nodes] if not m.connected]
+        leaving = [u.name for u in host_settings(hubs[0].name).absent_users] if hubs and unreachable else []
+        if leaving:
+            found.append(
+                f"off-boarding {', '.join(leaving)} must reach every host of the cluster, and "
+                f"{', '.join(unreachable)} cannot be reached: their accounts and jobs would stay there"
+            )
         return ClusterPlan(problems=tuple(found))
     hub, everyone = hubs[0], [*hubs, *nodes]
     facts = read_facts(everyone)
@@ -146,7 +161,7 @@ def make_plan(hubs: list[Host], nodes: list[Host]) -> ClusterPlan:
     if found:
         return ClusterPlan(problems=tuple(found))
     munge_keys = munge_decision(hub, nodes, facts)
-    current = hub.get_fact(SlurmNodes)
+    current = hub.get_fact(SlurmState, account=layout.SLURM_ACCOUNT)
     names = {facts[node.name]["name"] for node in nodes}
     kept = sorted(name for name in current["nodes"] if name not in names and name in current["busy"])
     addresses = {m.name: str(host_settings(m.name).cluster_address) for m in everyone}
@@ -162,7 +177,35 @@ def make_plan(hubs: list[Host], nodes: list[Host]) -> ClusterPlan:
         removed=tuple(sorted(set(current["nodes"]) - names - set(kept))),
         kept=tuple(kept),
         to_drain=tuple(name for name in kept if name not in current["drained"]),
+        associations=frozen(associations(hub_settings)),
+        current_associations=None if current["associations"] is None else frozen(current["associations"]),
+        leaving=frozen(
+            {
+                m.name: tuple(u.name for u in hub_settings.absent_users if u.name in facts[m.name]["accounts"])
+                for m in everyone
+            }
+        ),
+        hub_home_mounted=facts[hub.name]["home_mounted"],
     )
+
+
+def associations(settings: Settings) -> dict[str, dict[str, int | None]]:
+    """Each hub user's limits in Slurm's accounting: jh_slurm_user_limits, each raised to the most
+    generous of the user's groups (jh_slurm_group_limits) that set it."""
+    base = settings.slurm_user_limits
+    wanted = {}
+    for user in settings.present_users:
+        groups = [
+            limits
+            for group, limits in sorted(settings.slurm_group_limits.items())
+            if user.name in settings.groups.get(group, [])
+        ]
+        limits = {}
+        for kind in ("jobs", "queued", "cpus", "memory_mb"):
+            values = [getattr(g, kind) for g in groups if getattr(g, kind) is not None]
+            limits[kind] = max(values) if values else getattr(base, kind)
+        wanted[user.name] = limits
+    return wanted
 
 
 def frozen(value):

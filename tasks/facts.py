@@ -297,16 +297,20 @@ class HubGroups(FactBase):
 
 class ClusterHost(FactBase):
     """What Slurm and the cluster checks need of a host: its short name, architecture, CPU
-    layout (lscpu, as slurmd counts it), memory, and the sha256 of its MUNGE key (or None)."""
+    layout (lscpu, as slurmd counts it), memory, the sha256 of its MUNGE key (or None), and
+    whether /home is a file system of its own."""
 
     def command(self) -> str:
         return (
             "hostname -s; uname -m; grep '^MemTotal:' /proc/meminfo; lscpu -p=SOCKET,CORE | grep -v '^#'; "
-            "echo @munge; sha256sum /etc/munge/munge.key 2>/dev/null || true"
+            "echo @munge; sha256sum /etc/munge/munge.key 2>/dev/null || true; "
+            "echo @home; findmnt -n -o TARGET --target /home 2>/dev/null || true"
         )
 
     def process(self, output):
         lines = list(output)
+        home = lines.index("@home") if "@home" in lines else len(lines)
+        lines, home_mount = lines[:home], lines[home + 1 : home + 2]
         munge = lines.index("@munge") if "@munge" in lines else len(lines)
         topology = [tuple(line.split(",")) for line in lines[3:munge] if line.count(",") == 1]
         sockets = len({socket for socket, _ in topology}) or 1
@@ -321,6 +325,8 @@ class ClusterHost(FactBase):
             "cores_per_socket": max(cores // sockets, 1),
             "threads_per_core": max(len(topology) // cores, 1),
             "munge_key": digest,
+            # /home a file system of its own (an NFS export of it then needs no subtree check).
+            "home_mounted": [line.strip() for line in home_mount] == ["/home"],
         }
 
 
@@ -335,31 +341,60 @@ class MungeKey(FactBase):
         return "".join(output).strip()
 
 
-class SlurmNodes(FactBase):
-    """The hub's slurm.conf nodes (name -> its NodeName line) and partitions (name -> node names),
-    with the nodes that run jobs and those drained: what a node leaving the inventory needs."""
+class SlurmState(FactBase):
+    """What the hub's Slurm has now: slurm.conf's nodes (name -> its NodeName line) and partitions
+    (name -> node names), the nodes that run jobs and those drained (what a node leaving the
+    inventory needs), and the accounting's associations of the hub's account (None where
+    slurmdbd does not answer): user -> jobs, queued, cpus, memory_mb (None: no limit)."""
 
-    def command(self) -> str:
+    def command(self, account: str) -> str:
         return (
             "grep -E '^(NodeName|PartitionName)=' /etc/slurm/slurm.conf 2>/dev/null; echo @busy; "
-            "squeue -h -o %N 2>/dev/null; echo @drained; sinfo -h -N -t drain,drained,draining -o %N 2>/dev/null; true"
+            "squeue -h -o %N 2>/dev/null; echo @drained; sinfo -h -N -t drain,drained,draining -o %N 2>/dev/null; "
+            "echo @associations; sacctmgr -nP show assoc format=account,user,maxjobs,maxsubmit,grptres "
+            f"where account={shlex.quote(account)} 2>/dev/null && echo @answered; true"
         )
 
     def process(self, output):
-        result = {"nodes": {}, "partitions": {}, "busy": set(), "drained": set()}
-        section = "conf"
+        result = {"nodes": {}, "partitions": {}, "busy": set(), "drained": set(), "associations": None}
+        section, associations = "conf", {}
         for line in output:
             line = line.strip()
-            if line in ("@busy", "@drained"):
+            if line in ("@busy", "@drained", "@associations"):
                 section = line[1:]
+            elif line == "@answered":
+                result["associations"] = associations
             elif section == "conf" and line.startswith("NodeName="):
                 result["nodes"][line.split()[0].partition("=")[2]] = line
             elif section == "conf" and line.startswith("PartitionName="):
                 fields = dict(field.partition("=")[::2] for field in line.split())
                 result["partitions"][fields["PartitionName"]] = [n for n in fields.get("Nodes", "").split(",") if n]
-            elif line:
+            elif section == "associations" and line.count("|") == 4:
+                _, user, jobs, queued, tres = line.split("|")
+                if user:
+                    associations[user] = association_limits(jobs, queued, tres)
+            elif line and section in ("busy", "drained"):
                 result[section].add(line)
         return result
+
+
+SLURM_MEMORY_UNITS = {"M": 1, "G": 1024, "T": 1024**2}
+
+
+def association_limits(jobs: str, queued: str, tres: str) -> dict[str, int | None]:
+    """An association's limits as sacctmgr prints them (GrpTRES such as cpu=8,mem=32G)."""
+    values = dict(item.partition("=")[::2] for item in tres.split(",") if "=" in item)
+    memory = values.get("mem")
+    memory_mb = None
+    if memory:
+        number, unit = (memory[:-1], memory[-1]) if memory[-1] in SLURM_MEMORY_UNITS else (memory, "M")
+        memory_mb = int(float(number) * SLURM_MEMORY_UNITS[unit])
+    return {
+        "jobs": int(jobs) if jobs else None,
+        "queued": int(queued) if queued else None,
+        "cpus": int(values["cpu"]) if values.get("cpu") else None,
+        "memory_mb": memory_mb,
+    }
 
 
 class PostgresDatabase(FactBase):
@@ -383,4 +418,31 @@ class PostgresDatabase(FactBase):
             key, _, value = line.strip().partition(":")
             if key in found:
                 found[key] = value
+        return found
+
+
+class NodeAdoption(FactBase):
+    """How far a node lets people in through their jobs alone (tasks/cluster_people.py): which of
+    the given PAM lines /etc/pam.d/sshd has, whether the sessions' PAM still runs pam_systemd, and
+    whether logind is masked."""
+
+    def command(self, lines: list[str]) -> str:
+        checks = "; ".join(
+            f"grep -qxF {shlex.quote(line)} /etc/pam.d/sshd && echo line:{i}" for i, line in enumerate(lines)
+        )
+        return (
+            f"{checks}; grep -qE '^session.*pam_systemd\\.so' /etc/pam.d/common-session 2>/dev/null && echo pam_systemd; "
+            '[ "$(systemctl is-enabled systemd-logind.service 2>/dev/null)" = masked ] && echo logind-masked; true'
+        )
+
+    def process(self, output):
+        found = {"lines": set(), "pam_systemd": False, "logind_masked": False}
+        for line in output:
+            line = line.strip()
+            if line.startswith("line:"):
+                found["lines"].add(int(line[5:]))
+            elif line == "pam_systemd":
+                found["pam_systemd"] = True
+            elif line == "logind-masked":
+                found["logind_masked"] = True
         return found

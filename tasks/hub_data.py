@@ -39,7 +39,6 @@ def hub_data(settings: Settings, platform: Platform, uid_min: int, node_addresse
         "urls": {
             "bind_url": f"http://{settings.public_ip}:{settings.public_port}{settings.base_url}",
             "hub_bind_url": settings.hub_api_url,
-            "hub_connect_url": settings.hub_api_url if settings.cluster else None,
         },
         "proxy": {"api_url": layout.PROXY_API_URL, "token_file": "proxy.env"},
         "database": {"url": database_url(settings), "cookie_secret_file": "jupyterhub_cookie_secret"},
@@ -51,6 +50,8 @@ def hub_data(settings: Settings, platform: Platform, uid_min: int, node_addresse
             "activity_interval": settings.activity_interval,
             "profiles": profiles(settings),
             "node_addresses": node_addresses,
+            # A job's server reaches the hub's API here (nginx, for the nodes alone).
+            "job_hub_url": settings.cluster_api_url,
         },
         "services": [{"name": name, "token_file": token, "scopes": scopes} for name, token, scopes in SERVICES],
         "user_servers": user_servers(settings, platform, uid_min),
@@ -67,9 +68,11 @@ def database_url(settings: Settings) -> str:
 def login(settings: Settings) -> dict:
     paths, kind = settings.layout, settings.authenticator
     present = sorted(u.name for u in settings.present_users)
-    # PAM lets in the users group; sign-up lets in whom an admin approves; the others let in
-    # jh_users besides their own rule (groups, organizations).
-    allowed = present if kind in ("ldap", "oidc", "github") else None
+    # Names bound to one account of an OAuth provider: its claims are the person's to edit.
+    bound = {u.name: u.account for u in settings.present_users if u.account}
+    # PAM lets in the users group; sign-up lets in whom an admin approves; LDAP lets in jh_users
+    # besides its groups; OAuth the names bound to their accounts besides its groups.
+    allowed = present if kind == "ldap" else sorted(bound) if settings.oauth else None
     options: dict[str, object]
     if kind == "pam":
         options = {"service": layout.PAM_SERVICE_NAME, "allowed_groups": [settings.users_group]}
@@ -92,6 +95,7 @@ def login(settings: Settings) -> dict:
             "client_secret_file": str(paths.oauth_client_secret),
             "callback_url": f"https://{settings.domain}{settings.base_url}hub/oauth_callback",
             "names_file": str(paths.state_dir / layout.OAUTH_NAMES),
+            "bound_names": bound,
         }
         if settings.oidc:
             oidc = settings.oidc

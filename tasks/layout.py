@@ -74,8 +74,29 @@ SLURM_NODE_SERVICE = "slurmd.service"
 NFS_EXPORTS = PurePosixPath("/etc/exports.d/jupyterhub.exports")
 NFS_SERVER_SERVICE = "nfs-server.service"
 HOME_MOUNT = "home.mount"
-CLUSTER_SERVICES = (MUNGE_SERVICE, SLURM_CONTROLLER_SERVICE, SLURM_NODE_SERVICE, NFS_SERVER_SERVICE, HOME_MOUNT)
 SLURM_CLUSTER_NAME = "jupyterhub"
+# Accounting (slurmdbd): the account the hub's people are in, and its MariaDB database.
+SLURM_ACCOUNT = "jupyterhub"
+SLURMDBD_CONF = PurePosixPath("/etc/slurm/slurmdbd.conf")
+SLURMDBD_SERVICE = "slurmdbd.service"
+SLURM_ACCOUNTING_DB = "slurm_acct_db"
+MARIADB_SERVICE = "mariadb.service"
+MARIADB_CONF = PurePosixPath("/etc/mysql/mariadb.conf.d/90-jupyterhub-slurm.cnf")
+# On the nodes: SSH lets a person in only into a job of theirs (pam_slurm_adopt); admins always.
+SSHD_PAM = PurePosixPath("/etc/pam.d/sshd")
+NODE_ACCESS = PurePosixPath("/etc/security/access-jupyterhub-nodes.conf")
+# On the hub: the hub's API for the nodes' servers, on the cluster's network (nginx).
+NGINX_CLUSTER_API = PurePosixPath("/etc/nginx/sites-available/jupyterhub-cluster-api")
+NGINX_CLUSTER_API_ENABLED = PurePosixPath("/etc/nginx/sites-enabled/jupyterhub-cluster-api")
+CLUSTER_SERVICES = (
+    MUNGE_SERVICE,
+    SLURM_CONTROLLER_SERVICE,
+    SLURM_NODE_SERVICE,
+    SLURMDBD_SERVICE,
+    MARIADB_SERVICE,
+    NFS_SERVER_SERVICE,
+    HOME_MOUNT,
+)
 # A user's server job writes its output here, in the user's home (each job overwrites it).
 SLURM_JOB_LOG = ".jupyterhub-slurm.log"
 

@@ -14,7 +14,7 @@ from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.api.util import get_template
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import Home, User
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from tasks.layout import Layout, layout_env
 from tasks.settings import FILES, Settings
@@ -44,22 +44,27 @@ def root_template(
     return root_file(name, StringIO(render(template, settings, **context)), dest, mode=mode)
 
 
-def root_file(name: str, src, dest: PurePosixPath | str, mode: str = "644", group: str = "root", **kwargs):
-    """A path on the controller or a StringIO put as a root-owned file; not planned if the host has it.
+def root_file(
+    name: str, src, dest: PurePosixPath | str, mode: str = "644", group: str = "root", user: str = "root", **kwargs
+):
+    """A path on the controller or a StringIO put as a file (root's unless a daemon must own it, as
+    slurmdbd its configuration); not planned if the host has it.
 
     Where the host's file differs or is missing, it is uploaded without pyinfra's facts
     (the snapshot already read it), unless --diff asks for pyinfra's diff.
     """
     content = src.getvalue().encode() if isinstance(src, StringIO) else Path(src).read_bytes()
-    if is_state(dest, "f", mode, "root", group, hashlib.sha256(content).hexdigest()):
+    if is_state(dest, "f", mode, user, group, hashlib.sha256(content).hexdigest()):
         return UNCHANGED
     src = src if not isinstance(src, Path) else str(src)
     found = entry(dest)
     if state.config.DIFF or (found is not None and found[0] != "f"):
-        return files.put(name=name, src=src, dest=str(dest), mode=mode, user="root", group=group, **kwargs)
+        return files.put(name=name, src=src, dest=str(dest), mode=mode, user=user, group=group, **kwargs)
     parent = PurePosixPath(dest).parent
     make_parent = entry(parent) is None
-    return upload(name=name, src=src, dest=str(dest), mode=mode, group=group, make_parent=make_parent, **kwargs)
+    return upload(
+        name=name, src=src, dest=str(dest), mode=mode, user=user, group=group, make_parent=make_parent, **kwargs
+    )
 
 
 def directory(name: str, path: PurePosixPath | str, mode: str, user: str, group: str):
@@ -75,13 +80,13 @@ def directory(name: str, path: PurePosixPath | str, mode: str, user: str, group:
 
 
 @operation()
-def upload(src, dest: str, mode: str, group: str, make_parent: bool):
-    """Upload a file the snapshot found missing or different, root-owned with this mode."""
+def upload(src, dest: str, mode: str, user: str, group: str, make_parent: bool):
+    """Upload a file the snapshot found missing or different, with this owner and mode."""
     if make_parent:
         yield StringCommand("mkdir", "-p", QuoteString(str(PurePosixPath(dest).parent)))
     temp_dir = (host.current_op_global_arguments or {}).get("_temp_dir")
     yield FileUploadCommand(src, dest, remote_temp_filename=host.get_temp_filename(dest, temp_directory=temp_dir))
-    yield StringCommand("chown", f"root:{group}", QuoteString(dest), "&&", "chmod", mode, QuoteString(dest))
+    yield StringCommand("chown", f"{user}:{group}", QuoteString(dest), "&&", "chmod", mode, QuoteString(dest))
 
 
 @operation()
@@ -168,3 +173,25 @@ def private_transfer() -> dict:
         _doas=False,
     )
     return {"_temp_dir": directory}
+
+
+def install_nginx_site(
+    settings: Settings, config: str, site: PurePosixPath, enabled: PurePosixPath, stage: str
+) -> bool:
+    """Put an nginx site in place and reload nginx, unless `nginx -t` rejects it.
+
+    A rejected config is replaced by the previous one (or removed, if there was none) before
+    nginx ever loads it, and the run fails showing nginx's error. Compared with the live site at
+    plan time, so a rejected change is retried. Returns whether the site changes.
+    """
+    desired = hashlib.sha256(config.encode()).hexdigest()
+    link = entry(enabled)
+    if is_state(site, "f", "644", "root", "root", desired) and link and link[0] == "l":
+        return False
+    staged = f"{site}.new"
+    root_file(f"Stage the nginx site ({stage})", StringIO(config), staged)
+    server.shell(
+        name=f"Check the nginx site with nginx -t, then reload ({stage})",
+        commands=[script(settings.layout, "install-nginx-site", staged, site, enabled)],
+    )
+    return True

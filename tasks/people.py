@@ -38,7 +38,7 @@ def hub_people(settings: Settings, *args: str) -> str:
         paths.state_dir / layout.DEPLOY_TOKEN,
         "JUPYTERHUB_API_TOKEN",
         paths.venv / "bin" / "hubside-people",
-        f"{settings.hub_api_url}/hub/api",
+        settings.hub_api,
         *args,
         as_user=settings.hub_user,
     )
@@ -135,9 +135,9 @@ def offboard(settings: Settings) -> None:
                     settings.layout,
                     "offboard-user",
                     name,
+                    f"{layout.USER_UNIT_PREFIX}{name}.service",
                     home,
                     settings.offboard_dir,
-                    f"{layout.USER_UNIT_PREFIX}{name}.service",
                 )
             ],
         )

@@ -12,7 +12,6 @@ Runs inside deploy.py, and alone (for hosts that only need the front):
 
 from __future__ import annotations
 
-import hashlib
 from io import StringIO
 from pathlib import PurePosixPath
 
@@ -25,6 +24,7 @@ from tasks import firewall, layout, system
 from tasks.cluster_plan import inventory_peers
 from tasks.ops import (
     command,
+    install_nginx_site,
     packages,
     private_transfer,
     render,
@@ -36,7 +36,7 @@ from tasks.ops import (
 )
 from tasks.platform import Platform, target_platform
 from tasks.settings import FILES, Settings, current_settings
-from tasks.snapshot import Managed, entry, is_state
+from tasks.snapshot import Managed, entry
 
 # Manual and self-signed keys: in a directory only root can enter, so a key is never
 # readable, not even while it is being written.
@@ -67,26 +67,8 @@ def site_config(settings: Settings, platform: Platform, tls: bool) -> str:
 
 
 def install_site(settings: Settings, config: str, stage: str) -> bool:
-    """Put the site in place and reload nginx, unless `nginx -t` rejects it.
-
-    A rejected config is replaced by the previous one (or removed, if there was
-    none) before nginx ever loads it, and the run fails showing nginx's error.
-    Compared with the live site at plan time, so a rejected change is retried.
-    Returns whether the site changes.
-    """
-    desired = hashlib.sha256(config.encode()).hexdigest()
-    enabled = entry(layout.NGINX_SITE_ENABLED)
-    if is_state(layout.NGINX_SITE, "f", "644", "root", "root", desired) and enabled and enabled[0] == "l":
-        return False
-    staged = f"{layout.NGINX_SITE}.new"
-    root_file(f"Stage the nginx site ({stage})", StringIO(config), staged)
-    server.shell(
-        name=f"Check the nginx site with nginx -t, then reload ({stage})",
-        commands=[
-            script(settings.layout, "install-nginx-site", staged, layout.NGINX_SITE, layout.NGINX_SITE_ENABLED),
-        ],
-    )
-    return True
+    """The hub's site (ops.install_nginx_site); returns whether it changes."""
+    return install_nginx_site(settings, config, layout.NGINX_SITE, layout.NGINX_SITE_ENABLED, stage)
 
 
 def tls_certificate(settings: Settings, platform: Platform) -> tuple[bool, bool]:

@@ -20,7 +20,8 @@ NODES = {"node1": "10.0.0.11", "node2": "10.0.0.12"}
 
 def samples(secret_file: Path) -> dict[str, dict]:
     users = [{"name": "alice"}, {"name": "bob"}]
-    oauth = {"jh_domain": "hub.example.org", "jh_users": users, "jh_admin_users": ["alice"]}
+    bound = [{"name": "alice", "account": "sub-of-alice"}, {"name": "bob"}]
+    oauth = {"jh_domain": "hub.example.org", "jh_users": bound, "jh_admin_users": ["alice"]}
     return {
         "pam": {"jh_users": users, "jh_admin_users": ["alice"], "jh_users_group": "students"},
         "ldap": {
@@ -52,7 +53,7 @@ def samples(secret_file: Path) -> dict[str, dict]:
             },
         },
         "native": {"jh_authenticator": "native", "jh_server_release": "jupyterhub-5", "jh_admin_users": ["alice"]},
-        "cluster": {"jh_users": users, "jh_cluster": True, "jh_cluster_address": "10.0.0.1"},
+        "cluster": {"jh_users": users, "jh_cluster": True, "jh_cluster_address": "10.0.0.1", "jh_firewall": True},
         "postgresql": {"jh_db_url": "postgresql:///jupyterhub"},
     }
 

@@ -65,6 +65,7 @@ def test_an_ldap_hub_checks_the_directory_s_certificate(hub_files):
     assert c.LDAPAuthenticator.bind_dn_template == ["uid={username},ou=people,dc=example,dc=org"]
     assert c.LDAPAuthenticator.valid_username_regex == r"^[a-z_][a-z0-9_-]{0,31}$"
     assert c.Authenticator.allowed_users == {"alice", "bob"}
+    assert c.Authenticator.allow_existing_users is False
     # Its people get accounts at their first start.
     assert c.ServerSpawner.create_accounts is True
     authenticator = app.authenticator_class(config=c)
@@ -79,8 +80,11 @@ def test_an_oauth_hub_reads_its_secret_and_endpoints_from_the_host(hub_files, ki
     assert authenticator.client_secret == "s3cret"
     assert authenticator.oauth_callback_url == "https://hub.example.org/hub/oauth_callback"
     assert authenticator.names_file.endswith("/state/oauth-names.json")
-    assert authenticator.allowed_users == {"alice", "bob"}
+    # Listed names let in by name are the ones bound to their account; bob needs a group.
+    assert authenticator.bound_names == {"alice": "sub-of-alice"}
+    assert authenticator.allowed_users == {"alice"}
     assert authenticator.admin_users == {"alice"}
+    assert authenticator.allow_existing_users is False
     if kind == "oidc":
         assert authenticator.authorize_url == "https://login.example.org/auth"
         assert authenticator.userdata_url == "https://login.example.org/userinfo"
@@ -110,7 +114,9 @@ def test_a_postgresql_hub_uses_the_local_socket(hub_files):
 def test_a_cluster_hub_offers_profiles_and_takes_job_ports_only_through_its_own_handler(hub_files):
     config_file = hub_files("cluster")
     c = load(config_file).config
-    assert c.JupyterHub.hub_connect_url == "http://10.0.0.1:8081"
+    # The hub listens on loopback; a job's server reaches its API through nginx on the cluster's network.
+    assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081" and "hub_connect_url" not in c.JupyterHub
+    assert c.ServerSpawner.job_hub_url == "http://10.0.0.1:8081"
     assert c.ServerSpawner.profiles == [
         {"display": "On the hub server", "key": "hub", "where": "hub"},
         {"display": "Cluster: 1 CPU, 2 GB, 2 h", "key": "small", "where": "cluster"},

@@ -108,3 +108,50 @@ def test_github_names_are_bound_to_github_s_numeric_id(tmp_path):
     assert bindings(github) == {"gina": "4242"}
     with pytest.raises(web.HTTPError, match="belongs to another account"):
         github.user_info_to_username({"login": "gina", "id": 7})
+
+
+def test_a_name_the_settings_bind_is_its_account_s_alone_whoever_signs_in_first(tmp_path):
+    """A stranger at the provider calls themselves the admin, then a listed name, before their
+    owners ever sign in: refused; the owners get their names."""
+    oidc = UnixOIDCAuthenticator(
+        names_file=str(tmp_path / "oauth-names.json"),
+        username_claim="preferred_username",
+        bound_names={"prof": "sub-prof", "lena": "sub-lena"},
+        allowed_users={"prof", "lena"},
+        admin_users={"prof"},
+        allowed_idp_groups={"ml-2026"},
+    )
+    for name in ("prof", "lena", "Prof"):
+        with pytest.raises(web.HTTPError, match="belongs to another account"):
+            oidc.user_info_to_username({"preferred_username": name, "sub": "sub-stranger", "groups": ["ml-2026"]})
+        with pytest.raises(web.HTTPError, match="belongs to another account"):
+            run(
+                oidc.run_post_auth_hook(None, authentication(name.lower(), preferred_username=name, sub="sub-stranger"))
+            )
+    with pytest.raises(FileNotFoundError):
+        bindings(oidc)  # nothing was bound by the attempts
+    assert oidc.user_info_to_username({"preferred_username": "prof", "sub": "sub-prof"}) == "prof"
+    run(oidc.run_post_auth_hook(None, authentication("prof", preferred_username="prof", sub="sub-prof")))
+    with pytest.raises(FileNotFoundError):
+        bindings(oidc)  # the settings hold it: the file need not
+
+
+def test_the_settings_binding_wins_over_an_earlier_first_come_one(tmp_path):
+    (tmp_path / "oauth-names.json").write_text('{"prof": "sub-stranger"}')
+    oidc = UnixOIDCAuthenticator(
+        names_file=str(tmp_path / "oauth-names.json"),
+        username_claim="preferred_username",
+        bound_names={"prof": "sub-prof"},
+    )
+    assert oidc.user_info_to_username({"preferred_username": "prof", "sub": "sub-prof"}) == "prof"
+    with pytest.raises(web.HTTPError, match="belongs to another account"):
+        oidc.user_info_to_username({"preferred_username": "prof", "sub": "sub-stranger"})
+
+
+def test_an_outsider_with_an_unbound_listed_name_is_not_let_in(tmp_path):
+    """A listed name without its account is let in through the groups alone (not by name)."""
+    oidc = UnixOIDCAuthenticator(
+        names_file=str(tmp_path / "oauth-names.json"), allowed_users=set(), allowed_idp_groups={"ml-2026"}
+    )
+    assert not run(oidc.check_allowed("liam", authentication("liam", sub="sub-x", groups=["physics"])))
+    assert run(oidc.check_allowed("liam", authentication("liam", sub="sub-x", groups=["ml-2026"])))

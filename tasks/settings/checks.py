@@ -87,6 +87,7 @@ def _people(settings: Settings) -> None:
         raise ValueError(
             f"jh_{settings.authenticator} needs jh_domain: the provider sends people back to https://<jh_domain>/"
         )
+    _accounts(settings)
     absent = {u.name for u in settings.absent_users}
     for name in settings.admin_users:
         if name in absent:
@@ -122,9 +123,30 @@ def _people(settings: Settings) -> None:
         raise ValueError("jh_offboard_dir must be outside jh_install_root and jh_shared_dirs")
 
 
+def _accounts(settings: Settings) -> None:
+    """With OAuth, a name is an account's only where the settings say which (the claim is the
+    person's to edit): every admin's is said, and no account holds two names."""
+    given = [u for u in settings.users if u.account is not None]
+    if given and not settings.oauth:
+        raise ValueError(f'jh_users: {given[0].name} has an account, which only "oidc" and "github" logins use')
+    if not settings.oauth:
+        return
+    accounts = {u.name: u.account for u in settings.present_users}
+    for name in settings.admin_users:
+        if accounts.get(name) is None:
+            raise ValueError(
+                f"jh_admin_users: {name} needs its provider account in jh_users (account: the OpenID Connect sub "
+                "or GitHub id): the name alone would go to whoever signs in with it first"
+            )
+    held = [account for account in accounts.values() if account is not None]
+    if len(set(held)) != len(held):
+        raise ValueError("jh_users: two names have the same provider account")
+
+
 def _cluster(settings: Settings) -> None:
     if not settings.cluster:
-        given = _given(settings, ("cluster_address", "slurm_partitions", "spawn_profiles", "shared_home"))
+        cluster_only = ("cluster_address", "slurm_partitions", "spawn_profiles", "shared_home")
+        given = _given(settings, (*cluster_only, "slurm_user_limits", "slurm_group_limits"))
         if given:
             raise ValueError(f"{', '.join(given)} needs jh_cluster = True")
         return
@@ -135,6 +157,17 @@ def _cluster(settings: Settings) -> None:
         )
     if settings.cluster_address.is_loopback or settings.cluster_address.is_unspecified:
         raise ValueError("jh_cluster_address must be an address the other hosts reach (not loopback, not 0.0.0.0)")
+    if not settings.cluster_address.is_private:
+        raise ValueError(
+            f"jh_cluster_address {settings.cluster_address} is a public address: the hub's API and the users' "
+            "servers talk in plain HTTP on the cluster's network, which must be a private one (10/8, 172.16/12, "
+            "192.168/16)"
+        )
+    if not settings.firewall:
+        raise ValueError(
+            "jh_cluster needs jh_firewall = True: the hub's API and the users' servers on the nodes must be "
+            "reachable from the cluster's own hosts alone"
+        )
     keys = [p.key for p in settings.spawn_profiles]
     if not keys or len(set(keys)) != len(keys):
         raise ValueError("jh_spawn_profiles: give at least one profile, each with a key of its own")
@@ -144,12 +177,33 @@ def _cluster(settings: Settings) -> None:
                 f"jh_spawn_profiles: {profile.key} asks for partition {profile.partition}, "
                 f"not one of jh_slurm_partitions ({', '.join(settings.partitions)})"
             )
+    _slurm_limits(settings)
     if settings.authenticator != "pam":
         raise ValueError(
             "jh_cluster: accounts must be the same on the hub and every node, so the people are "
             'jh_users, who log in with jh_authenticator = "pam" (accounts made at a first login '
             "would exist on the hub alone)"
         )
+
+
+def _slurm_limits(settings: Settings) -> None:
+    """Each person's cap, with their groups', admits the largest job a profile asks for."""
+    for group in settings.slurm_group_limits:
+        if group not in settings.groups:
+            raise ValueError(f"jh_slurm_group_limits: {group} is not one of jh_groups")
+    jobs = [p for p in settings.spawn_profiles if p.where == "cluster"]
+    user = settings.slurm_user_limits
+    for name, limits in (
+        ("jh_slurm_user_limits", user),
+        *((f"jh_slurm_group_limits[{group}]", limits) for group, limits in settings.slurm_group_limits.items()),
+    ):
+        cpus, memory_mb = limits.cpus or user.cpus, limits.memory_mb or user.memory_mb
+        for profile in jobs:
+            if (cpus and cpus < profile.cpus) or (memory_mb and memory_mb < profile.memory_mb):
+                raise ValueError(
+                    f"{name}: {cpus or 'no limit on'} cores and {limits.memory or user.memory or 'no limit on'} "
+                    f"memory cannot run the profile {profile.key} ({profile.cpus} cores, {profile.memory})"
+                )
 
 
 def _conda(settings: Settings) -> None:

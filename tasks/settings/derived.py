@@ -29,9 +29,19 @@ class Derived:
 
     @property
     def hub_api_url(self) -> str:
-        """Where the hub's API listens: loopback, or this host's cluster address for the nodes."""
-        address = self.cluster_address if self.cluster else "127.0.0.1"
-        return f"http://{address}:{HUB_API_PORT}"
+        """Where the hub listens for the proxy, the culler and the deploy: loopback."""
+        return f"http://127.0.0.1:{HUB_API_PORT}"
+
+    @property
+    def hub_api(self) -> str:
+        """The hub's REST API, on loopback."""
+        return f"{self.hub_api_url}{self.base_url}hub/api"
+
+    @property
+    def cluster_api_url(self) -> str | None:
+        """Where the nodes' servers reach the hub's API (a cluster's): nginx on this host's cluster
+        address, which passes the API alone, to the nodes alone."""
+        return f"http://{self.cluster_address}:{HUB_API_PORT}" if self.cluster else None
 
     @property
     def partitions(self) -> list[str]:

@@ -22,6 +22,7 @@ from tasks.settings.derived import Derived
 from tasks.settings.network import DbUrl, DomainName, EmailAddress, NodeName, Port, Url, UrlPath
 from tasks.settings.parts import (
     DEFAULT_PROFILES,
+    DEFAULT_SLURM_LIMITS,
     TEACHING_KERNEL,
     GitHub,
     HubUser,
@@ -31,6 +32,7 @@ from tasks.settings.parts import (
     Oidc,
     SharedDir,
     SharedHome,
+    SlurmLimits,
     SpawnProfile,
     Strict,
     SubPathService,
@@ -360,6 +362,19 @@ class Settings(Derived, Strict):
     )
     shared_home: SharedHome = Field(
         SharedHome(kind="mounted"), description="How `/home` is the same folder on the hub and the nodes."
+    )
+    slurm_user_limits: SlurmLimits = Field(
+        DEFAULT_SLURM_LIMITS,
+        description="What each person may run on the cluster at once, the server the hub starts for them "
+        "included, enforced by Slurm's accounting (slurmdbd): jobs running, jobs queued, cores and memory of "
+        "their running jobs together. More waits in the queue or is refused at `sbatch`. It must admit the "
+        "largest profile.",
+    )
+    slurm_group_limits: dict[UnixGroup, SlurmLimits] = Field(
+        {},
+        description="Like `jh_slurm_user_limits`, per group of `jh_groups`: a person in several gets, for each "
+        "limit, the most generous of their groups that set it; unset ones fall back to `jh_slurm_user_limits`.",
+        examples=[{"ml-2026": {"jobs": 8, "cpus": 32, "memory": "128G"}}],
     )
 
     db_url: DbUrl | None = Field(

@@ -172,6 +172,11 @@ GitHubClientId = Annotated[
 OidcScope = Annotated[StrictStr, whole(OIDC_NAME, "must be a scope name"), Kind("scope")]
 OidcClaim = Annotated[StrictStr, whole(OIDC_NAME, "must be a claim name"), Kind("claim name")]
 OidcGroup = Annotated[StrictStr, whole(OIDC_NAME, "must be a group name of the provider"), Kind("group name")]
+ProviderAccount = Annotated[
+    StrictStr,
+    whole(OIDC_NAME, "must be the provider's account id: OpenID Connect's sub, GitHub's numeric id"),
+    Kind("account id"),
+]
 GitHubOrganization = Annotated[
     StrictStr, whole(GITHUB_ORG, "must be a GitHub organization name (letters, digits, -)"), Kind("organization name")
 ]

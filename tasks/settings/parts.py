@@ -23,6 +23,7 @@ from tasks.settings.network import (
     OidcGroup,
     OidcScope,
     Port,
+    ProviderAccount,
     Upstream,
     UrlPath,
 )
@@ -68,6 +69,14 @@ class HubUser(Strict):
         "present",
         description='`"absent"` off-boards the account (README: People): its server stops, the hub user and '
         "its tokens are deleted, its home is archived to `jh_offboard_dir` and removed, then the account.",
+    )
+    account: ProviderAccount | None = Field(
+        None,
+        description="With `oidc` or `github`: the one account of the provider this name belongs to (OpenID "
+        "Connect's `sub`, GitHub's numeric `id`, never a name the person can edit). Only that account gets the "
+        "name, whoever signs in first; a listed user without one is let in through `allowed_groups` or "
+        "`allowed_organizations` alone. Every admin needs one.",
+        examples=["f3a9c2d0-5b1e-4c8e-9f1a-2b7d6e4c8a10"],
     )
 
     @model_validator(mode="after")
@@ -277,6 +286,31 @@ class SpawnProfile(Strict):
     @property
     def memory_mb(self) -> int:
         return -(-memory_bytes(self.memory) // 1024**2)
+
+
+class SlurmLimits(Strict):
+    """What one person may run on the cluster at once, their servers' jobs included (Slurm's
+    accounting holds them to it, jh_slurm_user_limits); unset ones, in a group's, fall back."""
+
+    jobs: StrictInt | None = Field(None, ge=1, le=10000, description="Jobs running at once.")
+    queued: StrictInt | None = Field(
+        None, ge=1, le=100000, description="Jobs submitted and not ended (running or waiting) at once."
+    )
+    cpus: StrictInt | None = Field(None, ge=1, le=100000, description="Cores of all their running jobs together.")
+    memory: MemorySize | None = Field(None, description='Memory of all their running jobs together, such as `"16G"`.')
+
+    @model_validator(mode="after")
+    def _something(self) -> SlurmLimits:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of jobs, queued, cpus, memory")
+        return self
+
+    @property
+    def memory_mb(self) -> int | None:
+        return -(-memory_bytes(self.memory) // 1024**2) if self.memory else None
+
+
+DEFAULT_SLURM_LIMITS = SlurmLimits(jobs=4, queued=16, cpus=8, memory="32G")
 
 
 class SharedHome(Strict):

@@ -24,6 +24,7 @@ SETTINGS = {
     "jh_kernels": [],
     "jh_extra_ca_certificates": harness.controller_ca_certificates(),
     "jh_cluster": True,
+    "jh_firewall": True,
     "jh_spawn_profiles": [{"key": "small", "display": "Cluster: 1 CPU, 1 GB", "where": "cluster", "memory": "1G"}],
 }
 

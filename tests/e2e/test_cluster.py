@@ -7,6 +7,9 @@ in for NFS (README, "A cluster"). Tests run in file order."""
 from __future__ import annotations
 
 import contextlib
+import json
+import shlex
+import subprocess
 import threading
 import time
 
@@ -23,7 +26,13 @@ PROFILES = [
     {"key": "small", "display": "Cluster: 1 CPU, 1 GB, 1 h", "where": "cluster", "memory": "1G", "minutes": 60},
     {"key": "brief", "display": "Cluster: 1 CPU, 512 MB, 1 min", "where": "cluster", "memory": "512M", "minutes": 1},
 ]
-SETTINGS = {"jh_cluster": True, "jh_spawn_profiles": PROFILES, "jh_idle_timeout": 90, "jh_idle_check_interval": 10}
+SETTINGS = {
+    "jh_cluster": True,
+    "jh_firewall": True,
+    "jh_spawn_profiles": PROFILES,
+    "jh_idle_timeout": 90,
+    "jh_idle_check_interval": 10,
+}
 TIMES: dict[str, float] = {}
 
 
@@ -60,6 +69,24 @@ class Cluster:
         assert client.login(name, USERS[name]).status_code == 302, self.hub.journal()
         client.create_token()
         return client
+
+
+def as_user(host, user: str, command: str, check: bool = True) -> str:
+    return host.sh(f"runuser -u {user} -- {command}", check=check)
+
+
+def submit(cluster, user: str, *options: str, wrap: str = "sleep 300") -> str:
+    """A job of the user's own, submitted from their terminal on the hub; its id."""
+    argv = ["sbatch", "--parsable", "--mem=32M", "--time=10", "--output=/dev/null", *options, "--wrap", wrap]
+    return as_user(cluster.hub, user, shlex.join(argv)).strip().split(";")[0]
+
+
+def wait_for(what: str, ready, timeout: float = 120, every: float = 1):
+    deadline = time.monotonic() + timeout
+    while not (value := ready()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(every)
+    return value
 
 
 @contextlib.contextmanager
@@ -151,6 +178,160 @@ def test_a_job_at_its_time_limit_shows_as_stopped(cluster):
         time.sleep(5)
     log = cluster.hub.sh("journalctl -u slurmctld --no-pager")
     assert f"JobId={job[0]} " in log and "time limit" in log.lower(), log[-2000:]
+
+
+# A student's process on a node (a job of theirs) that reads their own server job's token from
+# /proc as the job starts, and posts what batchspawner's handler set as spawner attributes: the
+# exec_prefix the hub ran through /bin/sh as its own account at its next start (issue 23).
+CANARY = "/opt/jupyter/state/pwned-by-bob"
+WATCHER = f"""
+import json, os, time, urllib.error, urllib.request
+planted = "touch {CANARY};"
+bodies = [
+    {{"child_config": {{"exec_prefix": planted}}}},
+    {{"port": 40123, "child_config": {{"exec_prefix": planted}}}},
+    {{"exec_prefix": planted}},
+    {{"batch_submit_cmd": planted}},
+    {{"batch_query_cmd": planted}},
+    {{"cmd": ["/bin/sh", "-c", planted]}},
+    {{"env_keep": ["PATH", "LD_PRELOAD"]}},
+    {{"req_partition": "jupyter; " + planted}},
+    {{"port": 10 ** 9}},
+    {{"port": "40123"}},
+]
+deadline, me = time.time() + 240, os.getuid()
+while time.time() < deadline:
+    for pid in os.listdir("/proc"):
+        try:
+            if not pid.isdigit() or os.stat("/proc/" + pid).st_uid != me:
+                continue
+            environ = open("/proc/" + pid + "/environ").read().split("\\0")
+        except OSError:
+            continue
+        env = dict(item.split("=", 1) for item in environ if "=" in item)
+        if "JUPYTERHUB_API_TOKEN" not in env or "JUPYTERHUB_API_URL" not in env:
+            continue
+        with open(os.path.expanduser("~/attack.log"), "a") as log:
+            for path in ("/job-port", "/batchspawner"):
+                for body in bodies:
+                    request = urllib.request.Request(
+                        env["JUPYTERHUB_API_URL"] + path,
+                        data=json.dumps(body).encode(),
+                        headers={{"Authorization": "token " + env["JUPYTERHUB_API_TOKEN"], "Content-Type": "application/json"}},
+                        method="POST",
+                    )
+                    try:
+                        code = urllib.request.urlopen(request, timeout=10).status
+                    except urllib.error.HTTPError as error:
+                        code = error.code
+                    log.write(json.dumps({{"path": path, "body": body, "code": code, "at": time.time()}}) + "\\n")
+        raise SystemExit(0)
+    time.sleep(0.01)
+"""
+
+
+def test_a_student_s_job_token_sets_nothing_in_the_hub(cluster):
+    """bob's own jobs on both nodes watch for his server's job and post, with its token, what
+    batchspawner's handler would have kept: every post is refused, nothing runs as the hub's
+    account through a restart and a re-deploy, and the hub still finds bob's server."""
+    bob = cluster.user("bob")
+    cluster.hub.sh(f"rm -f /home/bob/attack.log {CANARY}")
+    cluster.hub.sh(f"cat > /home/bob/watch.py <<'PY'\n{WATCHER}\nPY\nchown bob: /home/bob/watch.py")
+    watchers = [
+        submit(cluster, "bob", f"--nodelist={NAMES[node]}", wrap="python3 /home/bob/watch.py")
+        for node in ("node1", "node2")
+    ]
+    wait_for("bob's watchers running", lambda: all(j[2] == "RUNNING" for j in cluster.squeue() if j[0] in watchers))
+    with in_use(bob):
+        assert bob.start_server(timeout=300, options={"profile": "small"})["ready"]
+        text = wait_for(
+            "the watcher's posts",
+            lambda: (log := cluster.hub.sh("cat /home/bob/attack.log 2>/dev/null || true")).count("\n") >= 20 and log,
+        )
+        posts = [json.loads(line) for line in text.splitlines()]
+        assert len(posts) == 20, posts
+        # Refused: a body other than a port (400) while the server starts, a token whose server
+        # has reported (403) after it; batchspawner's own path is not there (404).
+        assert {p["code"] for p in posts if p["path"] == "/job-port"} <= {400, 403}, posts
+        assert {p["code"] for p in posts if p["path"] == "/batchspawner"} == {404}, posts
+        while_starting = sum(1 for p in posts if p["code"] == 400)
+        print(f"\ncluster: the student's posts during the start: {while_starting} of 10 refused as bodies (400)")
+        cluster.hub.sh("systemctl restart jupyterhub && /opt/jupyter/libexec/wait-healthy 90")
+        result = cluster.deploy("after-attack", list(NAMES), jh_idle_timeout=95)
+        assert result.returncode == 0, result.stderr[-6000:]
+        assert "JupyterHub running and enabled" in result.changed_operations()
+    assert cluster.hub.sh(f"test -e {CANARY} && echo planted || echo absent").strip() == "absent"
+    assert bob.server()["ready"]
+    assert bob.run_code("import socket; print(socket.gethostname())").strip() in (NAMES["node1"], NAMES["node2"])
+    bob.stop_server()
+    cluster.hub.sh(f"scancel {' '.join(watchers)}")
+
+
+def test_people_see_their_own_jobs_alone_and_are_held_to_their_share(cluster):
+    """With one job running and two queued per person: alice's second job waits for her first,
+    her third is refused at sbatch; squeue shows each person their own jobs alone."""
+    limits = {"jobs": 1, "queued": 2, "cpus": 2, "memory": "2G"}
+    result = cluster.deploy("limits", list(NAMES), jh_slurm_user_limits=limits)
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert any("Slurm's limits of alice, bob" in op for op in result.changed_operations()), result.changed_operations()
+    bobs = submit(cluster, "bob")
+    first, second = submit(cluster, "alice"), submit(cluster, "alice")
+    wait_for("alice's first job running", lambda: [j[2] for j in cluster.squeue() if j[0] == first] == ["RUNNING"])
+    reason = cluster.hub.sh(f"squeue -h -j {second} -o '%T %r'").split()
+    assert reason == ["PENDING", "AssocMaxJobsLimit"], reason
+    third = as_user(cluster.hub, "alice", "sbatch --parsable --mem=32M --wrap 'sleep 300' 2>&1", check=False)
+    assert "Job violates accounting/QOS policy" in third, third
+    mine = as_user(cluster.hub, "alice", "squeue -h -o %u").split()
+    assert set(mine) == {"alice"} and len(mine) == 2, mine
+    assert bobs in cluster.hub.sh("squeue -h -o %i").split()  # root sees everyone's
+    cluster.hub.sh(f"scancel {first} {second} {bobs}")
+
+
+def test_ssh_to_a_node_lands_only_in_one_s_own_job_there(cluster, tmp_path):
+    key = tmp_path / "alice-key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    cluster.hub.sh(
+        f"install -d -m 700 -o alice -g alice /home/alice/.ssh && echo {shlex.quote(key.with_suffix('.pub').read_text().strip())}"
+        " > /home/alice/.ssh/authorized_keys && chown alice: /home/alice/.ssh/authorized_keys"
+        " && chmod 600 /home/alice/.ssh/authorized_keys"
+    )
+    node = cluster.hosts["node1"]
+
+    def ssh(command: str, user: str = "alice", identity=key) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                "ssh", "-i", str(identity), "-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}",
+                "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                f"{user}@{node.address}", command,
+            ],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    refused = ssh("true")
+    assert refused.returncode != 0, refused
+    said = refused.stderr + node.sh("journalctl -u ssh --no-pager -n 50", check=False)
+    assert "pam_slurm_adopt" in said and "no active jobs" in said, said[-2000:]
+    job = submit(cluster, "alice", f"--nodelist={NAMES['node1']}")
+    wait_for("alice's job on node1", lambda: [j[2] for j in cluster.squeue() if j[0] == job] == ["RUNNING"])
+    inside = ssh("cat /proc/self/cgroup")
+    assert inside.returncode == 0, inside.stderr
+    assert f"job_{job}" in inside.stdout, inside.stdout
+    # The administrators still get in without a job.
+    assert ssh("echo in", user="root", identity=node.target.ssh_key).stdout == "in\n"
+    cluster.hub.sh(f"scancel {job}")
+
+
+def test_the_hub_api_on_the_cluster_network_is_the_api_alone_for_the_nodes_alone(cluster):
+    hub_address = cluster.hub.address
+    node = cluster.hosts["node1"]
+    code = "curl -s -o /dev/null -w '%{http_code}' --max-time 10 "
+    assert node.sh(code + f"http://{hub_address}:8081/hub/api/") == "200"
+    assert node.sh(code + f"http://{hub_address}:8081/hub/login") == "404"
+    # The hub itself listens on loopback; from anywhere but the nodes the port is closed.
+    listening = cluster.hub.sh("ss -Hltn 'sport = :8081'")
+    assert "127.0.0.1:8081" in listening and f"{hub_address}:8081" in listening, listening
+    with pytest.raises(requests.RequestException):
+        requests.get(f"http://{hub_address}:8081/hub/api/", timeout=5)
 
 
 def test_a_third_node_joins_and_takes_jobs(cluster, start, workdir):
@@ -249,4 +430,41 @@ def test_a_cluster_that_cannot_work_is_refused_before_any_host_changes(cluster):
     result = run_pyinfra(inventory)
     assert result.returncode != 0
     assert "ghost.example.org: cannot be reached over SSH; a cluster is deployed as a whole" in result.stderr
+    # Off-boarding with a node out of reach stops too, naming the person.
+    leaving = [{"name": "alice", "password_hash": "$6$x$y"}, {"name": "bob", "state": "absent"}]
+    hub_data = {**cluster.settings("hub"), "jh_users": leaving}
+    inventory = write_inventory(cluster.workdir / "ghost-offboard.py", [(cluster.hub.name, hub_data)], nodes=nodes)
+    result = run_pyinfra(inventory)
+    assert result.returncode != 0
+    assert "off-boarding bob must reach every host of the cluster, and ghost.example.org cannot be reached" in (
+        result.stderr
+    )
     assert {role: cluster.hosts[role].snapshot(*watched) for role in NAMES} == before
+
+
+def test_off_boarding_cancels_the_person_s_jobs_and_removes_them_from_every_host(cluster):
+    """bob, with jobs of his own, a crontab on one node and an at job on the other, is set absent:
+    his jobs end, and his account and processes are gone from the hub and both nodes."""
+    for role, package in (("node1", "cron"), ("node2", "at")):
+        cluster.hosts[role].sh(f"DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package} >/dev/null")
+    cluster.hosts["node1"].sh("echo '* * * * * sleep 1' | crontab -u bob -")
+    cluster.hosts["node2"].sh("echo 'sleep 1' | runuser -u bob -- at now + 1 hour 2>/dev/null")
+    jobs = [submit(cluster, "bob", f"--nodelist={NAMES[node]}") for node in ("node1", "node2")]
+    wait_for("bob's jobs running", lambda: all(j[2] == "RUNNING" for j in cluster.squeue() if j[0] in jobs))
+    users = [{"name": "alice", "password_hash": cluster.hub.data["jh_users"][0]["password_hash"]}]
+    users.append({"name": "bob", "state": "absent"})
+    result = cluster.deploy("offboard-bob", list(NAMES), jh_users=users)
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert cluster.hub.sh("squeue -h -u bob -o %i 2>&1") == ""
+    for role in NAMES:
+        host = cluster.hosts[role]
+        assert host.sh("getent passwd bob || echo gone").strip() == "gone", role
+        assert host.sh("pgrep -u 2>/dev/null bob || echo none").strip() == "none", role
+    assert (
+        cluster.hosts["node1"].sh("ls /var/spool/cron/crontabs/ 2>/dev/null | grep -x bob || echo none").strip()
+        == "none"
+    )
+    assert cluster.hosts["node2"].sh("atq").strip() == ""
+    assert "bob" not in cluster.hub.sh("sacctmgr -nP show assoc format=user")
+    again = cluster.deploy("offboard-bob-again", list(NAMES), jh_users=users)
+    assert again.returncode == 0 and again.totals["success"] == 0, again.changed_operations()

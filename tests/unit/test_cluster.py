@@ -9,13 +9,13 @@ import subprocess
 import pytest
 
 from tasks import hub
-from tasks.facts import ClusterHost, SlurmNodes
+from tasks.facts import ClusterHost, SlurmState
 from tasks.ops import render
 from tasks.settings import Settings, SettingsError
 from tests.unit.test_templates import hub_data_of, visudo
 from tests.unit.test_user_servers import entry, helper, helper_config
 
-CLUSTER = {"jh_cluster": True, "jh_cluster_address": "10.0.0.1"}
+CLUSTER = {"jh_cluster": True, "jh_cluster_address": "10.0.0.1", "jh_firewall": True}
 NODES = [
     {
         "name": "node1",
@@ -54,6 +54,20 @@ SLURM = {
         ({"jh_cluster": True}, "jh_cluster_address on each host"),
         ({**CLUSTER, "jh_cluster_address": "127.0.0.1"}, "not loopback"),
         ({**CLUSTER, "jh_cluster_address": "10.0.0.1\n"}, "jh_cluster_address"),
+        ({**CLUSTER, "jh_cluster_address": "8.8.8.8"}, "jh_cluster_address 8.8.8.8 is a public address"),
+        ({**CLUSTER, "jh_firewall": False}, "jh_cluster needs jh_firewall = True"),
+        ({"jh_slurm_user_limits": {"jobs": 1}}, "jh_slurm_user_limits needs jh_cluster = True"),
+        ({**CLUSTER, "jh_slurm_user_limits": {}}, "give at least one of jobs, queued, cpus, memory"),
+        ({**CLUSTER, "jh_slurm_user_limits": {"cpus": 0}}, "greater than or equal to 1"),
+        ({**CLUSTER, "jh_slurm_user_limits": {"memory": "1G"}}, "cannot run the profile small (1 cores, 2G)"),
+        (
+            {**CLUSTER, "jh_slurm_group_limits": {"ml": {"jobs": 2}}},
+            "jh_slurm_group_limits: ml is not one of jh_groups",
+        ),
+        (
+            {**CLUSTER, "jh_groups": {"ml": []}, "jh_slurm_group_limits": {"ml": {"memory": "1G"}}},
+            "jh_slurm_group_limits[ml]: 8 cores and 1G memory cannot run the profile small",
+        ),
         ({**CLUSTER, "jh_slurm_partitions": {"gpu;reboot": ["n1"]}}, "lowercase letter"),
         ({**CLUSTER, "jh_slurm_partitions": {"gpu": ["n1 n2"]}}, "inventory name"),
         ({**CLUSTER, "jh_spawn_profiles": []}, "at least one profile"),
@@ -107,12 +121,13 @@ def test_bad_cluster_settings_are_refused_naming_the_setting(data, expected):
     assert expected in str(error.value)
 
 
-def test_the_hub_api_listens_on_the_cluster_address_only_with_a_cluster():
-    assert Settings.from_data({}).hub_api_url == "http://127.0.0.1:8081"
+def test_jobs_reach_the_hub_api_on_the_cluster_address_and_the_hub_listens_on_loopback():
+    assert Settings.from_data({}).cluster_api_url is None
     settings = Settings.from_data(CLUSTER)
-    assert settings.hub_api_url == "http://10.0.0.1:8081"
+    assert settings.cluster_api_url == "http://10.0.0.1:8081"
     data = hub_data_of(settings, {"node1": "10.0.0.11"})
-    assert data["urls"]["hub_bind_url"] == data["urls"]["hub_connect_url"] == "http://10.0.0.1:8081"
+    assert data["urls"] == {"bind_url": "http://127.0.0.1:8000/", "hub_bind_url": "http://127.0.0.1:8081"}
+    assert data["servers"]["job_hub_url"] == "http://10.0.0.1:8081"
     # The spawn page's profiles by key; their sizes are root's (the helper's part).
     assert data["servers"]["profiles"] == [
         {"key": "hub", "display": "On the hub server", "where": "hub"},
@@ -236,10 +251,21 @@ def test_the_helper_reports_a_job_as_its_user_sees_it(monkeypatch, capsys, stdou
 
 
 def test_the_hub_exports_home_to_the_nodes_alone():
-    text = render("nfs-exports.j2", Settings.from_data(CLUSTER), addresses=["10.0.0.11", "10.0.0.12"])
-    exports = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert exports == [
+    def exports(home_mounted: bool) -> list[str]:
+        text = render(
+            "nfs-exports.j2",
+            Settings.from_data(CLUSTER),
+            addresses=["10.0.0.11", "10.0.0.12"],
+            home_mounted=home_mounted,
+        )
+        return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+    assert exports(True) == [
         "/home 10.0.0.11(rw,sync,no_subtree_check,root_squash) 10.0.0.12(rw,sync,no_subtree_check,root_squash)"
+    ]
+    # /home a folder of the root file system: a node's root cannot forge handles outside it.
+    assert exports(False) == [
+        "/home 10.0.0.11(rw,sync,subtree_check,root_squash) 10.0.0.12(rw,sync,subtree_check,root_squash)"
     ]
 
 
@@ -269,8 +295,11 @@ def test_the_cluster_host_fact_counts_cpus_as_slurmd_does():
         "cores_per_socket": 2,
         "threads_per_core": 2,
         "munge_key": "ab12",
+        "home_mounted": False,
     }
     assert ClusterHost().process(["node2", "x86_64", "MemTotal: 2048000 kB", "0,0", "@munge"])["munge_key"] is None
+    assert ClusterHost().process([*output, "@home", "/home"])["home_mounted"] is True
+    assert ClusterHost().process([*output, "@home", "/"])["home_mounted"] is False
 
 
 def test_the_slurm_nodes_fact_reads_nodes_partitions_busy_and_drained():
@@ -284,7 +313,80 @@ def test_the_slurm_nodes_fact_reads_nodes_partitions_busy_and_drained():
         "@drained",
         "n3",
     ]
-    found = SlurmNodes().process(output)
+    found = SlurmState().process(output)
     assert found["nodes"]["n3"].startswith("NodeName=n3 NodeAddr=10.0.0.13")
     assert found["partitions"] == {"jupyter": ["n1", "n3"]}
     assert found["busy"] == {"n3"} and found["drained"] == {"n3"}
+    assert found["associations"] is None  # slurmdbd did not answer
+    answered = SlurmState().process(
+        [
+            *output,
+            "@associations",
+            "jupyterhub||||",
+            "jupyterhub|alice|4|16|cpu=8,mem=32G",
+            "jupyterhub|bob|||",
+            "@answered",
+        ]
+    )
+    assert answered["associations"] == {
+        "alice": {"jobs": 4, "queued": 16, "cpus": 8, "memory_mb": 32768},
+        "bob": {"jobs": None, "queued": None, "cpus": None, "memory_mb": None},
+    }
+
+
+def test_the_hub_api_for_the_nodes_passes_the_api_alone_to_the_nodes_alone_and_passes_nginx_t(tmp_path):
+    from tests.unit.test_nginx import nginx_test
+
+    settings = Settings.from_data({**CLUSTER, "jh_domain": "hub.example.org", "jh_base_url": "/jupyter/"})
+    site = render(
+        "nginx-cluster-api.conf.j2", settings, address="127.0.0.1", port=8081, nodes=["10.0.0.11", "10.0.0.12"]
+    )
+    assert "allow 10.0.0.11;\n    allow 10.0.0.12;\n    deny all;" in site
+    assert "location /jupyter/hub/api/ {\n        proxy_pass http://127.0.0.1:8081;" in site
+    assert "location / {\n        return 404;" in site and "/hub/login" not in site
+    result = nginx_test(tmp_path, site)
+    assert result.returncode == 0, result.stderr
+
+
+def test_slurm_holds_people_to_their_share_and_shows_them_their_own_jobs():
+    text = render("slurm.conf.j2", Settings.from_data(CLUSTER), **SLURM)
+    assert "AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=hub\n" in text
+    assert "AccountingStorageEnforce=associations,limits,qos,safe" in text
+    assert "PrivateData=accounts,jobs,reservations,usage,users" in text
+    assert "PrologFlags=Contain" in text and "JobAcctGatherType=jobacct_gather/cgroup" in text
+    dbd = render("slurmdbd.conf.j2", Settings.from_data(CLUSTER), database="slurm_acct_db")
+    # MariaDB on the Unix socket as the Unix user slurm: no password in the file.
+    assert "StorageUser=slurm" in dbd and "StorageLoc=slurm_acct_db" in dbd and "StoragePass" not in dbd
+
+
+def test_the_associations_are_set_where_slurmdbd_holds_others_and_leavers_are_removed(monkeypatch):
+    from types import MappingProxyType
+
+    from tasks import cluster_people
+    from tasks.cluster_plan import ClusterPlan
+
+    shells = []
+    monkeypatch.setattr(cluster_people.server, "shell", lambda name, commands: shells.append((name, commands)))
+    settings = Settings.from_data(
+        {**CLUSTER, "jh_users": [{"name": "alice"}, {"name": "bob"}, {"name": "carol", "state": "absent"}]}
+    )
+    wanted = {"jobs": 4, "queued": 16, "cpus": 8, "memory_mb": None}
+    current = {"alice": wanted, "bob": {**wanted, "cpus": 2}, "carol": wanted}
+    plan = ClusterPlan(
+        associations=MappingProxyType({"alice": wanted, "bob": wanted}), current_associations=MappingProxyType(current)
+    )
+    cluster_people.associations(settings, plan)
+    (name, [limits]), (gone, [removal]) = shells
+    assert name == "Slurm's limits of bob"
+    assert limits.endswith("slurm-associations jupyterhub jupyterhub bob:4:16:8:-1")
+    assert gone == "Off-board carol: Slurm jobs cancelled, association removed"
+    assert removal.endswith("slurm-remove-user jupyterhub carol")
+    shells.clear()
+    cluster_people.associations(
+        settings,
+        ClusterPlan(
+            associations=MappingProxyType({"alice": wanted, "bob": wanted}),
+            current_associations=MappingProxyType({"alice": wanted, "bob": wanted}),
+        ),
+    )
+    assert shells == []

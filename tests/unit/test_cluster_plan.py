@@ -14,12 +14,12 @@ from pyinfra.facts.server import LinuxDistribution
 
 from tasks import cluster_checks, cluster_plan
 from tasks.cluster_plan import HUB_KEY, NEW_KEY, NO_CLUSTER, ClusterPlan, make_plan, plan_cluster
-from tasks.facts import Accounts, ClusterHost, GroupEntries, MungeKey, SlurmNodes
+from tasks.facts import Accounts, ClusterHost, GroupEntries, MungeKey, SlurmState
 from tasks.ops import render
 from tasks.settings import Settings, SettingsError
 
 HUB_KEY_BYTES = b"k" * 128
-NO_SLURM = {"nodes": {}, "partitions": {}, "busy": set(), "drained": set()}
+NO_SLURM = {"nodes": {}, "partitions": {}, "busy": set(), "drained": set(), "associations": None}
 
 
 class FakeHost:
@@ -39,12 +39,13 @@ class FakeHost:
                 "cores_per_socket": cpus,
                 "threads_per_core": 1,
                 "munge_key": munge,
+                "home_mounted": False,
             },
             LinuxDistribution: {"name": "Ubuntu", "release_meta": {"VERSION_ID": release}},
             Accounts: {"root": {"uid": 0}},
             GroupEntries: {"root": (0, [])},
             MungeKey: base64.b64encode(HUB_KEY_BYTES).decode(),
-            SlurmNodes: NO_SLURM,
+            SlurmState: NO_SLURM,
         }
         self.reads: list[str] = []
 
@@ -57,7 +58,7 @@ def make_cluster(monkeypatch, data=None, nodes=2, **hub):
     """A hub and its nodes, each host's settings from data (and its own address)."""
     members = [FakeHost("hub.example.org", ["hubs"], "10.0.0.1", **hub)]
     members += [FakeHost(f"node{i}.example.org", ["nodes"], f"10.0.0.1{i}") for i in range(1, nodes + 1)]
-    base = {"jh_cluster": True, "jh_users": [{"name": "alice"}, {"name": "bob"}], **(data or {})}
+    base = {"jh_cluster": True, "jh_firewall": True, "jh_users": [{"name": "alice"}, {"name": "bob"}], **(data or {})}
     settings = {m.name: Settings.from_data({**base, "jh_cluster_address": m.address}) for m in members}
     for module in (cluster_plan, cluster_checks):
         monkeypatch.setattr(module, "host_settings", settings.__getitem__)
@@ -95,6 +96,7 @@ def test_problems_are_listed_in_order_naming_the_host_or_the_setting(monkeypatch
     data = {
         "jh_slurm_partitions": {"jupyter": ["node1.example.org", "gone.example.org"]},
         "jh_spawn_profiles": [{"key": "huge", "display": "Huge", "where": "cluster", "cpus": 64}],
+        "jh_slurm_user_limits": {"cpus": 64},
     }
     hub, (node1, node2) = make_cluster(monkeypatch, data)
     node2.facts[LinuxDistribution] = {"name": "Debian", "release_meta": {"VERSION_ID": "11"}}
@@ -146,11 +148,12 @@ def test_slurm_conf_addresses_and_peers_and_a_busy_node_leaving_is_kept_drained(
     hub, (node1, node2) = make_cluster(monkeypatch, memory_mb=8000)
     node1.facts[ClusterHost] = {**node1.facts[ClusterHost], "cpus": 4, "cores_per_socket": 4, "memory_mb": 20000}
     n3 = "NodeName=n3 NodeAddr=10.0.0.13 CPUs=2 RealMemory=1000 State=UNKNOWN"
-    hub.facts[SlurmNodes] = {
+    hub.facts[SlurmState] = {
         "nodes": {"node1": "...", "n3": n3, "n4": "NodeName=n4"},
         "partitions": {"jupyter": ["node1", "n3", "n4"]},
         "busy": {"n3"},
         "drained": set(),
+        "associations": None,
     }
     plan = make_plan([hub], [node1, node2])
     assert (plan.removed, plan.kept, plan.to_drain) == (("n4",), ("n3",), ("n3",))
@@ -168,7 +171,7 @@ def test_slurm_conf_addresses_and_peers_and_a_busy_node_leaving_is_kept_drained(
     )
     assert f"# Left the inventory; drained, kept while its jobs run.\n{n3}\n" in text
     assert "PartitionName=jupyter Nodes=node1,node2,n3 Default=YES MaxTime=120 State=UP" in text
-    assert hub.reads.count("SlurmNodes") == 1
+    assert hub.reads.count("SlurmState") == 1
 
 
 def test_the_plan_is_frozen(monkeypatch):
@@ -221,3 +224,40 @@ def test_a_host_without_jh_cluster_gets_no_plan_unless_it_is_a_node(monkeypatch)
     assert _run(hub, [hub, *nodes], lambda: plan_cluster(plain), monkeypatch) is NO_CLUSTER
     with pytest.raises(SettingsError, match="node1.example.org is in `nodes`, which needs jh_cluster = True"):
         _run(nodes[0], [hub, *nodes], lambda: plan_cluster(plain), monkeypatch)
+
+
+def test_each_person_s_slurm_limits_are_the_user_limits_raised_by_their_groups(monkeypatch):
+    hub, nodes = make_cluster(
+        monkeypatch,
+        {
+            "jh_groups": {"ml": ["alice"], "big": ["alice"]},
+            "jh_slurm_user_limits": {"jobs": 2, "queued": 4, "cpus": 4, "memory": "8G"},
+            "jh_slurm_group_limits": {"ml": {"jobs": 6, "cpus": 16}, "big": {"jobs": 3, "memory": "64G"}},
+        },
+    )
+    plan = make_plan([hub], nodes)
+    assert plan.associations == {
+        "alice": {"jobs": 6, "queued": 4, "cpus": 16, "memory_mb": 65536},
+        "bob": {"jobs": 2, "queued": 4, "cpus": 4, "memory_mb": 8192},
+    }
+    assert plan.current_associations is None  # slurmdbd not answering yet: every association is set
+
+
+def test_off_boarded_people_leave_every_host_where_they_have_an_account(monkeypatch):
+    data = {"jh_users": [{"name": "alice"}, {"name": "carol", "state": "absent"}]}
+    hub, (node1, node2) = make_cluster(monkeypatch, data)
+    node1.facts[Accounts] = {"carol": {"uid": 2100}}
+    hub.facts[Accounts] = {"carol": {"uid": 2100}}
+    plan = make_plan([hub], [node1, node2])
+    assert plan.leaving == {hub.name: ("carol",), node1.name: ("carol",), node2.name: ()}
+
+
+def test_off_boarding_stops_naming_the_person_when_a_node_cannot_be_reached(monkeypatch):
+    data = {"jh_users": [{"name": "alice"}, {"name": "carol", "state": "absent"}]}
+    hub, (node1, node2) = make_cluster(monkeypatch, data)
+    node2.connected = False
+    plan = make_plan([hub], [node1, node2])
+    assert plan.problems[-1] == (
+        "off-boarding carol must reach every host of the cluster, and node2.example.org cannot be reached: "
+        "their accounts and jobs would stay there"
+    )

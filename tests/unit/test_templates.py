@@ -62,7 +62,6 @@ def test_hub_data(tmp_path):
     assert data["urls"] == {
         "bind_url": "http://127.0.0.1:8000/",
         "hub_bind_url": "http://127.0.0.1:8081",
-        "hub_connect_url": None,
     }
     assert data["proxy"] == {"api_url": "http://127.0.0.1:8001", "token_file": "proxy.env"}
     assert data["login"] == {

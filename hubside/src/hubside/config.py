@@ -37,12 +37,10 @@ def secret(state: Path, name: str) -> str:
 
 
 def urls(c, urls: dict) -> None:
-    """Browsers reach the proxy at bind_url (through nginx with a domain); the hub's API listens at
-    hub_bind_url (loopback, or the cluster's network, where the nodes' servers reach it)."""
+    """Browsers reach the proxy at bind_url (through nginx with a domain); the hub listens at
+    hub_bind_url, on loopback (a cluster's nodes reach its API through nginx: ServerSpawner)."""
     c.JupyterHub.bind_url = urls["bind_url"]
     c.JupyterHub.hub_bind_url = urls["hub_bind_url"]
-    if urls.get("hub_connect_url"):
-        c.JupyterHub.hub_connect_url = urls["hub_connect_url"]
 
 
 def proxy(c, proxy: dict, state: Path) -> None:
@@ -64,6 +62,9 @@ def login(c, login: dict) -> None:
     if login.get("allowed_users") is not None:
         c.Authenticator.allowed_users = set(login["allowed_users"])
     c.Authenticator.admin_users = set(login["admin_users"])
+    # Who may log in is decided at each login: someone a group let in once and has left since, or
+    # no longer listed, is not let in again for being in the hub's database.
+    c.Authenticator.allow_existing_users = False
 
 
 def pam(c, options: dict) -> None:
@@ -119,6 +120,7 @@ def oauth(c, kind: str, options: dict) -> None:
     section.client_secret = Path(options["client_secret_file"]).read_text().strip()
     section.oauth_callback_url = options["callback_url"]
     section.names_file = options["names_file"]
+    section.bound_names = options["bound_names"]
 
 
 def native(c, options: dict) -> None:
@@ -161,6 +163,7 @@ def cluster(c, servers: dict) -> None:
     """Users pick where their server runs; a job's server reports its port (hubside.jobs)."""
     c.ServerSpawner.profiles = servers["profiles"]
     c.ServerSpawner.node_addresses = servers["node_addresses"]
+    c.ServerSpawner.job_hub_url = servers["job_hub_url"]
     jobs.register()
 
 

@@ -2,10 +2,11 @@
 oauthenticator, with what the deploy adds:
 
 - one rule from a provider's name to a Unix name: the username claim, lower-cased, must be
-  [a-z_][a-z0-9_-]{0,31}; a name is bound to the provider's account (OpenID Connect's ``sub``,
-  GitHub's numeric ``id``) that first signed in with it and was let in, so two accounts of the
-  provider never share one Unix account, not even after a rename, and a refused attempt keeps
-  no name from its owner (hubside.names, in the hub's state);
+  [a-z_][a-z0-9_-]{0,31}; a name the settings bind to an account of the provider (OpenID
+  Connect's ``sub``, GitHub's numeric ``id``: bound_names) is that account's alone, whoever signs
+  in first; any other name is bound to the account that first signed in with it and was let in,
+  so two accounts of the provider never share one Unix account, not even after a rename, and a
+  refused attempt keeps no name from its owner (hubside.names, in the hub's state);
 - a provider that does not answer gives the person a page saying so (503), not a traceback,
   and the hub goes on serving everyone else;
 - OpenID Connect: members of allowed_idp_groups (the groups claim) are let in, besides
@@ -20,7 +21,7 @@ from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.github import GitHubOAuthenticator
 from tornado import web
 from tornado.httpclient import HTTPClientError
-from traitlets import HasTraits, Set, Unicode
+from traitlets import Dict, HasTraits, Set, Unicode
 
 from hubside import names as bindings
 
@@ -32,6 +33,9 @@ class UnixNames(HasTraits):
     that its trait is one: the authenticators below inherit it with oauthenticator's)."""
 
     names_file = Unicode(help="Unix name -> the provider's account it is bound to (JSON)").tag(config=True)
+    bound_names = Dict(
+        Unicode(), help="Unix name -> the provider's account the settings give it (before any sign-in)"
+    ).tag(config=True)
     subject_key = "sub"
 
     async def authenticate(self, handler, data=None, **kwargs):
@@ -60,7 +64,7 @@ class UnixNames(HasTraits):
         user_info = (authentication.get("auth_state") or {}).get(self.user_auth_state_key) or {}
         names = bindings.load(self.names_file)
         subject = self._refuse_another_account(name, names, user_info)
-        if name not in names:
+        if name not in names and name not in self.bound_names:
             names[name] = subject
             bindings.save(self.names_file, names)
         return await super().run_post_auth_hook(handler, authentication)
@@ -70,7 +74,7 @@ class UnixNames(HasTraits):
         subject = str(user_info.get(self.subject_key) or "")
         if not subject:
             raise web.HTTPError(403, f"The identity provider gave no account id ({self.subject_key}).")
-        if names.get(name, subject) != subject:
+        if self.bound_names.get(name, names.get(name, subject)) != subject:
             self.log.warning("Refused %s: the name belongs to another account of the provider", name)
             raise web.HTTPError(403, f"The name {name} belongs to another account of the identity provider.")
         return subject

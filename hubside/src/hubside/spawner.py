@@ -54,6 +54,9 @@ class ServerSpawner(Spawner):
         help="The spawn page's choices, {key, display, where: hub|cluster}; none: every server on the hub",
     ).tag(config=True)
     node_addresses = Dict(help="Slurm node name -> the address the proxy reaches it at").tag(config=True)
+    job_hub_url = Unicode(
+        None, allow_none=True, help="Where a job's server reaches the hub's API (the hub's own is loopback)"
+    ).tag(config=True)
     job_start_timeout = Integer(300, help="Seconds a job may wait for a node and start").tag(config=True)
     job_poll_interval = Float(1.0, help="Seconds between queries of a starting job").tag(config=True)
 
@@ -134,12 +137,15 @@ class ServerSpawner(Spawner):
             return await self.start_job(profile["key"])
         if self.create_accounts:
             await run(*self.helper_command("create"))
+        self.hub_connect_url, self.ip = None, "127.0.0.1"
         self.port = random_port()
         await run(*self.helper_command("start"), stdin=self.hub_variables())
-        return self.ip or "127.0.0.1", self.port
+        return self.ip, self.port
 
     async def start_job(self, profile_key: str):
         self.reported_port = 0
+        # On a node: the hub's API on the cluster's network, and a server listening there.
+        self.hub_connect_url, self.ip = self.job_hub_url, "0.0.0.0"
         out = await run(*self.helper_command("submit", profile_key), stdin=self.hub_variables())
         job_id = out.strip().splitlines()[-1].split(";")[0] if out.strip() else ""
         if not JOB_ID.match(job_id):
