@@ -21,6 +21,7 @@ from pyinfra import host
 from tasks import (
     cluster,
     conda,
+    confinement,
     database,
     firewall,
     hub,
@@ -65,6 +66,7 @@ if hub_server:
 server_changed = server_env.switch(settings, platform, env)
 kernels.apply(settings, platform)
 cluster.apply(settings, cluster_plan)
+confinement.apply(settings, platform, hub_server)
 if hub_server:
     hub.apply(settings, platform, restart=server_changed or config_changed or package_changed)
     people.apply(settings)

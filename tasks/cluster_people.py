@@ -26,8 +26,8 @@ from pyinfra.operations import server
 
 from tasks import layout
 from tasks.cluster_plan import ClusterPlan
-from tasks.facts import NodeAdoption
-from tasks.ops import command, packages, render, root_file, root_template, script, service
+from tasks.facts import PresentLines
+from tasks.ops import append_lines, packages, render, root_file, root_template, script, service
 from tasks.settings import Settings
 from tasks.snapshot import unit_state
 
@@ -108,16 +108,11 @@ def node_access(settings: Settings) -> None:
         f"account sufficient pam_access.so accessfile={layout.NODE_ACCESS}",
         "account required pam_slurm_adopt.so action_no_jobs=deny",
     ]
-    found = host.get_fact(NodeAdoption, lines=lines)
+    found = host.get_fact(PresentLines, pairs=[(str(layout.SSHD_PAM), line) for line in lines])
     missing = [line for index, line in enumerate(lines) if index not in found["lines"]]
     if missing:
         # At the end of the file: after sshd's own account checks, pam_access first.
-        server.shell(
-            name="sshd's PAM: administrators, else a job of one's own on this node",
-            commands=[
-                command("sed", "-i", *(arg for line in missing for arg in ("-e", f"$a {line}")), layout.SSHD_PAM)
-            ],
-        )
+        append_lines("sshd's PAM: administrators, else a job of one's own on this node", layout.SSHD_PAM, missing)
     if found["pam_systemd"]:
         server.shell(
             name="Sessions stay in their job: pam_systemd off", commands=["pam-auth-update --package --disable systemd"]

@@ -421,26 +421,30 @@ class PostgresDatabase(FactBase):
         return found
 
 
-class NodeAdoption(FactBase):
-    """How far a node lets people in through their jobs alone (tasks/cluster_people.py): which of
-    the given PAM lines /etc/pam.d/sshd has, whether the sessions' PAM still runs pam_systemd, and
-    whether logind is masked."""
+class PresentLines(FactBase):
+    """Which of the (file, whole line) pairs are there (their indexes), whether the sessions' PAM
+    runs pam_systemd, and whether logind is masked: one command for the PAM files and deny lists
+    the deploy adds lines to (tasks/confinement.py, tasks/cluster_people.py)."""
 
-    def command(self, lines: list[str]) -> str:
-        checks = "; ".join(
-            f"grep -qxF {shlex.quote(line)} /etc/pam.d/sshd && echo line:{i}" for i, line in enumerate(lines)
+    def command(self, pairs: list[tuple[str, str]]) -> str:
+        checks = "".join(
+            f"grep -qxF -- {shlex.quote(line)} {shlex.quote(path)} 2>/dev/null && echo line:{index}; "
+            for index, (path, line) in enumerate(pairs)
         )
         return (
-            f"{checks}; grep -qE '^session.*pam_systemd\\.so' /etc/pam.d/common-session 2>/dev/null && echo pam_systemd; "
-            '[ "$(systemctl is-enabled systemd-logind.service 2>/dev/null)" = masked ] && echo logind-masked; true'
+            f"{checks}grep -qE '^session.*pam_systemd\\.so' /etc/pam.d/common-session 2>/dev/null && echo pam_systemd; "
+            '[ "$(systemctl is-enabled systemd-logind.service 2>/dev/null)" = masked ] && echo logind-masked; '
+            "for f in /etc/pam.d/cron /etc/pam.d/atd /etc/pam.d/sshd; do [ -e $f ] && echo file:$f; done; true"
         )
 
     def process(self, output):
-        found = {"lines": set(), "pam_systemd": False, "logind_masked": False}
+        found = {"lines": set(), "files": set(), "pam_systemd": False, "logind_masked": False}
         for line in output:
             line = line.strip()
             if line.startswith("line:"):
                 found["lines"].add(int(line[5:]))
+            elif line.startswith("file:"):
+                found["files"].add(line[5:])
             elif line == "pam_systemd":
                 found["pam_systemd"] = True
             elif line == "logind-masked":

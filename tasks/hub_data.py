@@ -48,6 +48,7 @@ def hub_data(settings: Settings, platform: Platform, uid_min: int, node_addresse
             "unit_prefix": layout.USER_UNIT_PREFIX,
             "create_accounts": creates_accounts(settings),
             "activity_interval": settings.activity_interval,
+            "ports": list(layout.SERVER_PORTS),
             "profiles": profiles(settings),
             "node_addresses": node_addresses,
             # A job's server reaches the hub's API here (nginx, for the nodes alone).
@@ -136,6 +137,9 @@ def user_servers(settings: Settings, platform: Platform, uid_min: int) -> dict:
         "slice": layout.USERS_SLICE,
         "unit_prefix": layout.USER_UNIT_PREFIX,
         "env_dir": str(layout.USER_ENV_DIR),
+        "server_ports": list(layout.SERVER_PORTS),
+        # How long a server may take to listen (a class arriving at once shares the CPU).
+        "listen_timeout": 110,
         # With a directory's logins, its new members get accounts at their first start (in homes/).
         "create_accounts": creates_accounts(settings),
         "homes": str(layout.HOMES),
@@ -146,6 +150,8 @@ def user_servers(settings: Settings, platform: Platform, uid_min: int) -> dict:
             "JUPYTER_PATH": str(paths.jupyter_data_dir),
             "NLTK_DATA": str(paths.nltk_data),
             "JUPYTERHUB_ACTIVITY_INTERVAL": str(settings.activity_interval),
+            # Where a job's server picks its port on a node (hubside-job-server).
+            "JHD_SERVER_PORTS": f"{layout.SERVER_PORTS[0]}-{layout.SERVER_PORTS[1] - 1}",
         },
         "memory_property": platform.memory_property,
         "oom_policy": platform.oom_policy,

@@ -35,6 +35,9 @@ SERVICES = (HUB_SERVICE, PROXY_SERVICE, CULLER_SERVICE)
 USERS_SLICE = "jupyterhub-users.slice"
 USER_UNIT_PREFIX = "jupyter-singleuser@"
 UNITS = (*SERVICES, NOTIFY_UNIT, USERS_SLICE)
+# The ports users' servers listen on (half-open): outside the kernel's ephemeral ports, and the
+# proxy's and root's alone to connect to (the firewall rule of tasks/confinement.py).
+SERVER_PORTS = (20000, 30000)
 # Root-only: the environment file of a server being started (its API token), gone once it runs.
 USER_ENV_DIR = PurePosixPath("/run/jupyter-singleuser")
 

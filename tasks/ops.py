@@ -195,3 +195,10 @@ def install_nginx_site(
         commands=[script(settings.layout, "install-nginx-site", staged, site, enabled)],
     )
     return True
+
+
+def append_lines(name: str, path: PurePosixPath | str, lines: list[str]):
+    """Lines added at the end of a file of the system's (a PAM service, a deny list), made if missing."""
+    return server.shell(
+        name=name, commands=[command("sh", "-c", 'f=$1; shift; printf "%s\\n" "$@" >>"$f"', "append", path, *lines)]
+    )

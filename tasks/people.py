@@ -26,7 +26,9 @@ from tasks.settings import Settings, SharedDir
 from tasks.snapshot import Managed, entry, fact
 
 # jh_shared_dirs modes -> the folder's mode with a group, and without one (then root's group).
-SHARED_MODES = {"read-only": ("750", "755"), "group-writable": ("2770", None)}
+# group-writable: setgid (new files are the group's) and sticky (a member cannot rename or delete
+# another's file, only change it).
+SHARED_MODES = {"read-only": ("750", "755"), "group-writable": ("3770", None)}
 
 
 def hub_people(settings: Settings, *args: str) -> str:

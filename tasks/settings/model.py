@@ -245,6 +245,12 @@ class Settings(Derived, Strict):
         "`jh_user_*_limit` settings.",
         examples=[{"ml-2026": {"memory": "8G", "cpu": 4, "tasks": 4096}}],
     )
+    users_ssh: StrictBool = Field(
+        False,
+        description="Members of `jh_users_group` may log in over SSH; their sessions are then held to the limits "
+        "of their servers. Off: they work through the hub alone, every process of theirs in their server, ended "
+        "with it. cron and at jobs are never theirs (nor the hub account's).",
+    )
 
     kernels: list[Kernel] = Field(
         [TEACHING_KERNEL],

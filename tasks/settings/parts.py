@@ -92,8 +92,8 @@ class SharedDir(Strict):
     path: HostPath = Field(description="The folder; each reader's home gets a link named like it (`~/nlp`).")
     mode: Literal["read-only", "group-writable"] = Field(
         description="`read-only`: root's, readable by the hub users (or by the group's members); "
-        "`group-writable`: the group's members write there, and each may change the others' files "
-        "(setgid, 2770)."
+        "`group-writable`: the group's members write there, and each may change the others' files, not "
+        "rename or delete them (setgid and sticky, 3770)."
     )
     group: GroupName | None = Field(
         None, description="The group that reads or writes it: `jh_users_group` or one of `jh_groups`."

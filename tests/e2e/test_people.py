@@ -54,7 +54,7 @@ def test_groups_are_unix_groups_and_hub_groups(people):
 
 
 def test_shared_folders_have_their_owners_modes_and_links(people):
-    assert people.sh(f"stat -c '%U %G %a' {NLP} {COURSE}").split("\n")[:2] == ["root root 755", "root ml-2026 2770"]
+    assert people.sh(f"stat -c '%U %G %a' {NLP} {COURSE}").split("\n")[:2] == ["root root 755", "root ml-2026 3770"]
     links = people.sh("for h in alice bob carol; do ls -l /home/$h | awk '/->/ {print $9, $11}'; done").split("\n")
     assert [line for line in links if line] == [
         f"ml-2026 {COURSE}",

@@ -41,7 +41,12 @@ def test_users_servers_run_as_units_with_limits_on_systemd_229(start):
         {"jh_user_memory_limit": "256M", "jh_user_cpu_limit": 0.5, "jh_group_limits": {"ml-2026": {"tasks": 64}}}
     )
     config = hub_data.hub_json(settings, Platform("Ubuntu", "16.04", "3.5", "3.12", "conda"), 1000, {})
-    server = "#!/bin/sh\nexec sleep 300\n"
+    # Listens on the port the hub gives it, as jupyterhub-singleuser does (root's helper waits for that).
+    server = (
+        "#!/usr/bin/python3\nimport os, re, socket, time\n"
+        "port = int(re.search(r':([0-9]+)/', os.environ['JUPYTERHUB_SERVICE_URL']).group(1))\n"
+        "s = socket.socket()\ns.bind(('127.0.0.1', port))\ns.listen(1)\ntime.sleep(300)\n"
+    )
     host.sh(
         "groupadd jupyterhub-users && groupadd ml-2026 && useradd -r jupyter"
         " && useradd -m -G jupyterhub-users,ml-2026 alice && useradd -m mallory"
@@ -53,7 +58,8 @@ def test_users_servers_run_as_units_with_limits_on_systemd_229(start):
         "opt/jupyter/envs/fake/bin/jupyterhub-singleuser": (server, 0o755),
     }))  # fmt: skip
     helper = "/opt/jupyter/libexec/user-server"
-    started = host.sh(f"printf 'JUPYTERHUB_API_TOKEN=t0ken\\n' | {helper} start alice; echo exit=$?")
+    variables = "JUPYTERHUB_API_TOKEN=t0ken\\nJUPYTERHUB_SERVICE_URL=http://127.0.0.1:20123/user/alice/\\n"
+    started = host.sh(f"printf '{variables}' | {helper} start alice; echo exit=$?")
     assert started.strip().endswith("exit=0"), started
     unit = "jupyter-singleuser@alice.service"
     shown = dict(line.split("=", 1) for line in host.sh(f"systemctl show {unit}").splitlines() if "=" in line)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import io
+import os
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -83,7 +85,9 @@ def test_helper_config_holds_limits_in_systemd_units(platform):
         "JUPYTER_PATH": "/opt/jupyter/share/jupyter",
         "NLTK_DATA": "/opt/jupyter/nltk_data",
         "JUPYTERHUB_ACTIVITY_INTERVAL": "300",
+        "JHD_SERVER_PORTS": "20000-29999",
     }
+    assert config["server_ports"] == [20000, 30000]
 
 
 def entry(name="alice", uid=1001, gid=1001, home="/home/alice", shell="/bin/bash"):
@@ -217,3 +221,56 @@ def test_group_limits_for_a_group_the_host_lacks_are_refused():
     assert limit_problems(settings, {"memory", "cpu", "pids"}, GROUPS) == [
         "jh_group_limits[ml-2027]: there is no group ml-2027 on this host; create it first"
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("", "must be http://127.0.0.1:PORT"),
+        ("http://0.0.0.0:20001/user/alice/", "must be http://127.0.0.1:PORT"),
+        ("http://127.0.0.1:8081/user/alice/", "not one of the servers' (20000-29999)"),
+        ("http://127.0.0.1:30000/user/alice/", "not one of the servers'"),
+    ],
+)
+def test_a_server_gets_a_port_of_the_servers_range_alone(url, why):
+    with pytest.raises(helper.Refused, match=re.escape(why)):
+        helper.server_port({"server_ports": [20000, 30000]}, {"JUPYTERHUB_SERVICE_URL": url})
+    assert (
+        helper.server_port({"server_ports": [20000, 30000]}, {"JUPYTERHUB_SERVICE_URL": "http://127.0.0.1:20001/u/"})
+        == 20001
+    )
+
+
+def test_the_hub_gets_the_route_only_once_the_server_s_own_process_listens(monkeypatch):
+    """Another person's process bound to the port first: refused (the server cannot listen);
+    nothing listening yet: wait; the unit's own socket: done; the unit gone: refused."""
+    listening, states = [set(), {"77"}], ["active"]
+    monkeypatch.setattr(helper, "listening_inodes", lambda port: listening[0])
+    monkeypatch.setattr(helper, "unit_pids", lambda unit: {"100"})
+    monkeypatch.setattr(helper, "holds", lambda pid, inodes: pid == "100" and "77" in inodes)
+    monkeypatch.setattr(helper, "active_state", lambda unit: states[0])
+    monkeypatch.setattr(helper.time, "sleep", lambda seconds: listening.pop(0) if len(listening) > 1 else None)
+    helper.wait_listening("jupyter-singleuser@alice.service", 20001, helper.time.monotonic() + 5)
+    monkeypatch.setattr(helper, "listening_inodes", lambda port: {"99"})
+    with pytest.raises(helper.Refused, match="port 20001 is taken by another process"):
+        helper.wait_listening("jupyter-singleuser@alice.service", 20001, helper.time.monotonic() + 5)
+    monkeypatch.setattr(helper, "listening_inodes", lambda port: set())
+    states[0] = "failed"
+    with pytest.raises(helper.Refused, match="ended before it listened"):
+        helper.wait_listening("jupyter-singleuser@alice.service", 20001, helper.time.monotonic() + 5)
+    states[0] = "active"
+    with pytest.raises(helper.Refused, match="did not listen on port 20001 in time"):
+        helper.wait_listening("jupyter-singleuser@alice.service", 20001, helper.time.monotonic() - 1)
+
+
+def test_the_listening_sockets_and_the_unit_s_processes_are_read_from_proc(tmp_path):
+    """Against this machine's own /proc: a socket listening here is found, by this process."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        inodes = helper.listening_inodes(port)
+        assert inodes and helper.holds(str(os.getpid()), inodes)
+    assert helper.listening_inodes(port) == set()

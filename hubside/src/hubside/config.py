@@ -148,6 +148,7 @@ def servers(c, servers: dict) -> None:
     c.ServerSpawner.helper = servers["helper"]
     c.ServerSpawner.unit_prefix = servers["unit_prefix"]
     c.ServerSpawner.create_accounts = servers["create_accounts"]
+    c.ServerSpawner.ports = servers["ports"]
     c.Spawner.default_url = "/lab"
     # A class arriving at once, each server held to its CPU limit: JupyterLab may take a while.
     c.Spawner.start_timeout = 120

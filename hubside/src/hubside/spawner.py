@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import html
+import random
 import re
+import socket
 
 from jupyterhub.spawner import Spawner
-from jupyterhub.utils import random_port
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, observe
 
 # A unit still stopping counts as running: the helper cannot start its successor yet.
@@ -29,6 +30,19 @@ JOB_ID = re.compile(r"[1-9][0-9]{0,18}\Z")
 # What the helper's `status` prints of a job: RUNNING <node>, PENDING, GONE or UNKNOWN (the
 # controller did not answer: the job is taken to be where it was).
 JOB_ALIVE = {"RUNNING", "PENDING", "UNKNOWN"}
+
+
+def free_port(first: int, last: int) -> int:
+    """A port of [first, last) nothing listens on now (the helper checks the server gets it)."""
+    for _ in range(100):
+        port = random.randrange(first, last)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port for a server between {first} and {last - 1}")
 
 
 async def run(*argv: str, stdin: bytes = b"") -> str:
@@ -49,6 +63,9 @@ class ServerSpawner(Spawner):
     helper = Unicode(help="The root helper that starts and stops servers (run through sudo)").tag(config=True)
     unit_prefix = Unicode(help="Unit names are <prefix><user>.service").tag(config=True)
     create_accounts = Bool(False, help="Have the helper make a missing account before the first start").tag(config=True)
+    ports = List(
+        Integer(), [20000, 30000], minlen=2, maxlen=2, help="The servers' ports [first, last): the proxy's alone"
+    ).tag(config=True)
     profiles = List(
         Dict(),
         help="The spawn page's choices, {key, display, where: hub|cluster}; none: every server on the hub",
@@ -138,7 +155,7 @@ class ServerSpawner(Spawner):
         if self.create_accounts:
             await run(*self.helper_command("create"))
         self.hub_connect_url, self.ip = None, "127.0.0.1"
-        self.port = random_port()
+        self.port = free_port(*self.ports)
         await run(*self.helper_command("start"), stdin=self.hub_variables())
         return self.ip, self.port
 
