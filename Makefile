@@ -69,7 +69,7 @@ e2e: $(BIN)/pyinfra $(SSLYZE) prerequisites
 bench: $(BIN)/pyinfra prerequisites
 	$(BIN)/python -m tests.bench.run
 
-## The cluster deploy's fan-out: a hub with 1 node against a hub with 8 (README: Speed).
+## The cluster deploy's fan-out: a hub with 1 node against a hub with 8 (docs/design.md: Speed).
 bench-cluster: $(BIN)/pyinfra prerequisites
 	$(BIN)/python -m tests.bench.cluster
 

@@ -17,7 +17,7 @@ hubs = [
     # ("hub.example.org", {"ssh_user": "admin", "_sudo": True}),
 ]
 
-# Compute nodes of a Slurm cluster behind the hub (jh_cluster = True; README: "A cluster"), each
+# Compute nodes of a Slurm cluster behind the hub (jh_cluster = True; docs/cluster.md), each
 # with its address on the network it shares with the hub:
 #     nodes = [("node1.example.org", {"jh_cluster_address": "10.0.0.11"})]
 nodes = []

@@ -5,7 +5,7 @@ shipped scripts that handle the hub's state read them from ``libexec/layout.env`
 deploy writes from here (``layout_env``). Paths below the install root and the conda prefix
 follow the settings (``settings.layout``); the rest are fixed.
 
-Ownership, which the privilege boundary rests on (README, "Security model"):
+Ownership, which the privilege boundary rests on (docs/security.md):
 - root owns the install root and everything in it but ``state/``;
 - the hub user owns ``state/`` and everything in it: root never writes, chowns or
   deletes below it (work there is done as the hub user).

@@ -49,7 +49,7 @@ def accounts(settings: Settings, homes: bool = True, cluster_plan: ClusterPlan =
             name=f"System user {settings.hub_user} that runs the hub",
             user=settings.hub_user,
             group=settings.hub_user,
-            # PAM's unix_chkpwd needs it when the hub is not root (README: Security model).
+            # PAM's unix_chkpwd needs it when the hub is not root (docs/security.md).
             groups=[layout.SHADOW_GROUP],
             system=True,
             home=str(settings.install_root),

@@ -88,7 +88,7 @@ class Settings(Derived, Strict):
     users: list[HubUser] = Field(
         [],
         description='The Unix accounts the deploy creates for hub users; `"state": "absent"` off-boards one '
-        "(README: People).",
+        "(docs/operations.md: People).",
         examples=[[{"name": "alice", "password_hash": "$6$..."}]],
     )
     admin_users: list[AccountName] = Field(
@@ -99,13 +99,14 @@ class Settings(Derived, Strict):
     groups: dict[GroupName, list[AccountName]] = Field(
         {},
         description="Groups of hub users, as Unix groups (for `jh_group_limits` and `jh_shared_dirs`) and "
-        "JupyterHub groups (for roles), with exactly the listed members on every run (README: People).",
+        "JupyterHub groups (for roles), with exactly the listed members on every run "
+        "(docs/operations.md: People).",
         examples=[{"ml-2026": ["alice", "bob"]}],
     )
     shared_dirs: list[SharedDir] = Field(
         [],
         description="Folders of shared data, root's, linked from the homes of the users who may read them "
-        "(README: People).",
+        "(docs/operations.md: People).",
         examples=[
             [
                 {"path": "/srv/data/nlp", "mode": "read-only"},
@@ -121,10 +122,10 @@ class Settings(Derived, Strict):
 
     authenticator: Literal["pam", "ldap", "oidc", "github", "native"] = Field(
         "pam",
-        description="Who may log in (README: People): `pam`, Unix accounts and their passwords; `ldap`, the "
-        "directory in `jh_ldap`; `oidc`, the OpenID Connect provider in `jh_oidc`; `github`, GitHub accounts "
-        "(`jh_github`); `native`, people who sign up at the hub and whom an admin approves (NativeAuthenticator "
-        'runs on JupyterHub 5, not 6: it needs `jh_server_release = "jupyterhub-5"`).',
+        description="Who may log in (docs/operations.md: People): `pam`, Unix accounts and their passwords; "
+        "`ldap`, the directory in `jh_ldap`; `oidc`, the OpenID Connect provider in `jh_oidc`; `github`, GitHub "
+        "accounts (`jh_github`); `native`, people who sign up at the hub and whom an admin approves "
+        '(NativeAuthenticator runs on JupyterHub 5, not 6: it needs `jh_server_release = "jupyterhub-5"`).',
         json_schema_extra={"section": "Logins"},
     )
     ldap: Ldap | None = Field(None, description="With `ldap`: the directory.")
@@ -333,7 +334,7 @@ class Settings(Derived, Strict):
 
     cluster: StrictBool = Field(
         False,
-        description='A Slurm cluster behind the hub (README: "A cluster"): the hosts of the inventory\'s `nodes` '
+        description="A Slurm cluster behind the hub (docs/cluster.md): the hosts of the inventory's `nodes` "
         "run users' servers as Slurm jobs, chosen on the spawn page. Off: one server.",
         json_schema_extra={"section": "Cluster"},
     )

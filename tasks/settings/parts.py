@@ -67,8 +67,8 @@ class HubUser(Strict):
     )
     state: Literal["present", "absent"] = Field(
         "present",
-        description='`"absent"` off-boards the account (README: People): its server stops, the hub user and '
-        "its tokens are deleted, its home is archived to `jh_offboard_dir` and removed, then the account.",
+        description='`"absent"` off-boards the account (docs/operations.md: People): its server stops, the hub '
+        "user and its tokens are deleted, its home is archived to `jh_offboard_dir` and removed, then the account.",
     )
     account: ProviderAccount | None = Field(
         None,

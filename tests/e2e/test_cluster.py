@@ -2,7 +2,7 @@
 run, users' servers as Slurm jobs picked on the spawn page; then a third node.
 
 The shared /home is one folder of this machine mounted at /home in every container: it stands
-in for NFS (README, "A cluster"). Tests run in file order."""
+in for NFS (docs/cluster.md). Tests run in file order."""
 
 from __future__ import annotations
 

@@ -356,7 +356,7 @@ def xenial_findings_without_a_ca(xenial, tmp_path) -> dict[str, str]:
 
     Left out: path validation (no CA vouches for the certificate: that is the mode), the lifespan
     (a rule for CAs' certificates; the deploy makes its self-signed ones for 825 days), and the
-    Extended Master Secret extension, which OpenSSL 1.0.2 predates (1.1.0 added it; the README
+    Extended Master Secret extension, which OpenSSL 1.0.2 predates (1.1.0 added it; docs/security.md
     says so). The key and signature rules, and every other rule on the TLS side, still apply.
     """
     findings = mozilla_intermediate_findings(xenial, tmp_path)
