@@ -340,8 +340,9 @@ class Settings(Derived, Strict):
     )
     cluster_address: IPv4Address | None = Field(
         None,
-        description="With a cluster, on every host: its address on the network the hub and the nodes share (the "
-        "hub's API listens there for the nodes, not on every interface).",
+        description="With a cluster, on every host: its address on the private network the hub and the nodes "
+        "share (10/8, 172.16/12 or 192.168/16). On the hub, nginx passes the hub's API (never its login page) "
+        "to the nodes alone there; the hub itself listens on loopback.",
     )
     slurm_partitions: dict[SlurmName, list[NodeName]] = Field(
         {},
