@@ -49,6 +49,7 @@ def hub_data(settings: Settings, platform: Platform, uid_min: int, node_addresse
             "create_accounts": creates_accounts(settings),
             "activity_interval": settings.activity_interval,
             "ports": list(layout.SERVER_PORTS),
+            "sockets_dir": str(layout.SERVER_SOCKETS),
             "profiles": profiles(settings),
             "node_addresses": node_addresses,
             # A job's server reaches the hub's API here (nginx, for the nodes alone).
@@ -138,6 +139,7 @@ def user_servers(settings: Settings, platform: Platform, uid_min: int) -> dict:
         "unit_prefix": layout.USER_UNIT_PREFIX,
         "env_dir": str(layout.USER_ENV_DIR),
         "server_ports": list(layout.SERVER_PORTS),
+        "sockets_dir": str(layout.SERVER_SOCKETS),
         # How long a server may take to listen (a class arriving at once shares the CPU).
         "listen_timeout": 110,
         # With a directory's logins, its new members get accounts at their first start (in homes/).

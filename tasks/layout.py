@@ -38,6 +38,8 @@ UNITS = (*SERVICES, NOTIFY_UNIT, USERS_SLICE)
 # The ports users' servers listen on (half-open): outside the kernel's ephemeral ports, and the
 # proxy's and root's alone to connect to (the firewall rule of tasks/confinement.py).
 SERVER_PORTS = (20000, 30000)
+# With JupyterHub 6, a server listens on a Unix socket instead: <this>/<user>/server.sock.
+SERVER_SOCKETS = PurePosixPath("/run/jupyterhub-servers")
 # Root-only: the environment file of a server being started (its API token), gone once it runs.
 USER_ENV_DIR = PurePosixPath("/run/jupyter-singleuser")
 

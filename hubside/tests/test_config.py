@@ -41,6 +41,9 @@ def test_a_pam_hub(hub_files):
     assert c.ServerSpawner.helper == "/opt/jupyter/libexec/user-server"
     assert c.ServerSpawner.create_accounts is False
     assert "profiles" not in c.ServerSpawner
+    # JupyterHub 6 (this lock): servers on Unix sockets, and the proxy that reaches them.
+    assert c.ServerSpawner.sockets_dir == "/run/jupyterhub-servers"
+    assert app.proxy_class.__name__ == "UnixSocketProxy"
     assert c.JupyterHub.last_activity_interval == 300
     assert c.JupyterHub.services == [
         {"name": "idle-culler", "api_token": "idle_culler.env-secret"},

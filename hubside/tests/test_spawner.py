@@ -47,7 +47,7 @@ def test_a_server_on_the_hub_is_a_unit_started_and_stopped_by_the_helper(helper,
     async def test(hub):
         spawner = spawner_of(hub)
         ip, port = await spawner.start()
-        assert ip == "127.0.0.1" and 1024 < port < 65536
+        assert ip == "127.0.0.1" and 20000 <= port < 30000  # the proxy's alone (tasks/confinement.py)
         (call,) = helper.calls
         assert call["argv"] == ["start", "alice"]
         # The hub's variables only, as KEY=VALUE lines: the helper decides everything else.
@@ -265,3 +265,15 @@ def test_the_helper_is_run_with_argv_never_a_shell(helper):
         assert verbs(helper)[0] == ["submit", "o'neil;id", "small"]
 
     running_hub(test, config(helper, profiles=PROFILES))
+
+
+def test_with_jupyterhub_6_a_server_listens_on_a_unix_socket_in_its_user_s_folder(helper):
+    async def test(hub):
+        spawner = spawner_of(hub)
+        url = await spawner.start()
+        assert url == "http+unix://%2Frun%2Fjupyterhub-servers%2Falice%2Fserver.sock"
+        (call,) = helper.calls
+        variables = dict(line.split("=", 1) for line in call["stdin"].splitlines())
+        assert variables["JUPYTERHUB_SERVICE_URL"].startswith(url + "/")  # the server's own path after it
+
+    running_hub(test, config(helper, sockets_dir="/run/jupyterhub-servers"))

@@ -103,6 +103,8 @@ def servers(start, workdir):
     """A hub on JupyterHub 5.5 with limits; bob in the group with the larger limit; both servers running."""
     host = start("noble", "jhd-test-servers")
     host.sh("groupadd ml-2026")
+    # A real server has cron and at: what people may (not) do with them is under test.
+    host.sh("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cron at >/dev/null")
     result = deploy(host, workdir, "servers-5")
     assert result.returncode == 0, result.stderr[-4000:]
     host.sh("usermod -aG ml-2026 bob")
@@ -113,6 +115,50 @@ def servers(start, workdir):
         except (TimeoutError, AssertionError) as error:
             pytest.fail(f"{error}\n{host.journal(lines=150)}\n{host.journal(unit(name), lines=60)}")
     return host
+
+
+def server_url(host, name: str) -> str:
+    """The address the hub gave name's server (root reads it from the server's environment)."""
+    pid = show(host, name, "MainPID")["MainPID"]
+    environ = host.sh(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+    return next(line.split("=", 1)[1] for line in environ.splitlines() if line.startswith("JUPYTERHUB_SERVICE_URL="))
+
+
+def test_on_ports_another_person_cannot_reach_a_server_nor_take_its_port(servers):
+    """JupyterHub 5 (servers on TCP ports): bob's kernel cannot connect to alice's server (its port
+    is the proxy's and root's alone), and a port he listens on first is never alice's route: root's
+    helper refuses to start her server there."""
+    alice, bob = servers.users["alice"], servers.users["bob"]
+    port = int(server_url(servers, "alice").split(":")[2].split("/")[0])
+    assert 20000 <= port < 30000
+    tried = bob.run_code(
+        f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=5)\n    print('connected')\n"
+        "except OSError as error:\n    print(type(error).__name__)"
+    )
+    assert tried.strip() == "ConnectionRefusedError", tried
+    assert servers.sh(f"curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{port}/user/alice/api") == "200"
+    # bob listens on a port of the servers' range; the hub's helper is asked to start alice's server there.
+    squatter = bob.start_kernel()
+    free = bob.execute(
+        squatter,
+        "import socket\nsquat = socket.socket()\nsquat.bind(('127.0.0.1', 0))\nfor p in range(25000, 29999):\n"
+        "    try:\n        squat = socket.socket(); squat.bind(('127.0.0.1', p)); break\n    except OSError:\n        pass\n"
+        "squat.listen(8)\nprint(p)",
+    ).strip()
+    alice.stop_server()
+    deadline = time.monotonic() + 60
+    while alice.server() is not None:
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    variables = f"JUPYTERHUB_API_TOKEN=x\nJUPYTERHUB_SERVICE_URL=http://127.0.0.1:{free}/user/alice/\n"
+    out = servers.sh(
+        f"printf '{variables}' | runuser -u jupyter -- sudo -n {HELPER} start alice 2>&1; echo exit=$?", check=False
+    )
+    assert f"port {free} is taken by another process" in out and "exit=1" in out, out
+    assert servers.sh(f"systemctl is-active {unit('alice')}", check=False).strip() != "active"
+    bob.delete_kernel(squatter)
+    assert alice.start_server()["ready"]
+    assert alice.run_code("import getpass; print(getpass.getuser())") == "alice\n"
 
 
 def test_servers_outlive_hub_restart_redeploy_and_upgrade(servers, workdir, capsys):
@@ -326,6 +372,83 @@ def test_the_helper_takes_only_the_hubs_variables(servers):
         )
         assert "refused" in out and "exit=0" not in out, out
     assert servers.sh(f"systemctl is-active {unit('alice')}", check=False).strip() != "active"
+
+
+def test_on_a_socket_nobody_else_reaches_a_server_nor_takes_its_place(servers):
+    """JupyterHub 6: alice's server listens on a Unix socket in a folder of hers the hub's group
+    may enter. bob holds every free port of the servers' range meanwhile: her server starts all the
+    same, and the proxy serves it; bob cannot enter the folder nor connect to the socket."""
+    alice, bob = servers.users["alice"], servers.users["bob"]
+    alice.stop_server()
+    deadline = time.monotonic() + 60
+    while alice.server() is not None:
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    hog = bob.start_kernel()
+    held = bob.execute(
+        hog,
+        "import resource, socket\nresource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)\n"
+        "held = []\nfor p in range(20000, 30000):\n    s = socket.socket()\n    try:\n        s.bind(('127.0.0.1', p)); s.listen(1); held.append(s)\n"
+        "    except OSError:\n        s.close()\nprint(len(held))",
+        timeout=120,
+    )
+    assert int(held) > 9000, held
+    assert alice.start_server()["ready"]
+    assert alice.run_code("import getpass; print(getpass.getuser())") == "alice\n"
+    folder = "/run/jupyterhub-servers/alice"
+    assert f"--ServerApp.sock={folder}/server.sock" in servers.sh(f"systemctl show -p ExecStart {unit('alice')}")
+    assert servers.sh(f"stat -c '%U %G %a' {folder}").split() == ["alice", "jupyter", "2750"]
+    assert servers.sh(f"stat -c '%U %G %a %F' {folder}/server.sock").split()[:3] == ["alice", "jupyter", "660"]
+    tried = bob.execute(
+        hog,
+        f"import os, socket\nfor attempt in (lambda: os.listdir({folder!r}),"
+        f" lambda: socket.socket(socket.AF_UNIX).connect({folder + '/server.sock'!r})):\n"
+        "    try:\n        attempt(); print('allowed')\n    except OSError as error:\n        print(type(error).__name__)",
+    )
+    assert tried.split() == ["PermissionError", "PermissionError"], tried
+    bob.delete_kernel(hog)
+
+
+def test_a_person_runs_nothing_outside_their_server(servers, tmp_path):
+    """No crontab, at job, user manager or SSH login for bob; a crontab root made for him never
+    runs; and once his server stops, no process of his is left."""
+    bob = servers.users["bob"]
+    servers.sh("echo '* * * * * touch /tmp/cron-ran-for-bob' | crontab -u bob -")
+    since = time.monotonic()
+    tries = bob.run_code(
+        "import subprocess\nfor argv, text in ((['crontab', '-'], '* * * * * true\\n'), (['at', 'now + 1 hour'], 'true\\n'),"
+        " (['systemd-run', '--user', 'true'], '')):\n"
+        "    r = subprocess.run(argv, input=text, capture_output=True, text=True)\n    print(argv[0], r.returncode)"
+    )
+    assert all(line.split()[1] != "0" for line in tries.splitlines()), tries
+    key = tmp_path / "bob-key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    public = key.with_suffix(".pub").read_text().strip()
+    bob.run_code(
+        "import os\nos.makedirs(os.path.expanduser('~/.ssh'), mode=0o700, exist_ok=True)\n"
+        f"open(os.path.expanduser('~/.ssh/authorized_keys'), 'w').write({public!r} + '\\n')"
+    )
+    login = subprocess.run(
+        [
+            "ssh", "-i", str(key), "-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}",
+            "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+            f"bob@{servers.address}", "echo in",
+        ],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert login.returncode != 0 and "in" not in login.stdout.split(), login
+    bob.run_code("import subprocess; subprocess.Popen(['setsid', 'sleep', '1000'], start_new_session=True)")
+    assert servers.sh("pgrep -u bob -x sleep").strip()
+    bob.stop_server()
+    deadline = time.monotonic() + 60
+    while servers.sh("pgrep -u bob || true").strip():
+        assert time.monotonic() < deadline, servers.sh("ps -u bob -o pid,cmd")
+        time.sleep(1)
+    # A crontab root made for him: cron's PAM check refuses to run it.
+    time.sleep(max(0.0, 75 - (time.monotonic() - since)))
+    assert servers.sh("test -e /tmp/cron-ran-for-bob && echo ran || echo never").strip() == "never"
+    servers.sh("crontab -r -u bob")
+    assert bob.start_server()["ready"]
 
 
 def test_rerun_changes_nothing_and_uninstall_stops_the_servers(servers, workdir):

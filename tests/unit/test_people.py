@@ -191,7 +191,12 @@ def test_servers_of_users_with_their_own_group_make_group_writable_files(monkeyp
     entry = type("Entry", (), {"pw_name": "alice", "pw_gid": 1001})()
     monkeypatch.setattr(helper.grp, "getgrgid", lambda gid: type("Group", (), {"gr_name": "alice"})())
     server = "/opt/jupyter/envs/x/bin/jupyterhub-singleuser"
-    assert helper.server_command(entry, "/opt/jupyter/envs/x") == ["/bin/sh", "-c", 'umask 0002 && exec "$0"', server]
+    assert helper.server_command(entry, "/opt/jupyter/envs/x") == [
+        "/bin/sh",
+        "-c",
+        'umask 0002 && exec "$0" "$@"',
+        server,
+    ]
     # A primary group shared with others (users, an LDAP group): files stay the user's alone.
     monkeypatch.setattr(helper.grp, "getgrgid", lambda gid: type("Group", (), {"gr_name": "users"})())
     assert helper.server_command(entry, "/opt/jupyter/envs/x") == [server]

@@ -9,7 +9,7 @@ import pytest
 from tasks import hub, hub_data, layout
 from tasks.ops import render
 from tasks.platform import Platform
-from tasks.settings import Settings
+from tasks.settings import FILES, Settings
 
 NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
 XENIAL = Platform("Ubuntu", "16.04", "3.5", "3.12", "/opt/miniconda3/envs/jupyterhub-server/bin/python3.12")
@@ -154,10 +154,19 @@ def test_activity_is_reported_well_within_the_idle_timeout(tmp_path, timeout, in
 def test_units_parse_with_systemd_analyze(tmp_path):
     """systemd-analyze verify, minus its complaints about binaries that exist only on a target."""
     settings = Settings.from_data(CUSTOM)
-    units = (*layout.SERVICES, layout.NOTIFY_UNIT, layout.USERS_SLICE)
+    units = (*layout.SERVICES, layout.NOTIFY_UNIT, layout.USERS_SLICE, "jupyterhub-server-ports.service")
     for unit in units:
         (tmp_path / unit).write_text(
-            render_unit(unit, settings, slice_memory=2**30, reserve="1 GiB", memory_property="MemoryMax")
+            render_unit(
+                unit,
+                settings,
+                slice_memory=2**30,
+                reserve="1 GiB",
+                memory_property="MemoryMax",
+                first=20000,
+                last=29999,
+                proxy_user="hubd",
+            )
         )
     result = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *(str(tmp_path / unit) for unit in units if "@" not in unit)],
@@ -175,3 +184,27 @@ def test_units_parse_with_systemd_analyze(tmp_path):
         and "Command " not in line
     ]
     assert problems == []
+
+
+def test_the_servers_ports_rule_lets_the_proxy_and_root_alone_connect():
+    unit = render(
+        "jupyterhub-server-ports.service.j2", Settings.from_data(CUSTOM), first=20000, last=29999, proxy_user="hubd"
+    )
+    assert "ExecStart=/srv/hub/libexec/server-ports-firewall start hubd 20000 29999" in unit
+    script = (FILES / "bin" / "server-ports-firewall").read_text()
+    assert "--uid-owner 0 -j RETURN" in script and '--uid-owner "$hub_user" -j RETURN' in script
+    assert "REJECT --reject-with tcp-reset" in script
+
+
+def test_ssh_session_limits_follow_the_server_limits():
+    from tasks.confinement import slice_limits
+
+    settings = Settings.from_data(
+        {"jh_user_memory_limit": "1G", "jh_user_cpu_limit": 1, "jh_group_limits": {"ml": {"memory": "4G"}}}
+    )
+    assert slice_limits(settings, {"ml"}) == {"memory": 4 * 1024**3, "cpu": 1, "tasks": 1024}
+    assert slice_limits(settings, {"other"}) == {"memory": 1024**3, "cpu": 1, "tasks": 1024}
+    text = render(
+        "user-slice-limits.conf.j2", settings, limits=slice_limits(settings, {"ml"}), memory_property="MemoryMax"
+    )
+    assert "[Slice]\nMemoryMax=4294967296\nCPUQuota=100%\nTasksMax=1024\n" in text

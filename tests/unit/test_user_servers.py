@@ -274,3 +274,36 @@ def test_the_listening_sockets_and_the_unit_s_processes_are_read_from_proc(tmp_p
         inodes = helper.listening_inodes(port)
         assert inodes and helper.holds(str(os.getpid()), inodes)
     assert helper.listening_inodes(port) == set()
+
+
+def test_a_server_on_a_socket_gets_a_folder_of_its_user_s_that_the_hub_s_group_may_enter(tmp_path, monkeypatch):
+    chowned = []
+    monkeypatch.setattr(helper.os, "chown", lambda path, uid, gid: chowned.append((path, uid, gid)))
+    monkeypatch.setattr(helper.pwd, "getpwnam", lambda name: SimpleNamespace(pw_gid=999))
+    config = {"sockets_dir": str(tmp_path / "servers"), "hub_user": "jupyter"}
+    path = f"{tmp_path}/servers/alice/server.sock"
+    url = "http+unix://" + path.replace("/", "%2F") + "/user/alice/"
+    assert helper.server_socket(config, entry(), {"JUPYTERHUB_SERVICE_URL": url}) == path
+    assert chowned == [(f"{tmp_path}/servers/alice", 1001, 999)]
+    assert oct(os.stat(tmp_path / "servers" / "alice").st_mode & 0o7777) == "0o2750"
+    # A TCP server: no socket.
+    assert helper.server_socket(config, entry(), {"JUPYTERHUB_SERVICE_URL": "http://127.0.0.1:20001/"}) is None
+    # Another person's socket, or anywhere else: refused.
+    for other in (path.replace("alice", "bob"), "/tmp/server.sock"):
+        with pytest.raises(helper.Refused, match="the server's socket is"):
+            helper.server_socket(
+                config, entry(), {"JUPYTERHUB_SERVICE_URL": "http+unix://" + other.replace("/", "%2F")}
+            )
+    (tmp_path / "servers" / "carol").symlink_to(tmp_path)
+    with pytest.raises(helper.Refused, match="is not a folder"):
+        helper.server_socket(config, entry("carol"), {"JUPYTERHUB_SERVICE_URL": url.replace("alice", "carol")})
+
+
+def test_the_server_command_takes_its_socket(monkeypatch):
+    arguments = ["--ServerApp.sock=/run/jupyterhub-servers/alice/server.sock", "--ServerApp.sock_mode=0660"]
+    monkeypatch.setattr(helper, "private_group", lambda entry: True)
+    assert helper.server_command(entry(), "/opt/jupyter/envs/x", arguments) == [
+        "/bin/sh", "-c", 'umask 0002 && exec "$0" "$@"', "/opt/jupyter/envs/x/bin/jupyterhub-singleuser", *arguments
+    ]  # fmt: skip
+    monkeypatch.setattr(helper, "private_group", lambda entry: False)
+    assert helper.server_command(entry(), "/opt/jupyter/envs/x") == ["/opt/jupyter/envs/x/bin/jupyterhub-singleuser"]

@@ -12,6 +12,8 @@ import json
 import ssl
 from pathlib import Path
 
+import jupyterhub
+
 from hubside import jobs
 
 SPAWNER = "hubside.spawner.ServerSpawner"
@@ -149,6 +151,10 @@ def servers(c, servers: dict) -> None:
     c.ServerSpawner.unit_prefix = servers["unit_prefix"]
     c.ServerSpawner.create_accounts = servers["create_accounts"]
     c.ServerSpawner.ports = servers["ports"]
+    if jupyterhub.version_info[0] >= 6:
+        # Servers on Unix sockets: JupyterHub 6 reaches them (its HTTP client), the proxy too.
+        c.ServerSpawner.sockets_dir = servers["sockets_dir"]
+        c.JupyterHub.proxy_class = "hubside.proxy.UnixSocketProxy"
     c.Spawner.default_url = "/lab"
     # A class arriving at once, each server held to its CPU limit: JupyterLab may take a while.
     c.Spawner.start_timeout = 120

@@ -20,6 +20,7 @@ import html
 import random
 import re
 import socket
+from urllib.parse import quote, urlsplit
 
 from jupyterhub.spawner import Spawner
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, observe
@@ -65,6 +66,9 @@ class ServerSpawner(Spawner):
     create_accounts = Bool(False, help="Have the helper make a missing account before the first start").tag(config=True)
     ports = List(
         Integer(), [20000, 30000], minlen=2, maxlen=2, help="The servers' ports [first, last): the proxy's alone"
+    ).tag(config=True)
+    sockets_dir = Unicode(
+        "", help="Where servers listen on Unix sockets (<dir>/<user>/server.sock); empty: on ports"
     ).tag(config=True)
     profiles = List(
         Dict(),
@@ -114,13 +118,17 @@ class ServerSpawner(Spawner):
     def helper_command(self, verb: str, *args: str) -> list[str]:
         return ["sudo", "-n", self.helper, verb, self.user.name, *args]
 
-    def hub_variables(self) -> bytes:
-        """The hub's variables for the server, as KEY=VALUE lines for the helper's standard input."""
+    def hub_variables(self, socket_url: str = "") -> bytes:
+        """The hub's variables for the server, as KEY=VALUE lines for the helper's standard input
+        (with socket_url, the server's URL is on that Unix socket)."""
         variables = {
             key: value
             for key, value in self.get_env().items()
             if key.startswith("JUPYTERHUB_") or key == "JPY_API_TOKEN"
         }
+        if socket_url and "JUPYTERHUB_SERVICE_URL" in variables:
+            path = urlsplit(variables["JUPYTERHUB_SERVICE_URL"]).path
+            variables["JUPYTERHUB_SERVICE_URL"] = socket_url + path
         return "".join(f"{key}={value}\n" for key, value in variables.items()).encode()
 
     # State: the profile and the job, as this spawner decided them.
@@ -155,9 +163,15 @@ class ServerSpawner(Spawner):
         if self.create_accounts:
             await run(*self.helper_command("create"))
         self.hub_connect_url, self.ip = None, "127.0.0.1"
-        self.port = free_port(*self.ports)
-        await run(*self.helper_command("start"), stdin=self.hub_variables())
-        return self.ip, self.port
+        if not self.sockets_dir:
+            self.port = free_port(*self.ports)
+            await run(*self.helper_command("start"), stdin=self.hub_variables())
+            return self.ip, self.port
+        # On a Unix socket in a folder of the user's own (root's helper makes it): nobody else
+        # connects to the server, nor takes its place.
+        socket_url = "http+unix://" + quote(f"{self.sockets_dir}/{self.user.name}/server.sock", safe="")
+        await run(*self.helper_command("start"), stdin=self.hub_variables(socket_url))
+        return socket_url
 
     async def start_job(self, profile_key: str):
         self.reported_port = 0
