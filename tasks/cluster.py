@@ -22,7 +22,7 @@ from pyinfra.operations import server, systemd
 
 from tasks import cluster_people, layout
 from tasks.cluster_plan import HUBS, NODES, ClusterPlan, role
-from tasks.ops import command, install_site, packages, private_transfer, render, root_template, service
+from tasks.ops import command, install_nginx_site, packages, private_transfer, render, root_template, service
 from tasks.settings import Settings
 
 PACKAGES = {HUBS: ["munge", "slurm-client", "slurmctld"], NODES: ["munge", "slurm-client", "slurmd"]}
@@ -114,7 +114,7 @@ def cluster_api(settings: Settings, plan: ClusterPlan) -> None:
         port=layout.HUB_API_PORT,
         nodes=[plan.addresses[node] for node in plan.nodes],
     )
-    install_site(
+    install_nginx_site(
         settings, site, layout.NGINX_CLUSTER_API, layout.NGINX_CLUSTER_API_ENABLED, "the hub's API for the nodes"
     )
     service("nginx running and enabled", "nginx.service")
