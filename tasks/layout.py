@@ -35,6 +35,19 @@ SERVICES = (HUB_SERVICE, PROXY_SERVICE, CULLER_SERVICE)
 USERS_SLICE = "jupyterhub-users.slice"
 USER_UNIT_PREFIX = "jupyter-singleuser@"
 UNITS = (*SERVICES, NOTIFY_UNIT, USERS_SLICE)
+# What earlier versions of the deploy put in libexec and this one keeps elsewhere (the hub's
+# package, hub.json): removed when found.
+OBSOLETE_LIBEXEC = (
+    "unitspawner.py",
+    "slurmspawner.py",
+    "oauthunix.py",
+    "user-servers.json",
+    "hub-people",
+    "merge-oauth-names",
+    "nltk-fetch",
+    "oidc-discover",
+    "safe-extract",
+)
 # The ports users' servers listen on (half-open): outside the kernel's ephemeral ports, and the
 # proxy's and root's alone to connect to (the firewall rule of tasks/confinement.py).
 SERVER_PORTS = (20000, 30000)

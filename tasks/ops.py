@@ -16,9 +16,9 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import Home, User
 from pyinfra.operations import apt, files, server, systemd
 
-from tasks.layout import Layout, layout_env
+from tasks.layout import OBSOLETE_LIBEXEC, Layout, layout_env
 from tasks.settings import FILES, Settings
-from tasks.snapshot import UNCHANGED, entry, fact, is_state, unit_state
+from tasks.snapshot import UNCHANGED, children, entry, fact, is_state, unit_state
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SCRIPTS = FILES / "bin"
@@ -151,6 +151,12 @@ def ship_scripts(settings: Settings) -> None:
     for path in sorted(SCRIPTS.iterdir()):
         mode = "644" if path.suffix == ".sh" else "755"
         root_file(f"Deploy script {path.name}", path, paths.script(path.name), mode=mode)
+    for name in sorted(set(OBSOLETE_LIBEXEC).intersection(children(paths.libexec))):
+        files.file(
+            name=f"No more {name} in {paths.libexec} (the hub's package has it now)",
+            path=str(paths.script(name)),
+            present=False,
+        )
 
 
 def private_transfer() -> dict:

@@ -92,6 +92,19 @@ def web_front(removed: list[str]) -> None:
 def accounts(settings: Settings, removed: list[str]) -> None:
     users = host.get_fact(Users)
     if settings.hub_user in users:
+        # Nothing of the hub's account runs later: its crontab and at jobs go with it.
+        server.shell(
+            name=f"Remove the crontab and at jobs of {settings.hub_user}",
+            commands=[
+                command(
+                    "sh",
+                    "-c",
+                    'crontab -r -u "$1" 2>/dev/null; atq 2>/dev/null | awk -v u="$1" \'$NF == u {print $1}\' | xargs -r atrm; true',
+                    "jobs",
+                    settings.hub_user,
+                )
+            ],
+        )
         server.user(name=f"Remove the hub's account {settings.hub_user}", user=settings.hub_user, present=False)
         removed.append(f"user {settings.hub_user}")
     groups = host.get_fact(Groups)
