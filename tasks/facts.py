@@ -216,23 +216,34 @@ class PathStates(FactBase):
             quoted = " ".join(shlex.quote(d) for d in dirs)
             return f"find {quoted} -maxdepth {depth} -regextype posix-extended -regex '{SAFE_PATH}' {' '.join(tests)}"
 
-        stat = "-printf 'S\\t%y\\t%m\\t%u\\t%g\\t%p\\t%l\\n'"
+        # NUL after every field: a link target (which its owner chooses, newlines included) can
+        # never read as another record.
+        stat = "-printf 'S\\0%y\\0%m\\0%u\\0%g\\0%p\\0%l\\0'"
         parts = [
             find([*hashed, *listed], 1, stat),
             find(deep, 2, stat),
+            "printf '\\0@digests\\0\\n'",
             # Bounded: a pipe put there (a careless admin let others write) must not hang the run.
             find(hashed, 1, f"-type f -size -{DIGEST_MAX_KIB}k -exec timeout 60 sha256sum {{}} +"),
         ]
         return "; ".join(f"{part} 2>/dev/null" for part in parts if part) + "; true"
 
     def process(self, output):
+        text = "\n".join(output)
+        records, _, digest_lines = text.partition("\0@digests\0")
+        fields = records.split("\0")
         entries, digests = {}, {}
-        for line in output:
-            fields = line.split("\t")
-            if fields[0] == "S" and len(fields) == 7:
-                _, kind, mode, user, group, path, target = fields
+        index = 0
+        while index + 7 <= len(fields):
+            if fields[index].strip() != "S":
+                index += 1
+                continue
+            kind, mode, user, group, path, target = fields[index + 1 : index + 7]
+            if mode.isdigit():
                 entries[path.rstrip("/") or "/"] = [kind, int(mode, 8), user, group, target or None, None]
-            elif len(line) > 66 and line[64:66] == "  ":
+            index += 7
+        for line in digest_lines.splitlines():
+            if len(line) > 66 and line[64:66] == "  ":
                 digests[line[66:]] = line[:64]
         for path, digest in digests.items():
             if path in entries:
@@ -450,3 +461,26 @@ class PresentLines(FactBase):
             elif line == "logind-masked":
                 found["logind_masked"] = True
         return found
+
+
+class SudoRights(FactBase):
+    """What sudo lets each named account run (sudo itself asked, whatever rule or group grants it):
+    name -> the command lines of `sudo -l -U name` (empty: nothing)."""
+
+    default = dict
+
+    def command(self, names: list[str]) -> str:
+        asked = "; ".join(f"echo @{shlex.quote(name)}; sudo -n -l -U {shlex.quote(name)} 2>/dev/null" for name in names)
+        return f"command -v sudo >/dev/null && {{ {asked}; }}; true" if names else "true"
+
+    def process(self, output):
+        rights, name, listing = {}, None, False
+        for line in output:
+            if line.startswith("@"):
+                name, listing = line[1:].strip(), False
+                rights[name] = []
+            elif name is not None and "may run the following commands" in line:
+                listing = True
+            elif name is not None and listing and line.strip():
+                rights[name].append(line.strip())
+        return rights

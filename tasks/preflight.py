@@ -15,7 +15,7 @@ from typing import Any
 
 from pyinfra import host
 
-from tasks.facts import Accounts, GroupEntries, LoginDefs, ResourceControl
+from tasks.facts import Accounts, GroupEntries, LoginDefs, ResourceControl, SudoRights
 from tasks.layout import SHADOW_GROUP
 from tasks.settings import PRIVILEGED_GROUPS, Settings, SettingsError
 from tasks.snapshot import entry, fact
@@ -89,6 +89,10 @@ def _group_problems(
     for group, members in settings.groups.items():
         if group in groups and groups[group][0] < login_defs["GID_MIN"]:
             problems.append(f"jh_groups: {group} is a system group on this host (gid {groups[group][0]})")
+        elif group in users:
+            problems.append(
+                f"jh_groups: {group} is the own group of the account {group} on this host, not a people's group"
+            )
         problems += [
             f"jh_groups[{group}]: {name} is neither in jh_users nor an account on this host"
             for name in members
@@ -188,12 +192,32 @@ def host_accounts(settings: Settings) -> dict[str, Account]:
     return fact(Accounts, shadow_of=sorted(user.name for user in settings.present_users))
 
 
+def sudo_problems(settings: Settings, rights: dict[str, list[str]]) -> list[str]:
+    """Named accounts sudo lets run anything (a rule in sudoers.d counts as much as a group); the
+    hub's account may hold the deploy's own rule for root's helper, and nothing else."""
+    helper = str(settings.layout.script("user-server"))
+    accounts = [("jh_hub_user", settings.hub_user)]
+    accounts += [(f"jh_users[{index}]", user.name) for index, user in enumerate(settings.present_users)]
+    accounts += [(f"jh_admin_users[{index}]", name) for index, name in enumerate(settings.admin_users)]
+    problems = []
+    for setting, name in accounts:
+        granted = [line for line in rights.get(name, []) if not (setting == "jh_hub_user" and helper in line)]
+        if granted:
+            problems.append(
+                f"{setting}: sudo lets {name} run {granted[0]} (sudo -l -U {name}): an account with root's rights"
+            )
+    return problems
+
+
 def check_accounts(settings: Settings) -> None:
     """Stop the run for the current host if its settings name privileged accounts or groups there.
 
     Called before any operation, so no host has been changed yet.
     """
-    problems = account_problems(settings, host_accounts(settings), fact(GroupEntries), fact(LoginDefs))
+    users = host_accounts(settings)
+    named = sorted({settings.hub_user, *(u.name for u in settings.present_users), *settings.admin_users} & set(users))
+    problems = account_problems(settings, users, fact(GroupEntries), fact(LoginDefs))
+    problems += sudo_problems(settings, fact(SudoRights, names=named))
     if problems:
         lines = [f"host {host.name}: settings name privileged accounts or groups on this host (no host was changed):"]
         lines += [f"  {problem}" for problem in problems]
@@ -240,12 +264,32 @@ def ancestors(path: PurePosixPath) -> list[PurePosixPath]:
     return list(reversed(path.parents))
 
 
+def root_paths(settings: Settings) -> list[tuple[str, PurePosixPath]]:
+    """Where root runs programs from, by setting: the install root, conda, the notifier."""
+    paths = [("jh_install_root", settings.install_root), ("jh_conda_prefix", settings.conda_prefix)]
+    if settings.notify_command:
+        paths.append(("jh_notify_command", PurePosixPath(settings.notify_command.split(" ")[0])))
+    return paths
+
+
 def path_problems(settings: Settings, states: dict[str, tuple | None]) -> list[str]:
     """Folders root creates for the settings, through folders someone else could change.
 
     states: path -> PathStates entry (None: absent) for jh_shared_dirs and every folder above them.
     """
     problems = []
+    for setting, path in root_paths(settings):
+        for above in ancestors(path):
+            found = states.get(str(above))
+            if found is None:
+                break
+            kind, mode, user = found[:3]
+            if kind != "d" or user != "root" or mode & 0o022:
+                problems.append(
+                    f"{setting}: {above} is not a folder only root can change ({kind}, owner {user}, mode {mode:o}); "
+                    f"root runs programs from {path}"
+                )
+                break
     for index, shared in enumerate(settings.shared_dirs):
         setting = f"jh_shared_dirs[{index}]"
         for above in ancestors(shared.path):
@@ -266,11 +310,23 @@ def path_problems(settings: Settings, states: dict[str, tuple | None]) -> list[s
 
 
 def home_problems(settings: Settings, users: dict[str, Account], states: dict[str, tuple | None]) -> list[str]:
-    """Homes of people to off-board that are not their own folders: they are archived and removed."""
+    """Homes that are not their person's own folders: the deploy makes a hub user's home private
+    and theirs (it would chown / or another person's folder), and off-boarding archives and
+    removes it."""
     problems = []
     for index, user in enumerate(settings.users):
         account = users.get(user.name)
-        if user.state != "absent" or account is None or not account.get("home"):
+        if account is None or not account.get("home"):
+            continue
+        home = PurePosixPath(account["home"])
+        owners = {other["home"]: name for name, other in users.items() if other.get("home") and name != user.name}
+        if home.name != user.name or len(home.parts) < 3 or str(home) in owners:
+            problems.append(
+                f"jh_users[{index}]: {user.name}'s home is {home}, not a folder of their own"
+                + (f" ({owners[str(home)]}'s)" if str(home) in owners else "")
+            )
+            continue
+        if user.state != "absent":
             continue
         found = states.get(account["home"])
         if found is not None and (found[0] != "d" or found[2] != user.name):
@@ -285,6 +341,7 @@ def check_paths(settings: Settings) -> None:
     """Stop the run for the current host if root would make a shared folder through another's
     folder, or archive and remove a home that is not its person's."""
     paths = [p for shared in settings.shared_dirs for p in (*ancestors(shared.path), shared.path)]
+    paths += [above for _, path in root_paths(settings) for above in ancestors(path)]
     users = host_accounts(settings)
     homes = [users[u.name]["home"] for u in settings.absent_users if u.name in users and users[u.name].get("home")]
     states = {str(path): entry(path) for path in [*paths, *homes]}

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import PurePath
+from pathlib import PurePath, PurePosixPath
 from typing import TYPE_CHECKING
 
+from tasks.layout import BACKUP_STAGING, INSTALLER_CACHE
 from tasks.settings import pem
 from tasks.settings.constants import HUB_PATHS, LETS_ENCRYPT, NATIVE_PACKAGE, SERVER_RELEASES
 from tasks.settings.network import local_host
-from tasks.settings.types import at_or_below, lock_sets
+from tasks.settings.types import at_or_below, lock_sets, memory_bytes
 
 if TYPE_CHECKING:
     from tasks.settings.model import Settings
@@ -56,6 +57,8 @@ def check(settings: Settings) -> None:
             '"jupyterhub-5" has it (its newest version does not run on JupyterHub 6)'
         )
     _conda(settings)
+    _managed_folders(settings)
+    _risks(settings)
     _cluster(settings)
     if settings.postgresql_database in ("postgres", "template0", "template1"):
         raise ValueError(f"jh_db_url: {settings.postgresql_database} is PostgreSQL's own database; choose another name")
@@ -204,6 +207,83 @@ def _slurm_limits(settings: Settings) -> None:
                     f"{name}: {cpus or 'no limit on'} cores and {limits.memory or user.memory or 'no limit on'} "
                     f"memory cannot run the profile {profile.key} ({profile.cpus} cores, {profile.memory})"
                 )
+
+
+# Folders anyone may write to, whose programs root must never run (a notifier there is anyone's).
+WRITABLE_BY_OTHERS = tuple(
+    PurePosixPath(p) for p in ("/tmp", "/var/tmp", "/dev/shm", "/run/user", "/home", "/run/lock")
+)
+# Folders in a home that Jupyter, Python or the shell read: a shared folder named so would be every member's own.
+DOT_FOLDERS = (
+    "a folder whose name starts with a dot (~/.jupyter, ~/.ssh, ~/.local, ... are read by Jupyter and the shell)"
+)
+# Bigger than any machine: systemd cannot take it, and every server start would fail.
+MAX_MEMORY = 64 * 1024**4
+
+
+def _managed_folders(settings: Settings) -> None:
+    """The folders the deploy manages never overlap, and root runs no program from a folder others write."""
+    folders = [
+        ("jh_install_root", settings.install_root),
+        ("jh_conda_prefix", settings.conda_prefix),
+        ("jh_offboard_dir", settings.offboard_dir),
+        ("the deploy's backup staging folder", BACKUP_STAGING),
+        ("the deploy's installer cache", INSTALLER_CACHE),
+        *((f"jh_shared_dirs[{i}]", d.path) for i, d in enumerate(settings.shared_dirs)),
+    ]
+    for index, (name, path) in enumerate(folders):
+        for other_name, other in folders[index + 1 :]:
+            if at_or_below(path, other) or at_or_below(other, path):
+                raise ValueError(f"{name} ({path}) and {other_name} ({other}) overlap; give folders side by side")
+    for index, shared in enumerate(settings.shared_dirs):
+        if shared.link_name.startswith("."):
+            raise ValueError(f"jh_shared_dirs[{index}]: {shared.path} is {DOT_FOLDERS}")
+    if settings.notify_command:
+        program = PurePosixPath(settings.notify_command.split(" ")[0])
+        for place in (*WRITABLE_BY_OTHERS, settings.layout.state_dir):
+            if at_or_below(program, place):
+                raise ValueError(
+                    f"jh_notify_command: root runs {program}, which is in {place}, a folder others (or the hub's "
+                    "account) may write to: put the program where only root writes, such as /usr/local/bin"
+                )
+    if settings.hub_user in {name for members in settings.groups.values() for name in members}:
+        raise ValueError(f"jh_groups: the hub's account {settings.hub_user} cannot be a member of a people's group")
+
+
+def _risks(settings: Settings) -> None:
+    """Clear text and no bound: refused unless a jh_allow_* setting takes the risk on purpose."""
+    if not settings.public_ip.is_loopback and settings.domain is None and not settings.allow_public_http:
+        raise ValueError(
+            f"jh_public_ip {settings.public_ip} without jh_domain serves the hub in plain HTTP on the network "
+            "(passwords and tokens in clear): set jh_domain (nginx with TLS), keep jh_public_ip on loopback, or "
+            "set jh_allow_public_http = True for a closed network"
+        )
+    plain = [
+        name
+        for name in (
+            "pip_index_url",
+            "npm_registry_url",
+            "conda_channel_alias",
+            "conda_installer_url",
+            "nltk_index_url",
+        )
+        if str(getattr(settings, name) or "").startswith("http://")
+    ]
+    if plain and not settings.allow_plain_http_downloads:
+        raise ValueError(
+            f"{', '.join('jh_' + name for name in plain)}: plain http://, so root would install what anyone on the "
+            "path serves: use https://, or set jh_allow_plain_http_downloads = True for a mirror you trust"
+        )
+    if settings.user_tasks_limit is None and not settings.allow_unlimited_tasks:
+        raise ValueError(
+            "jh_user_tasks_limit: none lets one person's fork bomb take the machine; give a number (the default is "
+            "1024) or set jh_allow_unlimited_tasks = True"
+        )
+    sizes = [("jh_user_memory_limit", settings.user_memory_limit)]
+    sizes += [(f"jh_group_limits[{group}][memory]", limit.memory) for group, limit in settings.group_limits.items()]
+    for name, size in sizes:
+        if size and memory_bytes(size) > MAX_MEMORY:
+            raise ValueError(f"{name}: {size} is more memory than any machine has (at most 64T)")
 
 
 def _conda(settings: Settings) -> None:

@@ -1,5 +1,7 @@
 """The settings of the hosts of a pyinfra run, each host's checked once."""
 
+import sys
+
 from tasks.settings.model import Settings, SettingsError
 
 _VALIDATED: dict[str, Settings] = {}
@@ -19,6 +21,8 @@ def current_settings() -> Settings:
                 _VALIDATED[other.name] = Settings.from_data(other.data.dict())
             except SettingsError as error:
                 raise SettingsError(f"host {other.name}: {error}") from None
+            for risk in _VALIDATED[other.name].risks_taken():
+                print(f"--> {other.name}: WARNING: {risk}", file=sys.stderr, flush=True)
     return _VALIDATED[host.name]
 
 

@@ -37,6 +37,7 @@ from tasks.settings.parts import (
     Strict,
     SubPathService,
 )
+from tasks.settings.risks import Risks
 from tasks.settings.types import (
     AccountName,
     CaFile,
@@ -63,7 +64,7 @@ class SettingsError(PyinfraError):
     """Raised for bad settings; pyinfra prints it without a traceback."""
 
 
-class Settings(Derived, Strict):
+class Settings(Derived, Risks, Strict):
     """The deploy's settings, with their defaults. Data key = ``jh_`` + field name.
 
     A field's json_schema_extra "section" starts a section of docs/settings.md; derived

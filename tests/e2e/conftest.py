@@ -47,6 +47,8 @@ TEST_SETTINGS = {
         {"name": "minimal", "display_name": "Python 3 (minimal)", "packages": "minimal"},
     ],
     "jh_nltk_packages": ["jhd_test_corpus"],
+    # The NLTK index this machine serves the targets, on the tests' own bridge network.
+    "jh_allow_plain_http_downloads": True,
 }
 FILE_SERVER_PORT = 8071 + PORT_OFFSET
 # A hub for tests of what is not the web front: the proxy on the container's address over plain
@@ -54,6 +56,8 @@ FILE_SERVER_PORT = 8071 + PORT_OFFSET
 WEB_SETTINGS = ("jh_domain", "jh_services", "jh_acme_email", "jh_acme_directory_url")
 PLAIN_HUB = {
     "jh_public_ip": "0.0.0.0",
+    # The tests' own bridge network, closed to the world.
+    "jh_allow_public_http": True,
     "jh_nltk_packages": [],
     "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}],
     "jh_idle_timeout": 3600,

@@ -32,6 +32,7 @@ def settings_for(host, **overrides) -> dict:
     return {
         **data,
         "jh_public_ip": "0.0.0.0",
+        "jh_allow_public_http": True,
         "jh_nltk_packages": [],
         "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}],
         **overrides,

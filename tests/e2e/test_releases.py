@@ -29,7 +29,7 @@ def settings(host, suite: str) -> dict:
     data = {**host.data} if suite == WITH_WEB_FRONT else {k: v for k, v in host.data.items() if k not in WEB}
     return {
         **data,
-        **({} if suite == WITH_WEB_FRONT else {"jh_public_ip": "0.0.0.0"}),
+        **({} if suite == WITH_WEB_FRONT else {"jh_public_ip": "0.0.0.0", "jh_allow_public_http": True}),
         "jh_server_release": SUITES[suite][0],
         "jh_nltk_packages": [],
         "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}],

@@ -38,6 +38,7 @@ def deploy(host, workdir, name: str, *args: str, **overrides):
     settings = {
         **data,
         "jh_public_ip": "0.0.0.0",
+        "jh_allow_public_http": True,
         "jh_nltk_packages": [],
         "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}],
         # Nothing here may be culled while the tests run.

@@ -247,6 +247,64 @@ BAD = {
         {**MANUAL, "jh_certificate_file": File("leaf.crt"), "jh_certificate_key_file": File("other-key.pem")},
         "jh_certificate_key_file",
     ),
+    # Well-formed, and dangerous (issue 25): folders that overlap or that root runs programs from
+    # where others write, clear text, no bound.
+    "shared folder is the conda installation": (
+        {"jh_shared_dirs": [{"path": "/opt/miniconda3", "mode": "read-only"}]},
+        "jh_conda_prefix",
+    ),
+    "shared folder above the conda installation": (
+        {"jh_conda_prefix": "/srv/data/conda", "jh_shared_dirs": [{"path": "/srv/data", "mode": "read-only"}]},
+        "jh_conda_prefix",
+    ),
+    "off-boarding folder above the install root": (
+        {"jh_install_root": "/srv/archive/jupyter", "jh_offboard_dir": "/srv/archive"},
+        "jh_install_root",
+    ),
+    "off-boarding folder is the backup staging folder": (
+        {"jh_offboard_dir": "/var/backups/jupyterhub-deploy"},
+        "jh_offboard_dir",
+    ),
+    "off-boarding folder is the conda installation": ({"jh_offboard_dir": "/opt/miniconda3"}, "jh_conda_prefix"),
+    "off-boarding folder above a shared folder": (
+        {"jh_offboard_dir": "/srv/keep", "jh_shared_dirs": [{"path": "/srv/keep/nlp", "mode": "read-only"}]},
+        "jh_offboard_dir",
+    ),
+    "shared folder named .jupyter": (
+        {"jh_shared_dirs": [{"path": "/srv/.jupyter", "mode": "read-only"}]},
+        "jh_shared_dirs[0]",
+    ),
+    "shared folder named .ssh": (
+        {
+            "jh_groups": {"ml": []},
+            "jh_shared_dirs": [{"path": "/srv/ml/.ssh", "group": "ml", "mode": "group-writable"}],
+        },
+        "jh_shared_dirs[0]",
+    ),
+    "notifier in /tmp": ({**NOTIFY, "jh_notify_command": "/tmp/notify"}, "jh_notify_command"),
+    "notifier in /var/tmp": ({**NOTIFY, "jh_notify_command": "/var/tmp/x/notify --now"}, "jh_notify_command"),
+    "notifier in the hub's state folder": (
+        {**NOTIFY, "jh_notify_command": "/opt/jupyter/state/notify"},
+        "jh_notify_command",
+    ),
+    "notifier in a home": ({**NOTIFY, "jh_notify_command": "/home/ops/bin/notify"}, "jh_notify_command"),
+    "the hub's account in a people's group": ({"jh_groups": {"ml": ["jupyter"]}}, "jh_groups"),
+    "proxy on every address without TLS": ({"jh_public_ip": "0.0.0.0"}, "jh_public_ip"),
+    "proxy on a public address without TLS": ({"jh_public_ip": "203.0.113.7"}, "jh_public_ip"),
+    "pip index over plain http": ({"jh_pip_index_url": "http://pypi.example.org/simple/"}, "jh_pip_index_url"),
+    "npm registry over plain http": ({"jh_npm_registry_url": "http://npm.example.org/"}, "jh_npm_registry_url"),
+    "conda mirror over plain http": ({"jh_conda_channel_alias": "http://conda.example.org/"}, "jh_conda_channel_alias"),
+    "NLTK index over plain http": ({"jh_nltk_index_url": "http://nltk.example.org/index.xml"}, "jh_nltk_index_url"),
+    "conda installer over plain http": (
+        {"jh_conda_installer_url": "http://repo.example.org/Miniforge3.sh"},
+        "jh_conda_installer_url",
+    ),
+    "no process limit at all": ({"jh_user_tasks_limit": None}, "jh_user_tasks_limit"),
+    "memory larger than any machine": ({"jh_user_memory_limit": "9999999T"}, "jh_user_memory_limit"),
+    "group memory larger than any machine": (
+        {"jh_group_limits": {"ml": {"memory": "100T"}}},
+        "jh_group_limits[ml][memory]",
+    ),
 }
 
 
@@ -389,6 +447,15 @@ GOOD = {
     "display name with accents and brackets": kernel(display_name="Python 3 (Données, ß)"),
     "admin users not in jh_users": {"jh_users": [{"name": "alice"}], "jh_admin_users": ["alice", "ops"]},
     "server release by name": {"jh_server_release": "jupyterhub-5"},
+    "a risk taken on purpose: the proxy in clear on a lab network": {
+        "jh_public_ip": "0.0.0.0",
+        "jh_allow_public_http": True,
+    },
+    "a risk taken on purpose: a plain-http mirror": {
+        "jh_pip_index_url": "http://mirror.lab/simple/",
+        "jh_allow_plain_http_downloads": True,
+    },
+    "a risk taken on purpose: no process limit": {"jh_user_tasks_limit": None, "jh_allow_unlimited_tasks": True},
 }
 
 
@@ -418,3 +485,12 @@ def test_manual_certificate_with_its_key_passes(pem_files):
             "jh_certificate_key_file": str(pem_files / "key.pem"),
         }
     )
+
+
+def test_a_risk_taken_on_purpose_is_named_for_the_run_s_warnings():
+    settings = Settings.from_data({"jh_public_ip": "0.0.0.0", "jh_allow_public_http": True})
+    assert settings.risks_taken() == [
+        "jh_allow_public_http = True: Let the proxy listen on an address other than loopback without `jh_domain` "
+        "(no TLS)"
+    ]
+    assert Settings.from_data({}).risks_taken() == []

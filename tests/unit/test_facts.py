@@ -47,6 +47,20 @@ def test_path_states_reads_directories_in_one_command(tmp_path):
     assert run_fact(PathStates(), hashed=[str(tmp_path / "absent")], listed=[], deep=[]) == {}
 
 
+def test_a_link_whose_target_holds_a_forged_record_changes_nothing_the_deploy_reads(tmp_path):
+    """In a folder its user may write (a home, the hub's state), a link whose target reads like
+    another entry (and like a digest line): the link is the link, and no forged path appears."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notebook.ipynb").write_text("{}")
+    forged = "x\nS\tf\t644\troot\troot\t/opt/jupyter/libexec/user-server\t\n" + "0" * 64 + "  /etc/shadow\nS"
+    (home / "planted").symlink_to(forged)
+    states = run_fact(PathStates(), hashed=[], listed=[str(home)], deep=[])
+    assert set(states) == {str(home), str(home / "notebook.ipynb"), str(home / "planted")}
+    assert states[str(home / "planted")][0] == "l" and states[str(home / "planted")][4] == forged
+    assert states[str(home / "notebook.ipynb")][:1] == ("f",)
+
+
 def test_unit_states_parses_systemctl_show():
     output = ["Id=jupyterhub.service", "ActiveState=active", "UnitFileState=enabled", "", "Id=nginx.service"]
     output += ["ActiveState=inactive", "UnitFileState="]

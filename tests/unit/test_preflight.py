@@ -5,12 +5,13 @@ facts (LoginDefs, GroupEntries) make of the commands' output.
 """
 
 import subprocess
+from pathlib import PurePosixPath
 
 import pytest
 
 from tasks import preflight, snapshot
-from tasks.facts import Accounts, GroupEntries, LoginDefs
-from tasks.preflight import account_problems, check_accounts
+from tasks.facts import Accounts, GroupEntries, LoginDefs, SudoRights
+from tasks.preflight import account_problems, ancestors, check_accounts, home_problems, path_problems, sudo_problems
 from tasks.settings import HubUser, Settings, SettingsError
 
 DEFS = {"UID_MIN": 1000, "GID_MIN": 1000}
@@ -228,8 +229,8 @@ def test_every_problem_is_reported():
 class FakeHost:
     name = "hub1.example.org"
 
-    def __init__(self, users, groups):
-        self.facts = {Accounts: users, GroupEntries: groups, LoginDefs: DEFS}
+    def __init__(self, users, groups, rights=None):
+        self.facts = {Accounts: users, GroupEntries: groups, LoginDefs: DEFS, SudoRights: rights or {}}
 
     def get_fact(self, fact, **kwargs):
         return self.facts[fact]
@@ -320,3 +321,83 @@ def test_group_entries_fact():
 
 def test_fact_commands_are_constant():
     assert GroupEntries().command() == "getent group 2>/dev/null || cat /etc/group"
+
+
+def test_an_account_sudo_lets_run_anything_is_refused_whatever_grants_it(monkeypatch):
+    """The deploy's own SSH login with NOPASSWD in /etc/sudoers.d (no sudo group): sudo says so."""
+    users = {
+        **USERS,
+        "deployer": {"uid": 1005, "gid": 1005, "group": "deployer", "groups": [], "home": "/home/deployer"},
+    }
+    rights = {
+        "deployer": ["(ALL) NOPASSWD: ALL"],
+        "jupyter": ["(root) NOPASSWD: /opt/jupyter/libexec/user-server start *"],
+    }
+    fake = FakeHost(users, GROUPS, rights)
+    monkeypatch.setattr(snapshot, "host", fake)
+    monkeypatch.setattr(preflight, "host", fake)
+    monkeypatch.setattr(snapshot, "_FACTS", {})
+    with pytest.raises(SettingsError) as error:
+        check_accounts(settings(users=[{"name": "deployer"}]))
+    assert "jh_users[0]: sudo lets deployer run (ALL) NOPASSWD: ALL (sudo -l -U deployer)" in str(error.value)
+    # The hub's account may hold the deploy's rule for root's helper, nothing else.
+    assert sudo_problems(settings(), rights) == []
+    assert sudo_problems(settings(), {"jupyter": ["(ALL) ALL"]}) == [
+        "jh_hub_user: sudo lets jupyter run (ALL) ALL (sudo -l -U jupyter): an account with root's rights"
+    ]
+
+
+def test_the_sudo_rights_fact_reads_what_sudo_lists():
+    output = [
+        "@alice",
+        "User alice is not allowed to run sudo on hub.",
+        "@deployer",
+        "Matching Defaults entries for deployer on hub:",
+        "    env_reset, mail_badpass",
+        "",
+        "User deployer may run the following commands on hub:",
+        "    (ALL) NOPASSWD: ALL",
+    ]
+    assert SudoRights().process(output) == {"alice": [], "deployer": ["(ALL) NOPASSWD: ALL"]}
+
+
+@pytest.mark.parametrize(
+    ("home", "why"),
+    [
+        ("/", "alice's home is /, not a folder of their own"),
+        ("/srv", "alice's home is /srv, not a folder of their own"),
+        ("/home/bob", "alice's home is /home/bob, not a folder of their own"),
+        ("/home/ops", "alice's home is /home/ops, not a folder of their own"),
+    ],
+)
+def test_an_existing_account_with_an_odd_home_is_refused(home, why):
+    users = {**USERS, "alice": {"uid": 1010, "gid": 1010, "group": "alice", "groups": [], "home": home}}
+    problems = home_problems(settings(users=[{"name": "alice"}]), users, {})
+    assert problems and problems[0].startswith(f"jh_users[0]: {why}"), problems
+
+
+def test_a_people_s_group_may_not_be_someone_s_own():
+    users = {**USERS, "carol": {"uid": 1011, "gid": 1011, "group": "carol", "groups": [], "home": "/home/carol"}}
+    problems = account_problems(settings(groups={"carol": []}), users, GROUPS, DEFS)
+    assert "jh_groups: carol is the own group of the account carol on this host, not a people's group" in problems
+
+
+@pytest.mark.parametrize(
+    ("data", "path", "state"),
+    [
+        ({"jh_install_root": "/scratch/jupyter"}, "/scratch", ("d", 0o1777, "root", "root", None, None)),
+        ({"jh_conda_prefix": "/srv/team/conda"}, "/srv/team", ("d", 0o775, "root", "team", None, None)),
+        (
+            {"jh_notify_on_failure": True, "jh_notify_command": "/srv/bin/page"},
+            "/srv/bin",
+            ("d", 0o755, "ops", "ops", None, None),
+        ),
+    ],
+    ids=["hpc-scratch-install-root", "group-writable-conda-parent", "notifier-in-someone-s-folder"],
+)
+def test_root_runs_no_program_from_under_a_folder_others_can_change(data, path, state):
+    states = {"/": ("d", 0o755, "root", "root", None, None), path: state}
+    for parent in ancestors(PurePosixPath(path))[1:]:
+        states[str(parent)] = ("d", 0o755, "root", "root", None, None)
+    problems = path_problems(Settings.from_data(data), states)
+    assert problems and f"{path} is not a folder only root can change" in problems[0], problems

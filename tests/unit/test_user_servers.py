@@ -11,6 +11,7 @@ import importlib.util
 import io
 import os
 import re
+import subprocess
 from types import SimpleNamespace
 
 import pytest
@@ -129,9 +130,13 @@ def test_the_helper_refuses_root_system_accounts_the_hub_and_non_members(monkeyp
         "rooty": entry("rooty", 1004, 0),
     }
     groups = {"alice": {"jupyterhub-users"}, "oscar": {"jupyterhub-users", "sudo"}, "rooty": {"jupyterhub-users"}}
+    accounts["deployer"] = entry("deployer", 1005, 1005)
+    groups["deployer"] = {"jupyterhub-users"}
     monkeypatch.setattr(helper.pwd, "getpwnam", lambda name: accounts[name])
     monkeypatch.setattr(helper, "group_names", lambda e: {e.pw_name} | groups.get(e.pw_name, set()))
-    for name in ("root", "daemon", "jupyter", "mallory", "oscar", "rooty", "nosuchuser"):
+    # deployer: a member with a NOPASSWD rule of its own in sudoers.d (no sudo group), as sudo lists it.
+    monkeypatch.setattr(helper, "sudo_rights", lambda name: ["(ALL) NOPASSWD: ALL"] if name == "deployer" else [])
+    for name in ("root", "daemon", "jupyter", "mallory", "oscar", "rooty", "deployer", "nosuchuser"):
         with pytest.raises(helper.Refused):
             helper.account(config, name, member_required=True)
     assert helper.account(config, "alice", member_required=True).pw_name == "alice"
@@ -307,3 +312,19 @@ def test_the_server_command_takes_its_socket(monkeypatch):
     ]  # fmt: skip
     monkeypatch.setattr(helper, "private_group", lambda entry: False)
     assert helper.server_command(entry(), "/opt/jupyter/envs/x") == ["/opt/jupyter/envs/x/bin/jupyterhub-singleuser"]
+
+
+def test_the_helper_asks_sudo_what_an_account_may_run(monkeypatch):
+    listing = "Matching Defaults entries for x:\n    env_reset\n\nUser x may run the following commands on hub:\n    (ALL) ALL\n"
+    monkeypatch.setattr(
+        helper.subprocess, "run", lambda argv, **kwargs: subprocess.CompletedProcess(argv, 0, stdout=listing)
+    )
+    assert helper.sudo_rights("x") == ["(ALL) ALL"]
+    monkeypatch.setattr(
+        helper.subprocess,
+        "run",
+        lambda argv, **kwargs: subprocess.CompletedProcess(
+            argv, 1, stdout="User x is not allowed to run sudo on hub.\n"
+        ),
+    )
+    assert helper.sudo_rights("x") == []
