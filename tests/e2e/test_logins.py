@@ -11,6 +11,7 @@ Tests run in file order."""
 from __future__ import annotations
 
 import io
+import shlex
 import tarfile
 
 import pytest
@@ -148,6 +149,22 @@ def test_wrong_passwords_and_people_outside_the_group_are_refused(ldap_hub):
     assert client(ldap_hub).login("lena", "not-her-password").status_code == 403
     assert client(ldap_hub).login("lena)(uid=*", PEOPLE["lena"]).status_code == 403
     assert ldap_hub.sh("getent passwd olga", check=False) == ""
+
+
+def test_someone_removed_from_the_group_is_refused_at_the_next_login(ldap_hub, directory):
+    """lars was let in by the group (not listed in jh_users): out of it, he is out of the hub, though
+    the hub's database knows him (allow_existing_users is off); his running server runs on until
+    it stops or is culled."""
+    server, _ = directory
+    change = f"dn: {GROUP}\nchangetype: modify\ndelete: member\nmember: uid=lars,ou=people,{BASE}\n"
+    server.sh(f"printf '%s' {shlex.quote(change)} | ldapmodify -x -D cn=admin,{BASE} -w admin-secret -H ldapi:///")
+    try:
+        assert client(ldap_hub).login("lars", PEOPLE["lars"]).status_code == 403
+        # lena is listed in jh_users and in the group: still in.
+        assert client(ldap_hub).login("lena", PEOPLE["lena"]).status_code == 302
+    finally:
+        back = f"dn: {GROUP}\nchangetype: modify\nadd: member\nmember: uid=lars,ou=people,{BASE}\n"
+        server.sh(f"printf '%s' {shlex.quote(back)} | ldapmodify -x -D cn=admin,{BASE} -w admin-secret -H ldapi:///")
 
 
 def test_the_second_run_changes_nothing(ldap_hub, workdir):
