@@ -45,7 +45,8 @@ from tasks.cluster_checks import (
     settings_problems,
     slurm_memory,
 )
-from tasks.facts import Accounts, ClusterHost, GroupEntries, MungeKey, SlurmState
+from tasks.cluster_facts import ClusterHost, MungeKey, SlurmState
+from tasks.facts import Accounts, GroupEntries
 from tasks.settings import Settings, SettingsError, host_settings
 
 HUBS, NODES = "hubs", "nodes"

@@ -272,6 +272,20 @@ def root_paths(settings: Settings) -> list[tuple[str, PurePosixPath]]:
     return paths
 
 
+def _through_others(setting: str, path: PurePosixPath, states: dict[str, tuple | None], why: str) -> list[str]:
+    """The first folder above path that someone but root could change (until one is absent)."""
+    for above in ancestors(path):
+        found = states.get(str(above))
+        if found is None:
+            return []
+        kind, mode, user = found[:3]
+        if kind != "d" or user != "root" or mode & 0o022:
+            return [
+                f"{setting}: {above} is not a folder only root can change ({kind}, owner {user}, mode {mode:o}); {why}"
+            ]
+    return []
+
+
 def path_problems(settings: Settings, states: dict[str, tuple | None]) -> list[str]:
     """Folders root creates for the settings, through folders someone else could change.
 
@@ -279,30 +293,10 @@ def path_problems(settings: Settings, states: dict[str, tuple | None]) -> list[s
     """
     problems = []
     for setting, path in root_paths(settings):
-        for above in ancestors(path):
-            found = states.get(str(above))
-            if found is None:
-                break
-            kind, mode, user = found[:3]
-            if kind != "d" or user != "root" or mode & 0o022:
-                problems.append(
-                    f"{setting}: {above} is not a folder only root can change ({kind}, owner {user}, mode {mode:o}); "
-                    f"root runs programs from {path}"
-                )
-                break
+        problems += _through_others(setting, path, states, f"root runs programs from {path}")
     for index, shared in enumerate(settings.shared_dirs):
         setting = f"jh_shared_dirs[{index}]"
-        for above in ancestors(shared.path):
-            found = states.get(str(above))
-            if found is None:
-                break
-            kind, mode, user = found[:3]
-            if kind != "d" or user != "root" or mode & 0o022:
-                problems.append(
-                    f"{setting}: {above} is not a folder only root can change ({kind}, owner {user}, mode {mode:o}); "
-                    f"root would make {shared.path} through it"
-                )
-                break
+        problems += _through_others(setting, shared.path, states, f"root would make {shared.path} through it")
         found = states.get(str(shared.path))
         if found is not None and found[0] != "d":
             problems.append(f"{setting}: {shared.path} exists and is not a folder")

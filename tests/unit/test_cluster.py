@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from tasks import hub
-from tasks.facts import ClusterHost, SlurmState
+from tasks.cluster_facts import ClusterHost, SlurmState
 from tasks.ops import render
 from tasks.settings import Settings, SettingsError
 from tests.unit.test_templates import hub_data_of, visudo

@@ -13,8 +13,9 @@ from pyinfra.context import ctx_state
 from pyinfra.facts.server import LinuxDistribution
 
 from tasks import cluster_checks, cluster_plan
+from tasks.cluster_facts import ClusterHost, MungeKey, SlurmState
 from tasks.cluster_plan import HUB_KEY, NEW_KEY, NO_CLUSTER, ClusterPlan, make_plan, plan_cluster
-from tasks.facts import Accounts, ClusterHost, GroupEntries, MungeKey, SlurmState
+from tasks.facts import Accounts, GroupEntries
 from tasks.ops import render
 from tasks.settings import Settings, SettingsError
 

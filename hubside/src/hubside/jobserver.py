@@ -9,25 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import socket
 import sys
 import urllib.request
 from urllib.parse import urlparse, urlunparse
 
-
-def free_port(ports: str) -> int:
-    """A free port of the servers' range FIRST-LAST (root's configuration gives it)."""
-    first, last = (int(bound) for bound in ports.split("-"))
-    for _ in range(100):
-        port = random.randint(first, last)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("", port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit(f"hubside-job-server: no free port between {first} and {last}")
+from hubside.ports import free_port
 
 
 def report(api_url: str, token: str, port: int) -> None:
@@ -42,7 +28,8 @@ def report(api_url: str, token: str, port: int) -> None:
 
 
 def main() -> None:
-    port = free_port(os.environ.get("JHD_SERVER_PORTS", "20000-29999"))
+    first, last = (int(bound) for bound in os.environ.get("JHD_SERVER_PORTS", "20000-29999").split("-"))
+    port = free_port(first, last + 1, address="")
     report(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"], port)
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     os.environ["JUPYTERHUB_SERVICE_URL"] = urlunparse(url._replace(netloc=f"0.0.0.0:{port}"))

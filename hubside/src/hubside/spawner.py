@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import html
-import random
 import re
-import socket
 from urllib.parse import quote, urlsplit
 
 from jupyterhub.spawner import Spawner
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, observe
+
+from hubside.ports import free_port
 
 # A unit still stopping counts as running: the helper cannot start its successor yet.
 UNIT_RUNNING = {"active", "activating", "reloading", "deactivating"}
@@ -31,19 +31,6 @@ JOB_ID = re.compile(r"[1-9][0-9]{0,18}\Z")
 # What the helper's `status` prints of a job: RUNNING <node>, PENDING, GONE or UNKNOWN (the
 # controller did not answer: the job is taken to be where it was).
 JOB_ALIVE = {"RUNNING", "PENDING", "UNKNOWN"}
-
-
-def free_port(first: int, last: int) -> int:
-    """A port of [first, last) nothing listens on now (the helper checks the server gets it)."""
-    for _ in range(100):
-        port = random.randrange(first, last)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port for a server between {first} and {last - 1}")
 
 
 async def run(*argv: str, stdin: bytes = b"") -> str:
