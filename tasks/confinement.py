@@ -5,8 +5,9 @@ their server is the proxy's alone to reach.
   (pam_access), unless jh_users_ssh lets them in: their sessions' user slices then get the limits
   of their servers.
 - cron and at: nothing runs for them or for the hub's account (pam_access in the daemons' PAM
-  services, where the daemons are installed), and the listed people and the hub's account cannot
-  even submit (cron.deny, at.deny). Off-boarding removes crontabs and at jobs (offboard-user).
+  services, where the daemons are installed, and from apt's hook as soon as one is installed
+  later), and the listed people and the hub's account cannot even submit (cron.deny, at.deny,
+  where installed). Off-boarding removes crontabs and at jobs (offboard-user).
 - The servers' ports (layout.SERVER_PORTS): connections to them from this host are the proxy's
   (the hub's account) and root's alone (files/bin/server-ports-firewall, from a unit at boot). Root's
   helper makes sure a server got its own port before the hub routes to it (user-server start).
@@ -41,9 +42,15 @@ def pam_lines(settings: Settings, ssh: bool) -> list[tuple[str, str]]:
     return lines
 
 
-def deny_lists(settings: Settings) -> list[tuple[str, str]]:
+# The deny list of each daemon, by its PAM service (the file that says it is installed).
+DENY_LISTS = {"/etc/pam.d/cron": "/etc/cron.deny", "/etc/pam.d/atd": "/etc/at.deny"}
+
+
+def deny_lists(settings: Settings, installed: set[str]) -> list[tuple[str, str]]:
+    """Made only where the daemon is installed: at's package brings at.deny as a configuration
+    file, and one already there would stop an unattended installation of at at dpkg's question."""
     names = [settings.hub_user, *sorted(u.name for u in settings.present_users)]
-    return [(path, name) for path in ("/etc/cron.deny", "/etc/at.deny") for name in names]
+    return [(deny, name) for pam, deny in DENY_LISTS.items() if pam in installed for name in names]
 
 
 def no_jobs_or_logins(settings: Settings, ssh: bool) -> None:
@@ -62,12 +69,22 @@ def no_jobs_or_logins(settings: Settings, ssh: bool) -> None:
         root_template(
             "Who logs in over SSH", "access-jupyterhub.conf.j2", ACCESS_SSH, settings, what="SSH logins", who=who
         )
-    wanted = pam_lines(settings, ssh) + deny_lists(settings)
+    root_template(
+        "cron or at installed later runs no hub user's jobs either",
+        "apt-jobs-pam-access.conf.j2",
+        layout.APT_JOBS_HOOK,
+        settings,
+        script=settings.layout.script("jobs-pam-access"),
+        access_file=ACCESS_JOBS,
+    )
+    wanted = pam_lines(settings, ssh) + deny_lists(settings, set(DENY_LISTS))
     found = host.get_fact(PresentLines, pairs=wanted)
+    needed = set(pam_lines(settings, ssh) + deny_lists(settings, found["files"]))
     missing: dict[str, list[str]] = {}
     for index, (path, line) in enumerate(wanted):
-        # A PAM service is changed where its daemon is installed; the deny lists are made.
-        if index not in found["lines"] and (not path.startswith("/etc/pam.d/") or path in found["files"]):
+        # Only where the daemon is installed (the hook above covers those installed later).
+        installed = not path.startswith("/etc/pam.d/") or path in found["files"]
+        if index not in found["lines"] and installed and (path, line) in needed:
             missing.setdefault(path, []).append(line)
     for path, lines in sorted(missing.items()):
         append_lines(f"{path}: no jobs or logins outside their servers for hub users", path, lines)

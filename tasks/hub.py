@@ -9,13 +9,15 @@ only when Node.js or configurable-http-proxy change.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Mapping
 from io import StringIO
 
+from pyinfra import host
 from pyinfra.operations import files, server, systemd
 
 from tasks import hub_data, hub_package, layout, server_env
-from tasks.facts import LoginDefs, ResourceControl
+from tasks.facts import ChangedSinceStart, LoginDefs, ResourceControl
 from tasks.ops import directory, render, root_file, root_template, script, service
 from tasks.platform import Platform
 from tasks.settings import Settings
@@ -170,4 +172,15 @@ def apply(settings: Settings, platform: Platform, restart: bool) -> None:
     new_secrets = state_and_secrets(settings)
     install_sudoers_rule(settings, sudoers_rule(settings))
     units = unit_files(settings, platform)
-    services(settings, units, restart=restart or bool(new_secrets), new_secrets=new_secrets)
+    services(settings, units, restart=restart or bool(new_secrets) or outdated(settings), new_secrets=new_secrets)
+
+
+def outdated(settings: Settings) -> bool:
+    """Whether the running hub predates its configuration, venv or package (a run that failed
+    before restarting it): this run restarts it even though it writes none of them."""
+    paths = settings.layout
+    watched = [paths.hub_data, paths.venv, paths.venv / hub_package.STAMP, layout.UNIT_DIR / layout.HUB_SERVICE]
+    changed = fact(ChangedSinceStart, unit=layout.HUB_SERVICE, paths=[str(path) for path in watched])
+    if changed:
+        print(f"--> {host.name}: the hub runs from before {', '.join(changed)} changed: restarting it", file=sys.stderr)
+    return bool(changed)

@@ -21,6 +21,8 @@ from tasks.platform import Platform
 from tasks.settings import REPO, Settings
 
 PACKAGE = REPO / "hubside"
+# In each venv: the wheel last installed there (install-wheel compares with it).
+STAMP = ".installed-hubside.whl"
 # The hub's configuration file: the same on every host (hub.json beside it holds the data).
 HUB_CONFIG = PACKAGE / "src" / "hubside" / "jupyterhub_config.py"
 
@@ -58,11 +60,11 @@ def install(settings: Settings, platform: Platform, env: PurePosixPath) -> bool:
         settings,
         built,
         env / built.name,
-        env / ".installed-hubside.whl",
+        env / STAMP,
         "install-wheel",
         env,
         env / built.name,
-        env / ".installed-hubside.whl",
+        env / STAMP,
         uv,
         settings.layout.uv_cache if uv else "",
     )

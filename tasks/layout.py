@@ -100,6 +100,8 @@ SLURMDBD_SERVICE = "slurmdbd.service"
 SLURM_ACCOUNTING_DB = "slurm_acct_db"
 MARIADB_SERVICE = "mariadb.service"
 MARIADB_CONF = PurePosixPath("/etc/mysql/mariadb.conf.d/90-jupyterhub-slurm.cnf")
+# cron or at installed after the deploy: apt gives them the hub's pam_access line (tasks/confinement.py).
+APT_JOBS_HOOK = PurePosixPath("/etc/apt/apt.conf.d/50jupyterhub-jobs-pam-access")
 # On the nodes: SSH lets a person in only into a job of theirs (pam_slurm_adopt); admins always.
 SSHD_PAM = PurePosixPath("/etc/pam.d/sshd")
 NODE_ACCESS = PurePosixPath("/etc/security/access-jupyterhub-nodes.conf")

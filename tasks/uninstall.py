@@ -66,6 +66,8 @@ def services(removed: list[str]) -> None:
             systemd.service(name=f"Stop and disable {unit}", service=unit, running=False, enabled=False)
     if any([remove_path(layout.UNIT_DIR / unit, removed) for unit in layout.UNITS]):
         systemd.daemon_reload(name="Reload systemd units")
+    # apt's hook runs a script of the install root, which goes.
+    remove_path(layout.APT_JOBS_HOOK, removed)
 
 
 def web_front(removed: list[str]) -> None:

@@ -408,6 +408,10 @@ def test_a_cluster_that_cannot_work_is_refused_before_any_host_changes(cluster):
     huge = [*PROFILES, {"key": "huge", "display": "Huge", "where": "cluster", "cpus": 64}]
     result = cluster.deploy("too-big", list(NAMES), jh_spawn_profiles=huge)
     assert result.returncode != 0
+    assert "jh_slurm_user_limits: 8 cores and 32G memory cannot run the profile huge (64 cores, 2G)" in result.stderr
+    limits = {"jobs": 4, "queued": 16, "cpus": 64, "memory": "32G"}
+    result = cluster.deploy("too-big-for-nodes", list(NAMES), jh_spawn_profiles=huge, jh_slurm_user_limits=limits)
+    assert result.returncode != 0
     assert "huge asks for 64 CPUs and 2G, more than any node of partition jupyter has" in result.stderr
     result = cluster.deploy("unknown-node", list(NAMES), jh_slurm_partitions={"jupyter": ["nowhere.example.org"]})
     assert result.returncode != 0
@@ -447,6 +451,11 @@ def test_off_boarding_cancels_the_person_s_jobs_and_removes_them_from_every_host
     his jobs end, and his account and processes are gone from the hub and both nodes."""
     for role, package in (("node1", "cron"), ("node2", "at")):
         cluster.hosts[role].sh(f"DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package} >/dev/null")
+    # Installed after the deploy, they run no hub user's job from the start (apt's hook).
+    for role, service in (("node1", "cron"), ("node2", "atd")):
+        assert "pam_access.so accessfile=/etc/security/access-jupyterhub-jobs.conf" in (
+            cluster.hosts[role].sh(f"cat /etc/pam.d/{service}")
+        ), role
     cluster.hosts["node1"].sh("echo '* * * * * sleep 1' | crontab -u bob -")
     cluster.hosts["node2"].sh("echo 'sleep 1' | runuser -u bob -- at now + 1 hour 2>/dev/null")
     jobs = [submit(cluster, "bob", f"--nodelist={NAMES[node]}") for node in ("node1", "node2")]

@@ -33,3 +33,16 @@ def test_with_secret_passes_the_value_in_the_environment_only(tmp_path):
     assert result.stdout == "abc123\n"
     env_file.write_text("OTHER=1\n")
     assert run(SCRIPTS / "with-secret", env_file, "JUPYTERHUB_API_TOKEN", "true").returncode != 0
+
+
+def test_jobs_pam_access_gives_cron_and_at_installed_later_the_deploy_s_line_once(tmp_path):
+    (tmp_path / "cron").write_text("@include common-account\n")
+    (tmp_path / "atd").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").write_text("canary\n")
+    line = "account required pam_access.so accessfile=/etc/security/access-jupyterhub-jobs.conf\n"
+    for _ in range(2):
+        result = run(SCRIPTS / "jobs-pam-access", "/etc/security/access-jupyterhub-jobs.conf", tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert (tmp_path / "cron").read_text() == "@include common-account\n" + line
+    assert (tmp_path / "elsewhere").read_text() == "canary\n"
+    assert run(SCRIPTS / "jobs-pam-access", "/x", tmp_path / "missing").returncode == 0

@@ -208,3 +208,18 @@ def test_ssh_session_limits_follow_the_server_limits():
         "user-slice-limits.conf.j2", settings, limits=slice_limits(settings, {"ml"}), memory_property="MemoryMax"
     )
     assert "[Slice]\nMemoryMax=4294967296\nCPUQuota=100%\nTasksMax=1024\n" in text
+
+
+def test_cron_and_at_are_confined_where_installed_and_by_apt_once_installed_later():
+    from tasks.confinement import ACCESS_JOBS, deny_lists
+
+    settings = Settings.from_data(CUSTOM)
+    assert {path for path, _ in deny_lists(settings, {"/etc/pam.d/cron"})} == {"/etc/cron.deny"}
+    assert deny_lists(settings, set()) == []
+    hook = render(
+        "apt-jobs-pam-access.conf.j2", settings, script="/srv/hub/libexec/jobs-pam-access", access_file=ACCESS_JOBS
+    )
+    assert (
+        'DPkg::Post-Invoke { "if [ -x /srv/hub/libexec/jobs-pam-access ]; then '
+        '/srv/hub/libexec/jobs-pam-access /etc/security/access-jupyterhub-jobs.conf; fi"; };'
+    ) in hook
