@@ -11,9 +11,10 @@ SERVER_PYTHONS := 3.9 3.10 3.11 3.12 3.13
 HUB_VENV := .venv-hub
 HUB_LOCK := files/server/jupyterhub-6/py$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])').txt
 
-.PHONY: venv demo demo-down test lint unit unit-deploy unit-hub e2e bench bench-cluster locks docs prerequisites
+.PHONY: venv demo demo-down test lint unit unit-deploy unit-hub e2e bench bench-cluster locks docs prerequisites \
+	prerequisites-unit
 
-$(BIN)/pyinfra: requirements.txt
+$(BIN)/pyinfra: requirements.txt | prerequisites-unit
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
@@ -32,6 +33,9 @@ venv: $(BIN)/pyinfra $(SSLYZE) $(HUB_VENV)/bin/coverage
 
 prerequisites:
 	bash tests/prerequisites.sh
+
+prerequisites-unit:
+	bash tests/prerequisites.sh unit
 
 ## Start a local Ubuntu 24.04 container and deploy the hub to it (its inventory: .demo/inventory.py).
 demo: $(BIN)/pyinfra prerequisites

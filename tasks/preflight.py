@@ -15,9 +15,10 @@ from typing import Any
 
 from pyinfra import host
 
+from tasks.cluster_plan import NODES, role
 from tasks.facts import Accounts, GroupEntries, LoginDefs, ResourceControl, SudoRights
 from tasks.layout import SHADOW_GROUP
-from tasks.settings import PRIVILEGED_GROUPS, Settings, SettingsError
+from tasks.settings import PRIVILEGED_GROUPS, Settings, SettingsError, memory_bytes
 from tasks.snapshot import entry, fact
 
 # The cgroup controller systemd needs to enforce each kind of per-user limit.
@@ -225,13 +226,23 @@ def check_accounts(settings: Settings) -> None:
         raise SettingsError("\n".join(lines))
 
 
-def limit_problems(settings: Settings, controllers: set[str], groups: GroupTable) -> list[str]:
+def limit_problems(settings: Settings, controllers: set[str], groups: GroupTable, memory: int = 0) -> list[str]:
     """Per-user limits this host cannot enforce, and group limits for groups it does not have.
 
-    controllers: ResourceControl's; a limit the admin set is refused, not ignored, where
-    the kernel lacks its controller (the default process limit is then left to systemd).
+    controllers, memory: ResourceControl's; a limit the admin set is refused, not ignored, where
+    the kernel lacks its controller (the default process limit is then left to systemd), and a
+    memory limit above the host's memory is refused as the slip it is ("64G" for "64M"): it
+    would never hold anyone back.
     """
     problems = []
+    memory_limits = [("jh_user_memory_limit", settings.user_memory_limit)]
+    memory_limits += [(f"jh_group_limits[{g}][memory]", limit.memory) for g, limit in settings.group_limits.items()]
+    for setting, value in memory_limits:
+        if memory and value and memory_bytes(value) > memory:
+            problems.append(
+                f"{setting}: {value} is more than this host's memory ({memory // 1024**2} MiB), so it never "
+                "applies; give a limit a server can reach"
+            )
     for kind, controller in LIMIT_CONTROLLERS.items():
         given = [f"jh_user_{kind}_limit"] if f"user_{kind}_limit" in settings.model_fields_set else []
         given += [
@@ -253,7 +264,10 @@ def limit_problems(settings: Settings, controllers: set[str], groups: GroupTable
 
 def check_limits(settings: Settings) -> None:
     """Stop the run for the current host if it cannot enforce the per-user limits as set."""
-    problems = limit_problems(settings, fact(ResourceControl)["controllers"], fact(GroupEntries))
+    resources = fact(ResourceControl)
+    # A node's servers are Slurm jobs, held to their profiles: the per-user limits are the hub's.
+    memory = 0 if role() == NODES else resources["memory"]
+    problems = limit_problems(settings, resources["controllers"], fact(GroupEntries), memory)
     if problems:
         lines = [f"host {host.name}: per-user limits this host cannot apply (no host was changed):"]
         raise SettingsError("\n".join(lines + [f"  {problem}" for problem in problems]))

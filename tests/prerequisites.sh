@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Installs what the target harness needs on a Debian or Ubuntu controller (as root):
-# Docker's engine (Debian's docker.io), debootstrap, Pebble (the test ACME server),
-# and the tools the tests call (shellcheck for tests/lint.sh).
+# Installs what the tests need on a Debian or Ubuntu controller (as root). With `unit`, what the
+# unit tests call (make unit): visudo, nginx -t, systemd-analyze, openssl. Without, also what
+# the target harness needs: Docker's engine (Debian's docker.io), debootstrap, Pebble (the
+# test ACME server), and shellcheck for tests/lint.sh.
+# Usage: prerequisites.sh [unit]
 set -euo pipefail
 
 declare -A wanted=(
-  [dockerd]=docker.io
-  [debootstrap]=debootstrap
-  [iptables-save]=iptables
-  [ssh-keygen]=openssh-client
   [openssl]=openssl
   [visudo]=sudo
   [nginx]=nginx-light
-  [pebble]=pebble
-  [shellcheck]=shellcheck
+  [systemd-analyze]=systemd
 )
+if [[ "${1:-}" != unit ]]; then
+  wanted+=(
+    [dockerd]=docker.io
+    [debootstrap]=debootstrap
+    [iptables-save]=iptables
+    [ssh-keygen]=openssh-client
+    [pebble]=pebble
+    [shellcheck]=shellcheck
+  )
+fi
 missing=()
+# Debian's python3 makes venvs only with python3-venv (ensurepip).
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 for command in "${!wanted[@]}"; do
   command -v "$command" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$command" >/dev/null 2>&1 \
     || missing+=("${wanted[$command]}")

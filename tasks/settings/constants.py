@@ -86,6 +86,10 @@ SYSTEM_NAMES = frozenset({
     # systemd, dbus, OpenSSH, rsyslog, cron, udev and Ubuntu's server image
     "messagebus", "sshd", "ssh", "syslog", "crontab", "input", "kvm", "render", "sgx", "netdev", "uuidd",
     "tcpdump", "tss", "landscape", "pollinate", "polkitd", "dnsmasq", "usbmux", "fwupd-refresh", "ssl-cert",
+    # what the packages this deploy installs make (Slurm, MariaDB, PostgreSQL, NFS, LDAP clients,
+    # mail, monitoring): a person by one of these names would own their files and processes
+    "munge", "slurm", "mysql", "postgres", "statd", "nslcd", "sssd", "openldap", "postfix", "postdrop",
+    "Debian-exim", "prometheus", "nagios", "certbot", "nginx", "redis", "memcache",
 })  # fmt: skip
 SYSTEM_PREFIXES = ("_", "systemd-")
 # Groups whose members are root in all but name, or read what only root should (Debian, Ubuntu);

@@ -221,6 +221,16 @@ def test_limits_the_kernel_cannot_enforce_are_refused_naming_the_setting():
     assert limit_problems(Settings.from_data({}), set(), GROUPS) == []
 
 
+def test_memory_limits_above_the_host_s_memory_are_refused():
+    settings = Settings.from_data({"jh_user_memory_limit": "64G", "jh_group_limits": {"ml-2026": {"memory": "2G"}}})
+    controllers = {"memory", "cpu", "pids"}
+    assert limit_problems(settings, controllers, GROUPS, memory=4 * 1024**3) == [
+        "jh_user_memory_limit: 64G is more than this host's memory (4096 MiB), so it never applies; "
+        "give a limit a server can reach"
+    ]
+    assert limit_problems(settings, controllers, GROUPS, memory=128 * 1024**3) == []
+
+
 def test_group_limits_for_a_group_the_host_lacks_are_refused():
     settings = Settings.from_data({"jh_group_limits": {"ml-2027": {"cpu": 2}, "jupyterhub-users": {"cpu": 1}}})
     assert limit_problems(settings, {"memory", "cpu", "pids"}, GROUPS) == [
