@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from io import StringIO
 
 from pyinfra import host
+from pyinfra.facts.hardware import Cpus
 from pyinfra.operations import files, server, systemd
 
 from tasks import hub_data, hub_package, layout, server_env
@@ -84,13 +85,11 @@ def configure(settings: Settings, platform: Platform, node_addresses: Mapping[st
     it). node_addresses: a cluster's Slurm node names and their addresses (tasks/cluster_plan.py).
     Returns whether it changes (the hub then restarts)."""
     paths = settings.layout
+    slots = hub_data.start_slots(settings, fact(Cpus) or 1, fact(ResourceControl)["memory"])
+    data = hub_data.hub_json(settings, platform, fact(LoginDefs)["UID_MIN"], dict(node_addresses), slots)
     written = [
         root_file(f"Hub configuration {paths.config_file}", hub_package.HUB_CONFIG, paths.config_file),
-        root_file(
-            f"Hub configuration data {paths.hub_data}",
-            StringIO(hub_data.hub_json(settings, platform, fact(LoginDefs)["UID_MIN"], dict(node_addresses))),
-            paths.hub_data,
-        ),
+        root_file(f"Hub configuration data {paths.hub_data}", StringIO(data), paths.hub_data),
     ]
     return any(op.will_change for op in written)
 

@@ -31,8 +31,16 @@ def creates_accounts(settings: Settings) -> bool:
     return settings.authenticator != "pam"
 
 
-def hub_data(settings: Settings, platform: Platform, uid_min: int, node_addresses: dict[str, str]) -> dict:
-    """node_addresses: a cluster's Slurm node names -> their addresses (tasks.cluster)."""
+def start_slots(settings: Settings, cores: int, memory: int) -> int:
+    """Servers that start at once on the hub server (jh_start_slots, or one per core and GiB)."""
+    return settings.start_slots or max(1, min(cores, memory // 1024**3))
+
+
+def hub_data(
+    settings: Settings, platform: Platform, uid_min: int, node_addresses: dict[str, str], slots: int = 1
+) -> dict:
+    """node_addresses: a cluster's Slurm node names -> their addresses (tasks.cluster); slots:
+    start_slots' for the host."""
     paths = settings.layout
     return {
         "state_dir": str(paths.state_dir),
@@ -49,6 +57,7 @@ def hub_data(settings: Settings, platform: Platform, uid_min: int, node_addresse
             "create_accounts": creates_accounts(settings),
             "activity_interval": settings.activity_interval,
             "ports": list(layout.SERVER_PORTS),
+            "start_slots": slots,
             "sockets_dir": str(layout.SERVER_SOCKETS),
             "profiles": profiles(settings),
             "node_addresses": node_addresses,
@@ -181,5 +190,8 @@ def user_servers(settings: Settings, platform: Platform, uid_min: int) -> dict:
     return config
 
 
-def hub_json(settings: Settings, platform: Platform, uid_min: int, node_addresses: dict[str, str]) -> str:
-    return json.dumps(hub_data(settings, platform, uid_min, node_addresses), indent=2, sort_keys=True) + "\n"
+def hub_json(
+    settings: Settings, platform: Platform, uid_min: int, node_addresses: dict[str, str], slots: int = 1
+) -> str:
+    data = hub_data(settings, platform, uid_min, node_addresses, slots)
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -41,6 +41,9 @@ def test_a_pam_hub(hub_files):
     assert c.ServerSpawner.helper == "/opt/jupyter/libexec/user-server"
     assert c.ServerSpawner.create_accounts is False
     assert "profiles" not in c.ServerSpawner
+    # A class arriving: in turns (the samples' host has one slot), no refusal for being many.
+    assert c.ServerSpawner.start_slots == 1 and app.concurrent_spawn_limit == 0
+    assert c.Spawner.start_timeout > c.ServerSpawner.server_start_timeout
     # JupyterHub 6 (this lock): servers on Unix sockets, and the proxy that reaches them.
     assert c.ServerSpawner.sockets_dir == "/run/jupyterhub-servers"
     assert app.proxy_class.__name__ == "UnixSocketProxy"

@@ -11,6 +11,7 @@ from pydantic import Field, FilePath, HttpUrl, StrictBool, StrictInt, StrictStr,
 from pyinfra.api.exceptions import PyinfraError
 
 from tasks.settings import checks
+from tasks.settings.capacity import Capacity
 from tasks.settings.constants import (
     LETS_ENCRYPT,
     MINIFORGE_SHA256,
@@ -64,7 +65,7 @@ class SettingsError(PyinfraError):
     """Raised for bad settings; pyinfra prints it without a traceback."""
 
 
-class Settings(Derived, Risks, Strict):
+class Settings(Derived, Capacity, Risks, Strict):
     """The deploy's settings, with their defaults. Data key = ``jh_`` + field name.
 
     A field's json_schema_extra "section" starts a section of docs/settings.md; derived

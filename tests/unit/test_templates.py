@@ -223,3 +223,11 @@ def test_cron_and_at_are_confined_where_installed_and_by_apt_once_installed_late
         'DPkg::Post-Invoke { "if [ -x /srv/hub/libexec/jobs-pam-access ]; then '
         '/srv/hub/libexec/jobs-pam-access /etc/security/access-jupyterhub-jobs.conf; fi"; };'
     ) in hook
+
+
+def test_servers_start_one_per_core_and_gib_unless_set():
+    gib = 1024**3
+    assert hub_data.start_slots(Settings.from_data({}), cores=8, memory=4 * gib) == 4
+    assert hub_data.start_slots(Settings.from_data({}), cores=2, memory=24 * gib) == 2
+    assert hub_data.start_slots(Settings.from_data({}), cores=1, memory=gib // 2) == 1
+    assert hub_data.start_slots(Settings.from_data({"jh_start_slots": 6}), cores=2, memory=gib) == 6

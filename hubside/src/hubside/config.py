@@ -156,8 +156,13 @@ def servers(c, servers: dict) -> None:
         c.ServerSpawner.sockets_dir = servers["sockets_dir"]
         c.JupyterHub.proxy_class = "hubside.proxy.UnixSocketProxy"
     c.Spawner.default_url = "/lab"
-    # A class arriving at once, each server held to its CPU limit: JupyterLab may take a while.
-    c.Spawner.start_timeout = 120
+    # A class arriving at once: servers start a few at a time, first come first served
+    # (hubside.admission), everyone else waiting on the progress page, however many they are.
+    # start_timeout covers the wait for a turn; each start, held to its CPU limit, has 120 s.
+    c.ServerSpawner.start_slots = servers["start_slots"]
+    c.JupyterHub.concurrent_spawn_limit = 0
+    c.Spawner.start_timeout = 900
+    c.ServerSpawner.server_start_timeout = 120
     c.Spawner.http_timeout = 90
     # The idle culler decides on the activity the hub knows: the proxy's routes are read, and
     # each server reports (JUPYTERHUB_ACTIVITY_INTERVAL, from root's part of hub.json), this often.

@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 from jupyterhub.spawner import Spawner
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, observe
 
+from hubside.admission import ADMISSION
 from hubside.ports import free_port
 
 # A unit still stopping counts as running: the helper cannot start its successor yet.
@@ -65,6 +66,12 @@ class ServerSpawner(Spawner):
     job_hub_url = Unicode(
         None, allow_none=True, help="Where a job's server reaches the hub's API (the hub's own is loopback)"
     ).tag(config=True)
+    start_slots = Integer(1, help="Servers starting on the hub server at once; the others wait their turn").tag(
+        config=True
+    )
+    server_start_timeout = Integer(120, help="Seconds a server on the hub server has to start, once its turn came").tag(
+        config=True
+    )
     job_start_timeout = Integer(300, help="Seconds a job may wait for a node and start").tag(config=True)
     job_poll_interval = Float(1.0, help="Seconds between queries of a starting job").tag(config=True)
 
@@ -147,6 +154,12 @@ class ServerSpawner(Spawner):
         self.profile_key = profile["key"] if self.profiles else ""
         if profile["where"] == "cluster":
             return await self.start_job(profile["key"])
+        # JupyterHub's start_timeout covers the wait for a turn too: the start itself has its own.
+        ADMISSION.slots = self.start_slots
+        async with ADMISSION.turn(self.user.name):
+            return await asyncio.wait_for(self.start_unit(), self.server_start_timeout)
+
+    async def start_unit(self):
         if self.create_accounts:
             await run(*self.helper_command("create"))
         self.hub_connect_url, self.ip = None, "127.0.0.1"
@@ -159,6 +172,19 @@ class ServerSpawner(Spawner):
         socket_url = "http+unix://" + quote(f"{self.sockets_dir}/{self.user.name}/server.sock", safe="")
         await run(*self.helper_command("start"), stdin=self.hub_variables(socket_url))
         return socket_url
+
+    async def progress(self):
+        """The progress page: the place in the queue while waiting for a turn."""
+        shown = None
+        while place := ADMISSION.place(self.user.name):
+            if place != shown:
+                ahead = "nobody" if place == 1 else f"{place - 1} {'person' if place == 2 else 'people'}"
+                message = f"Many people are starting their servers: {ahead} ahead of you, first come, first served"
+                yield {"progress": 10, "message": message}
+                shown = place
+            await asyncio.sleep(0.5)
+        if shown is not None:
+            yield {"progress": 50, "message": "Your turn: your server is starting"}
 
     async def start_job(self, profile_key: str):
         self.reported_port = 0
