@@ -11,7 +11,7 @@ SERVER_PYTHONS := 3.9 3.10 3.11 3.12 3.13
 HUB_VENV := .venv-hub
 HUB_LOCK := files/server/jupyterhub-6/py$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])').txt
 
-.PHONY: venv demo demo-down test lint unit unit-deploy unit-hub e2e bench bench-cluster locks docs prerequisites \
+.PHONY: venv demo demo-down test lint unit unit-deploy unit-hub e2e bench bench-cluster bench-class locks docs prerequisites \
 	prerequisites-unit
 
 $(BIN)/pyinfra: requirements.txt | prerequisites-unit
@@ -76,6 +76,10 @@ bench: $(BIN)/pyinfra prerequisites
 ## The cluster deploy's fan-out: a hub with 1 node against a hub with 8 (docs/design.md: Speed).
 bench-cluster: $(BIN)/pyinfra prerequisites
 	$(BIN)/python -m tests.bench.cluster
+
+## A class of 50 and of 100 arriving at once, in turn and all at once (~40 min).
+bench-class: $(BIN)/pyinfra prerequisites
+	$(BIN)/python -m tests.bench.class_arrives
 
 ## Write docs/settings.md from the settings model (tasks/settings/); a unit test fails while it is stale.
 docs: $(BIN)/pyinfra
