@@ -40,7 +40,7 @@ from tasks.settings import current_settings
 from tasks.snapshot import prefetch_managed
 
 # The modules whose host directories are read up front, in one command (tasks.snapshot).
-MANAGING = (system, conda, server_env, kernels, logins, hub, people, web)
+MANAGING = (system, conda, server_env, kernels, logins, hub, people, web, confinement)
 
 settings = current_settings()
 platform = target_platform(settings)
@@ -62,13 +62,13 @@ config_changed = False
 if hub_server:
     logins.apply(settings, env)
     database.apply(settings)
-    config_changed = hub.configure(settings, platform, cluster_plan.node_addresses)
+    config_changed = hub.configure(settings, platform, cluster_plan.node_addresses, pending=package_changed)
 server_changed = server_env.switch(settings, platform, env)
 kernels.apply(settings, platform)
 cluster.apply(settings, cluster_plan)
 confinement.apply(settings, platform, hub_server)
 if hub_server:
-    hub.apply(settings, platform, restart=server_changed or config_changed or package_changed)
+    hub.apply(settings, platform, restart=server_changed or config_changed, marked=config_changed)
     people.apply(settings)
     web.apply(settings, platform)
     permissions.apply(settings)

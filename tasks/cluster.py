@@ -112,7 +112,7 @@ def cluster_api(settings: Settings, plan: ClusterPlan) -> None:
         settings,
         address=settings.cluster_address,
         port=layout.HUB_API_PORT,
-        nodes=[plan.addresses[node] for node in plan.nodes],
+        nodes=[*(plan.addresses[node] for node in plan.nodes), *plan.kept_addresses.values()],
     )
     install_nginx_site(
         settings, site, layout.NGINX_CLUSTER_API, layout.NGINX_CLUSTER_API_ENABLED, "the hub's API for the nodes"

@@ -86,6 +86,8 @@ class ClusterPlan:
     removed: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
     to_drain: tuple[str, ...] = ()
+    # The kept nodes' addresses (slurm.conf's NodeAddr): their servers still reach the hub's API.
+    kept_addresses: Mapping[str, str] = empty()
     # Accounting: each hub user's limits (jobs, queued, cpus, memory_mb; None: none), and what
     # slurmdbd holds now (None: it did not answer, as before it is installed).
     associations: Mapping[str, Mapping[str, int | None]] = empty()
@@ -166,18 +168,23 @@ def make_plan(hubs: list[Host], nodes: list[Host]) -> ClusterPlan:
     names = {facts[node.name]["name"] for node in nodes}
     kept = sorted(name for name in current["nodes"] if name not in names and name in current["busy"])
     addresses = {m.name: str(host_settings(m.name).cluster_address) for m in everyone}
+    # Nodes kept while jobs run there: the hub still reaches their servers, and they its API.
+    kept_addresses = {name: node_address(current["nodes"][name]) for name in kept}
+    peers = {m.name: peers_of(m, hub, nodes) for m in everyone}
+    peers[hub.name] = (*peers[hub.name], *(a for a in kept_addresses.values() if a not in peers[hub.name]))
     return ClusterPlan(
         hub=hub.name,
         nodes=tuple(node.name for node in nodes),
         addresses=frozen(addresses),
-        peers=frozen({m.name: peers_of(m, hub, nodes) for m in everyone}),
-        node_addresses=frozen({facts[node.name]["name"]: addresses[node.name] for node in nodes}),
+        peers=frozen(peers),
+        node_addresses=frozen({**kept_addresses, **{facts[node.name]["name"]: addresses[node.name] for node in nodes}}),
         ids=frozen(ids),
         munge_keys=frozen(munge_keys),
         slurm_conf=frozen(slurm_config(hub_settings, hub, nodes, facts, current, kept)),
         removed=tuple(sorted(set(current["nodes"]) - names - set(kept))),
         kept=tuple(kept),
         to_drain=tuple(name for name in kept if name not in current["drained"]),
+        kept_addresses=frozen(kept_addresses),
         associations=frozen(associations(hub_settings)),
         current_associations=None if current["associations"] is None else frozen(current["associations"]),
         leaving=frozen(
@@ -282,6 +289,12 @@ def munge_decision(hub: Host, nodes: list[Host], facts: dict[str, dict]) -> dict
         return {}
     hub_key = base64.b64decode(hub.get_fact(MungeKey))
     return {name: (HUB_KEY, hub_key) for name in differ}
+
+
+def node_address(line: str) -> str:
+    """NodeAddr of a NodeName line of slurm.conf (its NodeName where it has none)."""
+    fields = dict(field.partition("=")[::2] for field in line.split())
+    return fields.get("NodeAddr") or fields.get("NodeName", "")
 
 
 def peers_of(target: Host, hub: Host, nodes: list[Host]) -> tuple[str, ...]:

@@ -26,10 +26,16 @@ from tasks.ops import append_lines, packages, root_template, service
 from tasks.platform import Platform
 from tasks.preflight import host_accounts
 from tasks.settings import Settings, memory_bytes
+from tasks.snapshot import Managed
 
 ACCESS_JOBS = PurePosixPath("/etc/security/access-jupyterhub-jobs.conf")
 ACCESS_SSH = PurePosixPath("/etc/security/access-jupyterhub-ssh.conf")
-PORTS_SERVICE = "jupyterhub-server-ports.service"
+PORTS_SERVICE = layout.SERVER_PORTS_SERVICE
+
+
+def managed_paths(settings: Settings, platform: Platform) -> Managed:
+    """The pam_access rules and apt's hook."""
+    return Managed(hashed=(ACCESS_JOBS.parent, layout.APT_JOBS_HOOK.parent))
 
 
 def pam_lines(settings: Settings, ssh: bool) -> list[tuple[str, str]]:

@@ -382,22 +382,3 @@ class SudoRights(FactBase):
             elif name is not None and listing and line.strip():
                 rights[name].append(line.strip())
         return rights
-
-
-class ChangedSinceStart(FactBase):
-    """Which of the paths changed after the active unit last started: what a run that failed
-    between writing them and restarting it left undone. Whole seconds, so a file written in the
-    second the unit started counts as older (it was written before: restarts follow writes)."""
-
-    def command(self, unit: str, paths: list[str]) -> str:
-        quoted = " ".join(shlex.quote(path) for path in paths)
-        return (
-            f"systemctl is-active -q {shlex.quote(unit)} || exit 0; "
-            f'started=$(date -d "$(systemctl show -p ActiveEnterTimestamp --value {shlex.quote(unit)})" +%s) || exit 0; '
-            f"for path in {quoted}; do "
-            'changed=$(stat -c %Y -- "$path" 2>/dev/null) || continue; '
-            '[ "$changed" -gt "$started" ] && echo "$path"; done; true'
-        )
-
-    def process(self, output):
-        return [line.strip() for line in output if line.strip()]

@@ -9,16 +9,14 @@ only when Node.js or configurable-http-proxy change.
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections.abc import Mapping
 from io import StringIO
 
-from pyinfra import host
 from pyinfra.facts.hardware import Cpus
 from pyinfra.operations import files, server, systemd
 
 from tasks import hub_data, hub_package, layout, server_env
-from tasks.facts import ChangedSinceStart, LoginDefs, ResourceControl
+from tasks.facts import LoginDefs, ResourceControl
 from tasks.ops import directory, render, root_file, root_template, script, service
 from tasks.platform import Platform
 from tasks.settings import Settings
@@ -79,19 +77,29 @@ def install_sudoers_rule(settings: Settings, rule: str) -> None:
     )
 
 
-def configure(settings: Settings, platform: Platform, node_addresses: Mapping[str, str]) -> bool:
+def configure(settings: Settings, platform: Platform, node_addresses: Mapping[str, str], pending: bool) -> bool:
     """The hub's configuration: the static config file and the data it applies (hub.json, which
     root's helper reads too). Written before a new venv is switched to (its upgrade-db reads
-    it). node_addresses: a cluster's Slurm node names and their addresses (tasks/cluster_plan.py).
-    Returns whether it changes (the hub then restarts)."""
+    it). node_addresses: a cluster's Slurm node names and their addresses (tasks/cluster_plan.py);
+    pending: something else the hub runs changes too (its package).
+
+    Returns whether the hub must restart. Then first a marker says so, removed once it has
+    (apply): a run that fails in between leaves the next one to restart it, though that one
+    writes nothing new."""
     paths = settings.layout
     slots = hub_data.start_slots(settings, fact(Cpus) or 1, fact(ResourceControl)["memory"])
     data = hub_data.hub_json(settings, platform, fact(LoginDefs)["UID_MIN"], dict(node_addresses), slots)
-    written = [
-        root_file(f"Hub configuration {paths.config_file}", hub_package.HUB_CONFIG, paths.config_file),
-        root_file(f"Hub configuration data {paths.hub_data}", StringIO(data), paths.hub_data),
+    wanted = {paths.config_file: hub_package.HUB_CONFIG.read_bytes(), paths.hub_data: data.encode()}
+    changing = [
+        path
+        for path, content in wanted.items()
+        if not is_state(path, "f", "644", "root", "root", hashlib.sha256(content).hexdigest())
     ]
-    return any(op.will_change for op in written)
+    if (changing or pending) and not entry(paths.restart_marker):
+        root_file("The hub restarts with what changes now (a marker until it has)", StringIO(""), paths.restart_marker)
+    root_file(f"Hub configuration {paths.config_file}", hub_package.HUB_CONFIG, paths.config_file)
+    root_file(f"Hub configuration data {paths.hub_data}", StringIO(data), paths.hub_data)
+    return bool(changing or pending or entry(paths.restart_marker))
 
 
 def slice_memory(total_bytes: int) -> tuple[int, int]:
@@ -135,10 +143,11 @@ def unit_files(settings: Settings, platform: Platform) -> dict[str, object]:
     return units
 
 
-def services(settings: Settings, units: dict[str, object], restart: bool, new_secrets: list[str]) -> None:
+def services(settings: Settings, units: dict[str, object], restart: bool, new_secrets: list[str], marked: bool) -> None:
     """Proxy, hub and culler running; each restarted only when it or what it runs changed.
 
     A restarted proxy has lost its routes: the hub is restarted after it, which puts them back.
+    marked: configure's marker of a pending restart is there, removed once the hub answers.
     """
     proxy_changed = units[layout.PROXY_SERVICE].will_change or "proxy.env" in new_secrets
     service("JupyterHub proxy running and enabled", layout.PROXY_SERVICE, restarted=proxy_changed)
@@ -158,6 +167,12 @@ def services(settings: Settings, units: dict[str, object], restart: bool, new_se
             commands=[script(settings.layout, "wait-healthy", 90)],
             _if=hub.did_change,
         )
+    if marked:
+        files.file(
+            name="The hub runs what changed: no restart pending",
+            path=str(settings.layout.restart_marker),
+            present=False,
+        )
 
 
 def managed_paths(settings: Settings, platform: Platform) -> Managed:
@@ -165,21 +180,10 @@ def managed_paths(settings: Settings, platform: Platform) -> Managed:
     return Managed(hashed=(layout.UNIT_DIR, layout.SUDOERS_RULE.parent), listed=(settings.layout.state_dir,))
 
 
-def apply(settings: Settings, platform: Platform, restart: bool) -> None:
+def apply(settings: Settings, platform: Platform, restart: bool, marked: bool) -> None:
     """State, secrets, sudoers rule, units and services; the hub restarts if restart (its config
-    or venv changed) or its unit or secrets did."""
+    or venv changed) or its unit or secrets did. marked: configure's marker is there."""
     new_secrets = state_and_secrets(settings)
     install_sudoers_rule(settings, sudoers_rule(settings))
     units = unit_files(settings, platform)
-    services(settings, units, restart=restart or bool(new_secrets) or outdated(settings), new_secrets=new_secrets)
-
-
-def outdated(settings: Settings) -> bool:
-    """Whether the running hub predates its configuration, venv or package (a run that failed
-    before restarting it): this run restarts it even though it writes none of them."""
-    paths = settings.layout
-    watched = [paths.hub_data, paths.venv, paths.venv / hub_package.STAMP, layout.UNIT_DIR / layout.HUB_SERVICE]
-    changed = fact(ChangedSinceStart, unit=layout.HUB_SERVICE, paths=[str(path) for path in watched])
-    if changed:
-        print(f"--> {host.name}: the hub runs from before {', '.join(changed)} changed: restarting it", file=sys.stderr)
-    return bool(changed)
+    services(settings, units, restart=restart or bool(new_secrets), new_secrets=new_secrets, marked=marked)

@@ -100,6 +100,8 @@ SLURMDBD_SERVICE = "slurmdbd.service"
 SLURM_ACCOUNTING_DB = "slurm_acct_db"
 MARIADB_SERVICE = "mariadb.service"
 MARIADB_CONF = PurePosixPath("/etc/mysql/mariadb.conf.d/90-jupyterhub-slurm.cnf")
+# The firewall rule that leaves the servers' ports to the proxy and root (tasks/confinement.py).
+SERVER_PORTS_SERVICE = "jupyterhub-server-ports.service"
 # cron or at installed after the deploy: apt gives them the hub's pam_access line (tasks/confinement.py).
 APT_JOBS_HOOK = PurePosixPath("/etc/apt/apt.conf.d/50jupyterhub-jobs-pam-access")
 # On the nodes: SSH lets a person in only into a job of theirs (pam_slurm_adopt); admins always.
@@ -266,6 +268,11 @@ class Layout:
         """hub.json: the hub's configuration as data (tasks/hub_data.py), root's, beside the config
         file that applies it; root's helper for users' servers reads its user_servers part."""
         return self.install_root / "hub.json"
+
+    @property
+    def restart_marker(self) -> PurePosixPath:
+        """There while the hub has yet to restart with a changed configuration or package (tasks/hub.py)."""
+        return self.install_root / ".hub-restart-pending"
 
     def script(self, name: str) -> PurePosixPath:
         """Where the shipped script files/bin/<name> lives on the host."""

@@ -26,7 +26,13 @@ from tasks import layout
 from tasks.facts import PathStates, UnitStates
 
 # Units of the system the deploy runs, beside its own (layout.SERVICES).
-OTHER_UNITS = ("nginx.service", "certbot.timer", layout.POSTGRESQL_SERVICE, *layout.CLUSTER_SERVICES)
+OTHER_UNITS = (
+    "nginx.service",
+    "certbot.timer",
+    layout.SERVER_PORTS_SERVICE,
+    layout.POSTGRESQL_SERVICE,
+    *layout.CLUSTER_SERVICES,
+)
 
 # (host name, fact class, its arguments) -> value, for the planning stage of this run.
 _FACTS: dict[tuple, Any] = {}

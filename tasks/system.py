@@ -96,10 +96,11 @@ def accounts(settings: Settings, homes: bool = True, cluster_plan: ClusterPlan =
 
 
 def managed_paths(settings: Settings, platform: Platform) -> Managed:
-    """The install root, its scripts and shared files, the CAs, the PAM service; the homes (listed)."""
+    """The install root, its scripts and shared files, the CAs, the PAM service; the homes and
+    / (listed: preflight checks who may change the folders above the install root)."""
     paths = settings.layout
     root_owned = (paths.install_root.parent, paths.install_root, paths.libexec, paths.install_root / "share")
-    return Managed(hashed=(*root_owned, layout.CA_DIR, layout.PAM_SERVICE.parent), listed=("/home",))
+    return Managed(hashed=(*root_owned, layout.CA_DIR, layout.PAM_SERVICE.parent), listed=("/home", "/"))
 
 
 def apply(settings: Settings, platform: Platform, cluster_plan: ClusterPlan) -> None:

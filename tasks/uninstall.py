@@ -8,8 +8,10 @@ renewal hook, self-signed/manual certificates, trusted extra CAs, the install ro
 (server venvs, kernels, state: take a backup first) and the hub's system account.
 Kept unless asked: the conda installation (jh_uninstall_conda), the hub users'
 accounts and home directories (jh_uninstall_users). Kept always: system packages
-(nginx, certbot, ...), Let's Encrypt certificates (certbot owns them) and the
-firewall rules. A second run finds nothing left and changes nothing.
+(nginx, certbot, ...), Let's Encrypt certificates (certbot owns them), the
+firewall rules (ufw's) and the pam_access rules that keep hub users from cron, at and SSH
+(tasks/confinement.py: they hold for the people as long as they are there). A second run
+finds nothing left and changes nothing.
 """
 
 from __future__ import annotations
@@ -61,10 +63,12 @@ def services(removed: list[str]) -> None:
         )
         removed += running
     remove_path(layout.USER_ENV_DIR, removed)
-    for unit in layout.SERVICES:
+    # The ports' firewall rule goes with its unit (its stop removes the rule).
+    units = (*layout.UNITS, layout.SERVER_PORTS_SERVICE)
+    for unit in (*layout.SERVICES, layout.SERVER_PORTS_SERVICE):
         if host.get_fact(File, path=str(layout.UNIT_DIR / unit)):
             systemd.service(name=f"Stop and disable {unit}", service=unit, running=False, enabled=False)
-    if any([remove_path(layout.UNIT_DIR / unit, removed) for unit in layout.UNITS]):
+    if any([remove_path(layout.UNIT_DIR / unit, removed) for unit in units]):
         systemd.daemon_reload(name="Reload systemd units")
     # apt's hook runs a script of the install root, which goes.
     remove_path(layout.APT_JOBS_HOOK, removed)

@@ -173,6 +173,19 @@ def test_noop_rerun_stays_within_its_ssh_command_budget(hubs):
         assert 0 < len(commands) <= NOOP_SSH_COMMAND_BUDGET, "\n".join(c[:200] for c in commands)
 
 
+def test_a_run_that_failed_before_restarting_the_hub_leaves_the_next_run_to_do_it(hubs):
+    """The marker a run leaves until the hub runs its new configuration (there, as after a run
+    that wrote hub.json and failed later): the next run restarts the hub and removes it."""
+    hub = hubs["noble"]
+    hub.sh("touch /opt/jupyter/.hub-restart-pending")
+    result = run_pyinfra(hub.inventory)
+    assert result.returncode == 0, result.stderr[-3000:]
+    changed = result.changed_operations()
+    assert "JupyterHub running and enabled" in changed and "Hub configuration data /opt/jupyter/hub.json" not in changed
+    assert hub.sh("test -e /opt/jupyter/.hub-restart-pending && echo there || echo gone").strip() == "gone"
+    assert run_pyinfra(hub.inventory).totals["success"] == 0
+
+
 def test_venvs_built_with_uv_and_with_pip_from_one_lock_are_identical(hub):
     """The server venv (uv, from the deploy) against the same locks installed by pip."""
     env = hub.sh("readlink /opt/jupyter/.venv").strip()
@@ -186,7 +199,7 @@ def test_venvs_built_with_uv_and_with_pip_from_one_lock_are_identical(hub):
     by_uv = hub.sh(f"{pip} --python {env}/bin/python freeze --all --exclude pip --exclude setuptools")
     # The deploy's own package (hubside) besides the lock's, in the server venv alone.
     ours = [line for line in by_uv.splitlines() if line.startswith("hubside")]
-    assert ours == ["hubside==1.0.0"], ours
+    assert ours == [f"hubside @ file://{env}/hubside-1.0.0-py3-none-any.whl"], ours
     assert [line for line in by_uv.splitlines() if line not in ours] == by_pip.splitlines()
     assert len(by_pip.splitlines()) > 100
     assert hub.sh(f"test -x /opt/jupyter/tools/uv/bin/uv && ! test -e {env}/bin/pip && echo uv").strip() == "uv"
@@ -256,7 +269,11 @@ def test_hostile_settings_stop_the_run_and_leave_the_host_byte_for_byte_unchange
         # Well-formed, and dangerous.
         "sudo lets deployer run": {"jh_users": [*hub.data["jh_users"], {"name": "deployer"}]},
         "rooted's home is /": {"jh_users": [*hub.data["jh_users"], {"name": "rooted"}]},
-        "jh_install_root: /scratch is not a folder only root can change": {"jh_install_root": "/scratch/jupyter"},
+        # (A hub account of its own: the deployed one's home is /opt/jupyter, and is refused as not the deploy's.)
+        "jh_install_root: /scratch is not a folder only root can change": {
+            "jh_install_root": "/scratch/jupyter",
+            "jh_hub_user": "scratchhub",
+        },
         "jh_notify_command: root runs /opt/jupyter/state/notify": {
             "jh_notify_on_failure": True,
             "jh_notify_command": "/opt/jupyter/state/notify",

@@ -158,9 +158,11 @@ def test_slurm_conf_addresses_and_peers_and_a_busy_node_leaving_is_kept_drained(
     }
     plan = make_plan([hub], [node1, node2])
     assert (plan.removed, plan.kept, plan.to_drain) == (("n4",), ("n3",), ("n3",))
-    assert plan.node_addresses == {"node1": "10.0.0.11", "node2": "10.0.0.12"}
+    # n3's servers still run: the hub reaches them there, and they the hub's API.
+    assert plan.node_addresses == {"node1": "10.0.0.11", "node2": "10.0.0.12", "n3": "10.0.0.13"}
+    assert plan.kept_addresses == {"n3": "10.0.0.13"}
     assert plan.peers == {
-        hub.name: ("10.0.0.11", "10.0.0.12"),
+        hub.name: ("10.0.0.11", "10.0.0.12", "10.0.0.13"),
         node1.name: ("10.0.0.1",),
         node2.name: ("10.0.0.1",),
     }

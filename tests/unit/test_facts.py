@@ -1,11 +1,9 @@
 """The deploy's own facts parse what the commands print on the targets."""
 
 import hashlib
-import os
 import subprocess
 
 from tasks.facts import (
-    ChangedSinceStart,
     LooseTrees,
     PathStates,
     ResourceControl,
@@ -109,23 +107,3 @@ def test_resource_control_reads_controllers_and_memory_here():
     facts = run_fact(ResourceControl())
     assert facts["memory"] > 0
     assert "memory" in facts["controllers"] or "cpu" in facts["controllers"]
-
-
-def test_changed_since_start_names_what_the_running_unit_predates(tmp_path, monkeypatch):
-    """systemctl stands in for a hub that started at 12:00:00 (whole seconds count as before)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "systemctl").write_text(
-        '#!/bin/sh\n[ "$1" = is-active ] && exit "${INACTIVE:-0}"\necho "Sun 2026-12-06 12:00:00 UTC"\n'
-    )
-    (bin_dir / "systemctl").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    started = 1796558400  # 2026-12-06 12:00:00 UTC
-    before, same_second, after = (tmp_path / name for name in ("before", "same", "after"))
-    for path, when in ((before, started - 5), (same_second, started + 0.9), (after, started + 1)):
-        path.write_text("")
-        os.utime(path, (when, when))
-    paths = [str(p) for p in (before, same_second, after, tmp_path / "missing")]
-    assert run_fact(ChangedSinceStart(), unit="jupyterhub.service", paths=paths) == [str(after)]
-    monkeypatch.setenv("INACTIVE", "3")
-    assert run_fact(ChangedSinceStart(), unit="jupyterhub.service", paths=paths) == []
