@@ -89,9 +89,11 @@ class Helper:
         self.path.write_text(
             f"#!{sys.executable}\n"
             "import json, sys\n"
+            f"sys.path.insert(0, {str(HERE)!r})\n"
             f"log, answers = {str(self.log)!r}, {str(self.answers)!r}\n"
+            "stdin = sys.stdin.read()\n"
             "with open(log, 'a') as file:\n"
-            "    file.write(json.dumps({'argv': sys.argv[1:], 'stdin': sys.stdin.read()}) + '\\n')\n"
+            "    file.write(json.dumps({'argv': sys.argv[1:], 'stdin': stdin}) + '\\n')\n"
             "queue = json.load(open(answers)).get(sys.argv[1], [''])\n"
             "text = queue[0]\n"
             "if len(queue) > 1:\n"
@@ -101,12 +103,17 @@ class Helper:
             "if text.startswith('FAIL'):\n"
             "    sys.stderr.write(text)\n"
             "    sys.exit(1)\n"
+            "if sys.argv[1] == 'start':\n"
+            "    import fake_server\n"
+            "    fake_server.serve_in_background(stdin)\n"
             "print(text)\n"
         )
         self.path.chmod(0o755)
 
     def answer(self, **answers: list[str]) -> None:
-        """What each verb prints, call after call (the last one sticks); FAIL...: exits 1 saying so."""
+        """What each verb prints, call after call (the last one sticks); FAIL...: exits 1 saying so.
+        A start that does not fail leaves a server answering where the hub's variables say
+        (tests/fake_server.py), as a real one would."""
         self.answers.write_text(json.dumps(answers))
 
     @property

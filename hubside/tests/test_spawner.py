@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from types import SimpleNamespace
+from urllib.parse import quote
 
 import pytest
 from traitlets.config import Config
@@ -267,13 +269,27 @@ def test_the_helper_is_run_with_argv_never_a_shell(helper):
     running_hub(test, config(helper, profiles=PROFILES))
 
 
-def test_with_jupyterhub_6_a_server_listens_on_a_unix_socket_in_its_user_s_folder(helper):
+def test_with_jupyterhub_6_a_server_listens_on_a_unix_socket_in_its_user_s_folder(helper, tmp_path):
     async def test(hub):
         spawner = spawner_of(hub)
         url = await spawner.start()
-        assert url == "http+unix://%2Frun%2Fjupyterhub-servers%2Falice%2Fserver.sock"
+        assert url == "http+unix://" + quote(f"{tmp_path}/sockets/alice/server.sock", safe="")
         (call,) = helper.calls
         variables = dict(line.split("=", 1) for line in call["stdin"].splitlines())
         assert variables["JUPYTERHUB_SERVICE_URL"].startswith(url + "/")  # the server's own path after it
 
-    running_hub(test, config(helper, sockets_dir="/run/jupyterhub-servers"))
+    running_hub(test, config(helper, sockets_dir=f"{tmp_path}/sockets"))
+
+
+def test_two_servers_starting_at_once_never_get_the_same_port(helper, monkeypatch):
+    """The draw gives both the same free port: the second gets another (else the hub would take
+    the first one's server for the second's, and route the second person to it: their 404)."""
+    draws = iter([25000, 25000, 25001])
+    monkeypatch.setattr("hubside.ports.random", SimpleNamespace(randrange=lambda first, last: next(draws)))
+
+    async def test(hub):
+        first, second = spawner_of(hub, "alice"), spawner_of(hub, "bob")
+        ports = await asyncio.gather(first.start(), second.start())
+        assert sorted(port for _, port in ports) == [25000, 25001]
+
+    running_hub(test, config(helper, start_slots=2))

@@ -23,11 +23,10 @@ import statistics
 import sys
 import time
 
-import requests
-
 from tests import harness
 from tests.bench.run import PYINFRA, SETTINGS, SUITE, WORKDIR, finish_bench, inventory, log, timed
 from tests.e2e.arrivals import class_arrives, summary
+from tests.e2e.hub_client import HubClient
 
 PEOPLE = {f"student{n:03d}": f"student{n:03d}-password" for n in range(1, 101)}
 ADMIN = ("teacher", "teacher-password")
@@ -48,18 +47,16 @@ def memory_mib(target: harness.Target, pattern: str) -> int:
     return sum(int(v) for v in out.split() if v.isdigit()) // 1024**2
 
 
-def stop_everyone(base_url: str, names: list[str]) -> None:
+def stop_everyone(base_url: str) -> None:
     """The admin stops every server through the API, and waits until the hub has none."""
-    session = requests.Session()
-    session.get(f"{base_url}/hub/login")
-    xsrf = session.cookies.get("_xsrf", path="/hub/")
-    session.post(f"{base_url}/hub/login", data={"username": ADMIN[0], "password": ADMIN[1], "_xsrf": xsrf})
-    token = session.post(
-        f"{base_url}/hub/api/users/{ADMIN[0]}/tokens", headers={"X-XSRFToken": xsrf}, json={"expires_in": 600}
-    ).json()["token"]
-    headers = {"Authorization": f"token {token}"}
-    for name in names:
-        session.delete(f"{base_url}/hub/api/users/{name}/server", headers=headers)
+    admin = HubClient(base_url)
+    if admin.login(*ADMIN).status_code != 302:
+        raise SystemExit(f"{ADMIN[0]} cannot log in")
+    token = admin.create_token()
+    session, headers = admin.session, {"Authorization": f"token {token}"}
+    for user in session.get(f"{base_url}/hub/api/users", headers=headers).json():
+        if user["servers"]:
+            session.delete(f"{base_url}/hub/api/users/{user['name']}/server", headers=headers)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         users = session.get(f"{base_url}/hub/api/users", headers=headers).json()
@@ -105,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         errors = sorted({a.error for a in arrivals if a.error})
         if errors:
             result["errors"] = errors[:5]
-        stop_everyone(base_url, list(people))
+        stop_everyone(base_url)
         return result
 
     try:
@@ -114,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         for _ in range(3):
             single = class_arrives(base_url, dict(list(PEOPLE.items())[:1]))
             alone.append(single[0].waited or float("nan"))
-            stop_everyone(base_url, list(PEOPLE)[:1])
+            stop_everyone(base_url)
         figures["alone (s)"] = statistics.median(alone)
         for size in sizes:
             floor = size * figures["alone (s)"] / cores

@@ -7,10 +7,13 @@ import random
 import socket
 
 
-def free_port(first: int, last: int, address: str = "127.0.0.1") -> int:
-    """A port of [first, last) nothing is bound to on address now (who gets it is checked later)."""
+def free_port(first: int, last: int, address: str = "127.0.0.1", taken: set[int] | frozenset[int] = frozenset()) -> int:
+    """A port of [first, last) nothing is bound to on address now, and not in taken (who gets it
+    is checked later)."""
     for _ in range(100):
         port = random.randrange(first, last)
+        if port in taken:
+            continue
         with socket.socket() as probe:
             try:
                 probe.bind((address, port))

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import re
 from urllib.parse import quote, urlsplit
 
 from jupyterhub.spawner import Spawner
+from jupyterhub.utils import wait_for_http_server
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, observe
 
 from hubside.admission import ADMISSION
@@ -48,7 +50,15 @@ async def run(*argv: str, stdin: bytes = b"") -> str:
     return out.decode()
 
 
+def starting_on_ports() -> list[ServerSpawner]:
+    """The servers starting now on ports of this hub (their port is not bound yet)."""
+    return [s for s in list(ServerSpawner.starting) if s.port]
+
+
 class ServerSpawner(Spawner):
+    # The instances that are starting a server (start_unit), across users.
+    starting: set[ServerSpawner] = set()
+
     helper = Unicode(help="The root helper that starts and stops servers (run through sudo)").tag(config=True)
     unit_prefix = Unicode(help="Unit names are <prefix><user>.service").tag(config=True)
     create_accounts = Bool(False, help="Have the helper make a missing account before the first start").tag(config=True)
@@ -160,17 +170,34 @@ class ServerSpawner(Spawner):
             return await asyncio.wait_for(self.start_unit(), self.server_start_timeout)
 
     async def start_unit(self):
+        """The unit started by the helper, and answering: a turn lasts as long as the start's work."""
+        ServerSpawner.starting.add(self)
+        try:
+            return await self._start_unit()
+        finally:
+            ServerSpawner.starting.discard(self)
+
+    async def _start_unit(self):
         if self.create_accounts:
             await run(*self.helper_command("create"))
         self.hub_connect_url, self.ip = None, "127.0.0.1"
+        path = self.server.base_url if self.server else self.user.url
         if not self.sockets_dir:
-            self.port = free_port(*self.ports)
+            # Not a port handed to a server still starting: two starts at once could pick the same
+            # free port, and the hub would take the other's server for this one's.
+            self.port = free_port(*self.ports, taken={s.port for s in starting_on_ports()})
             await run(*self.helper_command("start"), stdin=self.hub_variables())
+            await wait_for_http_server(f"http://{self.ip}:{self.port}{path}api", timeout=self.http_timeout)
             return self.ip, self.port
         # On a Unix socket in a folder of the user's own (root's helper makes it): nobody else
         # connects to the server, nor takes its place.
-        socket_url = "http+unix://" + quote(f"{self.sockets_dir}/{self.user.name}/server.sock", safe="")
+        socket = f"{self.sockets_dir}/{self.user.name}/server.sock"
+        socket_url = "http+unix://" + quote(socket, safe="")
         await run(*self.helper_command("start"), stdin=self.hub_variables(socket_url))
+        # Until the server makes its socket, asking it would only log failures.
+        while not os.path.exists(socket):
+            await asyncio.sleep(0.2)
+        await wait_for_http_server(f"{socket_url}{path}api", timeout=self.http_timeout)
         return socket_url
 
     async def progress(self):
