@@ -5,9 +5,11 @@ with its API), and a root helper that records what it is asked (run in place of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +87,7 @@ class Helper:
         self.log = directory / "calls.jsonl"
         self.answers = directory / "answers.json"
         self.path = directory / "user-server"
+        self.pids = directory / "servers.pids"
         self.answers.write_text("{}")
         self.path.write_text(
             f"#!{sys.executable}\n"
@@ -105,7 +108,7 @@ class Helper:
             "    sys.exit(1)\n"
             "if sys.argv[1] == 'start':\n"
             "    import fake_server\n"
-            "    fake_server.serve_in_background(stdin)\n"
+            f"    fake_server.serve_in_background(stdin, {str(self.pids)!r})\n"
             "print(text)\n"
         )
         self.path.chmod(0o755)
@@ -124,7 +127,7 @@ class Helper:
 
 
 @pytest.fixture
-def helper(tmp_path, monkeypatch) -> Helper:
+def helper(tmp_path, monkeypatch):
     """The helper, and `sudo -n` on PATH that runs it (what sudo would, without root)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -135,7 +138,13 @@ def helper(tmp_path, monkeypatch) -> Helper:
     systemctl.write_text(f"#!/bin/sh\ncat {tmp_path}/unit-state 2>/dev/null || echo ActiveState=inactive\n")
     systemctl.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    return Helper(tmp_path)
+    helper = Helper(tmp_path)
+    yield helper
+    # The servers its starts left answering.
+    if helper.pids.exists():
+        for pid in helper.pids.read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGTERM)
 
 
 class RunningHub:
@@ -166,6 +175,7 @@ class RunningHub:
 
 def running_hub(test, config=None):
     """Run the coroutine function test(hub) with a RunningHub configured by config (a traitlets Config)."""
+    from jupyterhub.httpclient import JupyterHubHTTPClient
     from jupyterhub.tests.mocking import MockHub
     from tornado.httpserver import HTTPServer
     from tornado.netutil import bind_sockets
@@ -188,5 +198,7 @@ def running_hub(test, config=None):
             server.stop()
             app.db.close()
             MockHub.clear_instance()
+            # The HTTP client of this loop (the spawner's wait for its server), closed with it.
+            await JupyterHubHTTPClient.loop_instance().close()
 
     return asyncio.run(main())

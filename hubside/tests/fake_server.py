@@ -26,8 +26,9 @@ class UnixServer(socketserver.UnixStreamServer):
         return request, ("local", 0)
 
 
-def serve_in_background(stdin: str) -> None:
-    """Fork a server for JUPYTERHUB_SERVICE_URL of the helper's standard input; return at once."""
+def serve_in_background(stdin: str, pids: str) -> None:
+    """Fork a server for JUPYTERHUB_SERVICE_URL of the helper's standard input, its pid added to
+    the file pids (the fixture ends it); return at once."""
     variables = dict(line.split("=", 1) for line in stdin.splitlines() if "=" in line)
     url = urlsplit(variables["JUPYTERHUB_SERVICE_URL"])
     if url.scheme == "http+unix":
@@ -38,8 +39,11 @@ def serve_in_background(stdin: str) -> None:
         server = UnixServer(path, Answer)
     else:
         server = http.server.HTTPServer((url.hostname, url.port), Answer)
-    if os.fork():
+    child = os.fork()
+    if child:
         server.server_close()
+        with open(pids, "a") as file:
+            file.write(f"{child}\n")
         return
     os.setsid()
     null = os.open(os.devnull, os.O_RDWR)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from types import SimpleNamespace
 from urllib.parse import quote
 
@@ -284,12 +285,21 @@ def test_with_jupyterhub_6_a_server_listens_on_a_unix_socket_in_its_user_s_folde
 def test_two_servers_starting_at_once_never_get_the_same_port(helper, monkeypatch):
     """The draw gives both the same free port: the second gets another (else the hub would take
     the first one's server for the second's, and route the second person to it: their 404)."""
-    draws = iter([25000, 25000, 25001])
-    monkeypatch.setattr("hubside.ports.random", SimpleNamespace(randrange=lambda first, last: next(draws)))
+    free = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free.append(probe.getsockname()[1])
+    draws = iter([free[0], free[0], free[1]])
+
+    def draw(first, last):
+        return next(draws)
+
+    monkeypatch.setattr("hubside.ports.random", SimpleNamespace(randrange=draw))
 
     async def test(hub):
         first, second = spawner_of(hub, "alice"), spawner_of(hub, "bob")
         ports = await asyncio.gather(first.start(), second.start())
-        assert sorted(port for _, port in ports) == [25000, 25001]
+        assert sorted(port for _, port in ports) == sorted(free)
 
     running_hub(test, config(helper, start_slots=2))
