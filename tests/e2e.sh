@@ -44,7 +44,7 @@ others=$!
 session servers 200 JHD_DAY2_SUITES=bookworm -- "$@" tests/e2e/test_user_servers.py tests/e2e/test_day2.py \
     tests/e2e/test_logins.py tests/e2e/test_oidc.py &
 servers=$!
-session cluster 300 -- "$@" tests/e2e/test_cluster.py tests/e2e/test_database.py &
+session cluster 300 -- "$@" tests/e2e/test_cluster.py tests/e2e/test_database.py tests/e2e/test_class_arrives.py &
 cluster=$!
 status=0
 wait "$hubs" || status=1
