@@ -22,8 +22,18 @@ from pyinfra.operations import server, systemd
 
 from tasks import cluster_people, layout
 from tasks.cluster_plan import HUBS, NODES, ClusterPlan, role
-from tasks.ops import command, install_nginx_site, packages, private_transfer, render, root_template, service
+from tasks.ops import (
+    command,
+    install_nginx_site,
+    packages,
+    private_transfer,
+    render,
+    root_template,
+    script,
+    service,
+)
 from tasks.settings import Settings
+from tasks.snapshot import unit_state
 
 PACKAGES = {HUBS: ["munge", "slurm-client", "slurmctld"], NODES: ["munge", "slurm-client", "slurmd"]}
 
@@ -136,11 +146,13 @@ def apply(settings: Settings, plan: ClusterPlan) -> None:
     # controller has). Running jobs outlive both restarts: slurmstepd holds them.
     if own == HUBS:
         accounting_changed = cluster_people.accounting(settings)
-        service(
-            "Slurm controller running and enabled",
-            layout.SLURM_CONTROLLER_SERVICE,
-            restarted=changed or accounting_changed,
-        )
+        restart = changed or accounting_changed
+        if restart or unit_state(layout.SLURM_CONTROLLER_SERVICE) != ("active", "enabled"):
+            server.shell(
+                name="Wait until Slurm's accounting answers (the controller needs it to start)",
+                commands=[script(settings.layout, "wait-slurmdbd", 120)],
+            )
+        service("Slurm controller running and enabled", layout.SLURM_CONTROLLER_SERVICE, restarted=restart)
         cluster_people.associations(settings, plan)
         drain_leaving_nodes(plan)
         cluster_api(settings, plan)

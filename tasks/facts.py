@@ -128,20 +128,23 @@ class Accounts(FactBase):
 
 
 class ResourceControl(FactBase):
-    """The cgroup controllers the kernel has enabled (memory, cpu, pids, ...) and the memory in bytes."""
+    """The cgroup controllers the kernel has enabled (memory, cpu, pids, ...), the memory in bytes
+    and the CPUs online."""
 
     def command(self) -> str:
-        return "cat /proc/cgroups; grep '^MemTotal:' /proc/meminfo"
+        return "cat /proc/cgroups; grep '^MemTotal:' /proc/meminfo; echo CPUs: $(getconf _NPROCESSORS_ONLN)"
 
     def process(self, output):
-        controllers, memory = set(), 0
+        controllers, memory, cpus = set(), 0, 1
         for fields in (line.split() for line in output):
             if fields[:1] == ["MemTotal:"]:
                 memory = int(fields[1]) * 1024
+            elif fields[:1] == ["CPUs:"] and len(fields) == 2 and fields[1].isdigit():
+                cpus = max(1, int(fields[1]))
             # subsys_name hierarchy num_cgroups enabled
             elif len(fields) == 4 and fields[3] == "1":
                 controllers.add(fields[0])
-        return {"controllers": controllers, "memory": memory}
+        return {"controllers": controllers, "memory": memory, "cpus": cpus}
 
 
 class StaleServerEnvs(FactBase):

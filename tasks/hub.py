@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Mapping
 from io import StringIO
 
-from pyinfra.facts.hardware import Cpus
 from pyinfra.operations import files, server, systemd
 
 from tasks import hub_data, hub_package, layout, server_env
@@ -87,7 +86,8 @@ def configure(settings: Settings, platform: Platform, node_addresses: Mapping[st
     (apply): a run that fails in between leaves the next one to restart it, though that one
     writes nothing new."""
     paths = settings.layout
-    slots = hub_data.start_slots(settings, fact(Cpus) or 1, fact(ResourceControl)["memory"])
+    resources = fact(ResourceControl)
+    slots = hub_data.start_slots(settings, resources["cpus"], resources["memory"])
     data = hub_data.hub_json(settings, platform, fact(LoginDefs)["UID_MIN"], dict(node_addresses), slots)
     wanted = {paths.config_file: hub_package.HUB_CONFIG.read_bytes(), paths.hub_data: data.encode()}
     changing = [

@@ -160,8 +160,9 @@ class Host:
         return self.sh(f"journalctl -u {unit} --no-pager -n {lines}", check=False)
 
     def failure_journals(self) -> str:
-        """The hub's, the proxy's and the users' servers' last lines (what a failed test waited on)."""
-        units = "-u jupyterhub -u jupyterhub-proxy -u 'jupyter-singleuser@*'"
+        """The hub's, the proxy's and the users' servers' last lines (what a failed test waited on),
+        and Slurm's daemons' where there are."""
+        units = "-u jupyterhub -u jupyterhub-proxy -u 'jupyter-singleuser@*' -u slurmctld -u slurmdbd -u slurmd"
         try:
             return self.sh(f"journalctl {units} --no-pager -n 200 -o short-precise", check=False)
         except Exception as error:  # a container gone or wedged: the report still goes out

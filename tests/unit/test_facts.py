@@ -1,6 +1,7 @@
 """The deploy's own facts parse what the commands print on the targets."""
 
 import hashlib
+import os
 import subprocess
 
 from tasks.facts import (
@@ -103,7 +104,8 @@ def test_stale_server_envs_lists_what_prune_would_remove(tmp_path):
     assert run_fact(StaleServerEnvs(), envs_dir=str(tmp_path / "absent"), keep=[]) == []
 
 
-def test_resource_control_reads_controllers_and_memory_here():
+def test_resource_control_reads_controllers_memory_and_cpus_here():
     facts = run_fact(ResourceControl())
     assert facts["memory"] > 0
+    assert facts["cpus"] == os.cpu_count()
     assert "memory" in facts["controllers"] or "cpu" in facts["controllers"]
