@@ -33,16 +33,15 @@ def memory_mib(host, pattern: str) -> int:
     return sum(int(v) for v in out.split() if v.isdigit()) // 1024**2
 
 
-def test_fifty_people_at_once_are_all_served_first_come_first_served(classroom):
+def test_fifty_people_at_once_are_all_served_first_come_first_served(classroom, capsys):
     arrivals = class_arrives(f"http://{classroom.address}:8000", CLASS)
     figures = summary(arrivals)
     figures["memory of the hub (MiB)"] = memory_mib(classroom, "jupyterhub.service")
     figures["memory of the proxy (MiB)"] = memory_mib(classroom, "jupyterhub-proxy.service")
     figures["memory of the servers (MiB)"] = memory_mib(classroom, "jupyter-singleuser@*.service")
-    print(
-        f"\nclass of {len(CLASS)}: "
-        + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items())
-    )
+    shown = ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items())
+    with capsys.disabled():
+        print(f"\n[class] {len(CLASS)} at once: {shown}")
     failed = {a.name: a.error for a in arrivals if a.error}
     assert failed == {}, failed
     # First come, first served: the first ten had their answer before any of the last ten.
