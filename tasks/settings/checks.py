@@ -11,7 +11,7 @@ from pathlib import PurePath, PurePosixPath
 from typing import TYPE_CHECKING
 
 from tasks.layout import BACKUP_STAGING, INSTALLER_CACHE
-from tasks.settings import pem
+from tasks.settings import controller, pem
 from tasks.settings.constants import HUB_PATHS, LETS_ENCRYPT, NATIVE_PACKAGE, SERVER_RELEASES
 from tasks.settings.network import local_host
 from tasks.settings.types import at_or_below, lock_sets, memory_bytes
@@ -59,6 +59,7 @@ def check(settings: Settings) -> None:
     _conda(settings)
     _managed_folders(settings)
     _risks(settings)
+    _controller_paths(settings)
     _cluster(settings)
     if settings.postgresql_database in ("postgres", "template0", "template1"):
         raise ValueError(f"jh_db_url: {settings.postgresql_database} is PostgreSQL's own database; choose another name")
@@ -248,6 +249,19 @@ def _managed_folders(settings: Settings) -> None:
                 )
     if settings.hub_user in {name for members in settings.groups.values() for name in members}:
         raise ValueError(f"jh_groups: the hub's account {settings.hub_user} cannot be a member of a people's group")
+
+
+def _controller_paths(settings: Settings) -> None:
+    """The controller's folders the deploy writes secrets to or takes code from are the admin's alone."""
+    paths = [("jh_backup_dir", settings.backup_dir, "backups hold every token and the cookie secret")]
+    if PurePath(settings.server_release).is_absolute():
+        paths.append(("jh_server_release", settings.server_release_dir, "root installs the locks it holds"))
+    if settings.conda_installer_file:
+        paths.append(("jh_conda_installer_file", settings.conda_installer_file, "root runs the installer"))
+    for name, path, why in paths:
+        problem = controller.unsafe(path)
+        if problem:
+            raise ValueError(f"{name}: {problem}; {why}: choose a folder only you can change")
 
 
 def _risks(settings: Settings) -> None:

@@ -305,6 +305,8 @@ BAD = {
         {"jh_group_limits": {"ml": {"memory": "100T"}}},
         "jh_group_limits[ml][memory]",
     ),
+    "backups in a folder anyone may write": ({"jh_backup_dir": File("open/backups")}, "jh_backup_dir"),
+    "backups still to be made in a sticky folder": ({"jh_backup_dir": File("sticky/backups")}, "jh_backup_dir"),
 }
 
 
@@ -369,6 +371,10 @@ def pem_files(tmp_path_factory):
     }
     for name, content in files.items():
         (folder / name).write_bytes(content)
+    # Controller folders others may write to: one open, one sticky (as /tmp).
+    for name, mode in (("open", 0o777), ("sticky", 0o1777)):
+        (folder / name).mkdir()
+        (folder / name).chmod(mode)
     return folder
 
 
