@@ -42,8 +42,8 @@ HUB = {
 }
 
 
-def memory_mib(target: harness.Target, pattern: str) -> int:
-    out = target.container.exec_run(["systemctl", "show", "-p", "MemoryCurrent", "--value", pattern]).output.decode()
+def memory_mib(container, pattern: str) -> int:
+    out = container.exec_run(["systemctl", "show", "-p", "MemoryCurrent", "--value", pattern]).output.decode()
     return sum(int(v) for v in out.split() if v.isdigit()) // 1024**2
 
 
@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     base_url = f"http://{target.address}:8000"
     everyone = {ADMIN[0]: ADMIN[1], **PEOPLE}
     users = [{"name": n, "password_hash": harness.password_hash(p)} for n, p in everyone.items()]
-    cores = int(target.container.exec_run(["nproc"]).output.decode().strip())
+    container = engine.client.containers.get(target.container_id)
+    cores = int(container.exec_run(["nproc"]).output.decode().strip())
     figures: dict = {"cores": cores}
 
     def deploy(label: str, **settings) -> None:
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         arrivals = class_arrives(base_url, people, timeout=900)
         result = summary(arrivals)
         result["memory: hub, proxy, servers (MiB)"] = ", ".join(
-            str(memory_mib(target, unit))
+            str(memory_mib(container, unit))
             for unit in ("jupyterhub.service", "jupyterhub-proxy.service", "jupyter-singleuser@*.service")
         )
         errors = sorted({a.error for a in arrivals if a.error})
