@@ -90,11 +90,22 @@ def start_target(
         raise RuntimeError(f"cannot install SSH key in {name}: {output.decode()}")
     container.reload()
     address = container.attrs["NetworkSettings"]["IPAddress"]
-    wait_for_port(address, 22, timeout=60)
+    try:
+        # 60 s was not always enough for a bionic target booting beside three test sessions.
+        wait_for_port(address, 22, timeout=180)
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}; in {name}:\n{boot_report(container)}") from None
     # All targets from one image share host keys: a throwaway known_hosts per run.
     known_hosts = workdir / f"known_hosts-{name}"
     known_hosts.write_text("")
     return Target(name, suite, container.id, address, str(key), str(known_hosts))
+
+
+def boot_report(container) -> str:
+    """What systemd says about the boot and sshd, for a target whose sshd never answered."""
+    command = "systemctl is-system-running; systemctl list-jobs --no-pager; systemctl status --no-pager ssh"
+    _, output = container.exec_run(["sh", "-c", command])
+    return output.decode(errors="replace")[-4000:]
 
 
 def wait_for_port(address: str, port: int, timeout: float) -> None:
