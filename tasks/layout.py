@@ -315,6 +315,7 @@ def layout_env(settings: Settings) -> str:
         "PREVIOUS_VENV": paths.previous_venv,
         "ENVS_DIR": paths.server_envs,
         "CONFIG": paths.config_file,
+        "HUB_DATA": paths.hub_data,
         # The hub's own (root never writes below it).
         "STATE_DIR": paths.state_dir,
         # The SQLite file, or postgresql:NAME (jh_db_url).

@@ -12,6 +12,7 @@
 #   start_and_wait UNIT...      start the hub's UNITs, then wait_healthy 90
 #   upgrade_db VENV             jupyterhub upgrade-db of VENV, as the hub user
 #   undoable, step, committed   the rollback frame of the upgrade switch and the restore
+#   log_step_times WHAT         each step's time since `undoable`, to the journal
 #   at_exit FUNCTION            run FUNCTION when the script ends, however it ends
 
 # root's own file (run by another user, the unit tests: that user's), not a link, that no one
@@ -51,7 +52,7 @@ wait_healthy() {
             journalctl -u "$HUB_UNIT" -n 30 --no-pager >&2 || true
             return 1
         fi
-        sleep 1
+        sleep 0.2
     done
 }
 
@@ -68,11 +69,26 @@ upgrade_db() {
 # function UNDO: it puts back what the steps changed, starts the hub and says whether it came
 # back. Every command of the rollback is tried, whatever fails: the hub must come back if it can.
 frame_what='' frame_how='' frame_undo='' frame_step='' frame_exit=''
+step_started='' step_times=''
 undoable() {
     frame_what=$1 frame_how=$2 frame_undo=$3 frame_step=
     trap finish EXIT
 }
-step() { frame_step=$1; }
+# Each step's time is kept: the hub's downtime in an upgrade is the sum of a few of them.
+step() {
+    local now
+    now=$(date +%s%N)
+    if [ -n "$step_started" ]; then
+        step_times="$step_times; $frame_step $(((now - step_started) / 1000000)) ms"
+    fi
+    frame_step=$1 step_started=$now
+}
+# The steps' times, to the journal (journalctl -t jupyterhub-upgrade) and standard output.
+log_step_times() {
+    step ""
+    echo "$1: ${step_times#; }"
+    logger -t jupyterhub-upgrade -- "$1: ${step_times#; }" || true
+}
 committed() { frame_undo=; }
 at_exit() {
     frame_exit=$1

@@ -145,8 +145,11 @@ def test_upgrade_from_5_5_to_6_keeps_users_tokens_and_kernels(day2, workdir, cap
     with KeepAsking(lambda: requests.get(f"http://{day2.address}:8000/hub/health", timeout=2).ok, 0.2) as health:
         result = deploy(day2, workdir, "day2-6")
     assert result.returncode == 0, result.stderr[-4000:]
+    [steps] = day2.sh("journalctl -t jupyterhub-upgrade -o cat").strip().splitlines()[-1:]
+    assert "(upgrade-db: yes)" in steps, "5.5 -> 6.1 changes the schema"
     with capsys.disabled():
         print(f"\n[upgrade 5.5.4 -> 6.1.1] the hub did not answer for {health.longest_outage(bool):.1f} s")
+        print(f"[upgrade 5.5.4 -> 6.1.1] {steps.split(': ', 1)[1]}")
     assert hub_version(day2) == "6.1.1"
     assert day2.sh(ALEMBIC_VERSION).strip() != schema_before, "upgrade-db did not migrate the database"
     assert token_owner(day2, day2.token) == "alice"

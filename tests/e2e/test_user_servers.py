@@ -207,8 +207,10 @@ def test_servers_outlive_hub_restart_redeploy_and_upgrade(servers, workdir, caps
     # Each server keeps the environment it started from, which stays while it runs.
     pid = before["alice"]["MainPID"]
     assert "/opt/jupyter/envs/jupyterhub-5-" in servers.sh(f"tr '\\0' ' ' < /proc/{pid}/cmdline")
+    steps = servers.sh("journalctl -t jupyterhub-upgrade -o cat").strip().splitlines()[-1]
     with capsys.disabled():
         print()
+        print(f"[servers] the upgrade's steps: {steps.split(': ', 1)[1]}")
         for step, outage, longest, median in figures:
             print(
                 f"[servers] {step}: hub API unavailable {outage:.1f} s; bob's open kernel websocket answered "

@@ -116,6 +116,7 @@ def test_layout_env_of_edge_settings_reads_back_as_the_layout():
         "PREVIOUS_VENV": "/srv/hub-1.x_y/.venv.previous",
         "ENVS_DIR": "/srv/hub-1.x_y/envs",
         "CONFIG": "/srv/hub-1.x_y/jupyterhub_config.py",
+        "HUB_DATA": "/srv/hub-1.x_y/hub.json",
         "STATE_DIR": "/srv/hub-1.x_y/state",
         "DATABASE": "/srv/hub-1.x_y/state/jupyterhub.sqlite",
         "BACKUPS_DIR": "/srv/hub-1.x_y/state/backups",

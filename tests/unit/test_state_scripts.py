@@ -28,6 +28,7 @@ FAKES = {
     "runuser": '[ "$1" = -u ] || exit 2\nuser=$2\nshift 3\necho "runuser $user $*" >>"$FAKES/log"\nexec "$@"\n',
     "curl": '[ -e "$FAKES/healthy" ]\n',
     "journalctl": 'echo "(the hub\'s journal)"\n',
+    "logger": 'echo "logger $*" >>"$FAKES/log"\n',
 }
 # A server venv's jupyterhub: upgrade-db (run in the state folder) migrates by adding a row.
 JUPYTERHUB = f"""#!{sys.executable}
@@ -90,6 +91,11 @@ def hub(tmp_path) -> Host:
             ("hubside-merge-names", "names"),
             ("hubside-archive-state", "state_archive"),
         )
+        # The new environment's answer to "is the database at your schema?".
+        (root / "envs" / env / "bin" / "hubside-schema-current").write_text(
+            '#!/bin/sh\necho "schema-current $*" >>"$FAKES/log"\n[ -e "$FAKES/schema-current" ]\n'
+        )
+        (root / "envs" / env / "bin" / "hubside-schema-current").chmod(0o755)
         for tool, module in tools:
             script = root / "envs" / env / "bin" / tool
             function = "merge_main" if module == "names" else "main"
@@ -177,6 +183,20 @@ def test_an_upgrade_backs_up_switches_and_migrates(hub):
     assert f"runuser jupyter install -d -m 700 {hub.state}/backups {backup}" in calls
     assert f"runuser jupyter cp -p {hub.state / layout.DATABASE} {backup}/" in calls
     assert hub.run("switch-server-env", new).returncode == 0 and len(hub.calls()) == len(calls)
+    # Each step's time, to the journal.
+    [times] = [c for c in calls if c.startswith("logger")]
+    assert times.startswith(f"logger -t jupyterhub-upgrade -- upgrade {old} -> {new} (upgrade-db: yes): ")
+    assert re.search(r"stopping the hub \d+ ms; .*; jupyterhub upgrade-db \d+ ms; .*waiting for .* \d+ ms$", times)
+
+
+def test_an_upgrade_to_the_schema_the_database_has_skips_upgrade_db(hub):
+    (hub.fakes / "schema-current").touch()
+    new = hub.root / "envs" / "new"
+    result = hub.run("switch-server-env", new)
+    assert result.returncode == 0, result.stderr
+    assert hub.venv() == str(new) and hub.rows() == ["v1"]
+    assert f"runuser jupyter {new}/bin/hubside-schema-current {hub.root}/hub.json" in hub.calls()
+    assert "(upgrade-db: no)" in result.stdout and "upgrade-db " not in result.stdout.split("(upgrade-db: no)")[1]
 
 
 @pytest.mark.parametrize("step", ["stopping the hub", "creating", "jupyterhub upgrade-db"])
