@@ -18,7 +18,6 @@ from tests.harness.containers import (
     remove_container,
     ssh_keypair,
     start_target,
-    wait_for_port,
 )
 from tests.harness.demo import DEMO_DIR, DEMO_INVENTORY, DEMO_LOGIN, DEMO_NAME, demo_down, demo_host, demo_up
 from tests.harness.engine import IPTABLES_BEFORE, PRIVATE_PIDFILE, PRIVATE_SOCKET, Engine, restore_host_network
@@ -67,5 +66,4 @@ __all__ = [
     "restore_host_network",
     "ssh_keypair",
     "start_target",
-    "wait_for_port",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -58,10 +59,29 @@ def start_target(
     ports: dict | None = None,
     volumes: dict | None = None,
 ) -> Target:
-    """Boot a container with systemd as PID 1 and wait until sshd answers (volumes: host path -> path)."""
+    """Boot a container with systemd as PID 1 and wait until sshd answers (volumes: host path -> path).
+    A container whose systemd ended within its boot (seen once in CI, 0.3 s after the start, its
+    log gone with it) is booted again, at most twice, saying why on standard error."""
     key = ssh_keypair(workdir)
+    public_key = key.with_suffix(".pub").read_text().strip()
+    for attempt in range(1, 4):
+        container = boot(client, suite, name, ports, volumes)
+        try:
+            address = wait_for_ssh(container, public_key)
+            break
+        except ContainerEnded as ended:
+            if attempt == 3:
+                raise RuntimeError(f"{name} ended during its boot three times; the last: {ended}") from None
+            print(f"{name} ended during its boot ({ended}); booting it again", file=sys.stderr)
+    # All targets from one image share host keys: a throwaway known_hosts per run.
+    known_hosts = workdir / f"known_hosts-{name}"
+    known_hosts.write_text("")
+    return Target(name, suite, container.id, address, str(key), str(known_hosts))
+
+
+def boot(client: docker.DockerClient, suite: str, name: str, ports: dict | None, volumes: dict | None):
     remove_container(client, name)
-    container = client.containers.run(
+    return client.containers.run(
         image_tag(suite),
         ["/sbin/init"],
         name=name,
@@ -80,25 +100,52 @@ def start_target(
         },
         ports=ports or {},
     )
-    public_key = key.with_suffix(".pub").read_text().strip()
+
+
+class ContainerEnded(Exception):
+    """The container stopped before sshd answered."""
+
+
+def ended(container) -> ContainerEnded | None:
+    container.reload()
+    if container.status in ("created", "running"):
+        return None
+    state = container.attrs["State"]
+    log = container.logs(tail=20).decode(errors="replace").strip()
+    return ContainerEnded(
+        f"status {container.status}, exit code {state.get('ExitCode')}, OOM-killed {state.get('OOMKilled')},"
+        f" error {state.get('Error')!r}; its last output: {log!r}"
+    )
+
+
+def wait_for_ssh(container, public_key: str) -> str:
+    """Install the test's SSH key and wait (180 s: a bionic target booting beside three test sessions
+    needed more than 60) until sshd answers; the container's address."""
     setup = (
         f"install -d -m 700 /root/.ssh && echo '{public_key}' > /root/.ssh/authorized_keys"
         " && chmod 600 /root/.ssh/authorized_keys"
     )
-    exit_code, output = container.exec_run(["sh", "-c", setup])
-    if exit_code != 0:
-        raise RuntimeError(f"cannot install SSH key in {name}: {output.decode()}")
-    container.reload()
-    address = container.attrs["NetworkSettings"]["IPAddress"]
     try:
-        # 60 s was not always enough for a bionic target booting beside three test sessions.
-        wait_for_port(address, 22, timeout=180)
-    except TimeoutError as error:
-        raise TimeoutError(f"{error}; in {name}:\n{boot_report(container)}") from None
-    # All targets from one image share host keys: a throwaway known_hosts per run.
-    known_hosts = workdir / f"known_hosts-{name}"
-    known_hosts.write_text("")
-    return Target(name, suite, container.id, address, str(key), str(known_hosts))
+        exit_code, output = container.exec_run(["sh", "-c", setup])
+    except docker.errors.APIError:
+        exit_code, output = None, b""
+    problem = ended(container)
+    if problem:
+        raise problem
+    if exit_code != 0:
+        raise RuntimeError(f"cannot install SSH key in {container.name}: {output.decode()}")
+    address = container.attrs["NetworkSettings"]["IPAddress"]
+    deadline = time.monotonic() + 180
+    while not answers(address, 22):
+        problem = ended(container)
+        if problem:
+            raise problem
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"{address}:22 did not answer within 180 s; in {container.name}:\n{boot_report(container)}"
+            )
+        time.sleep(0.5)
+    return address
 
 
 def boot_report(container) -> str:
@@ -108,15 +155,10 @@ def boot_report(container) -> str:
     return output.decode(errors="replace")[-4000:]
 
 
-def wait_for_port(address: str, port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=2) as sock:
-            if port != 22 or sock.recv(4).startswith(b"SSH"):
-                return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{address}:{port} did not answer within {timeout} s")
-        time.sleep(0.5)
+def answers(address: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=2) as sock:
+        return port != 22 or sock.recv(4).startswith(b"SSH")
+    return False
 
 
 def remove_container(client: docker.DockerClient, name: str) -> None:
