@@ -39,6 +39,22 @@ if sys.argv[1:2] == ["upgrade-db"]:
     sys.exit(os.path.exists(os.path.join(os.environ["FAKES"], "fail-upgrade-db")))
 """
 
+# The hub package's migrator: "current" (FAKES/schema-current) or "ready", then on "go" the same
+# migration, from hub.json's database URL (it runs in /).
+MIGRATE = f"""#!{sys.executable}
+import json, os, sqlite3, sys
+with open(os.path.join(os.environ["FAKES"], "log"), "a") as log:
+    print("hubside-migrate", *sys.argv[1:], file=log)
+if os.path.exists(os.path.join(os.environ["FAKES"], "schema-current")):
+    sys.exit(print("current"))
+print("ready", flush=True)
+if sys.stdin.readline() == "go\\n":
+    url = json.load(open(sys.argv[1]))["database"]["url"]
+    with sqlite3.connect(url[len("sqlite:///"):]) as db:
+        db.execute("insert into t values ('migrated')")
+    sys.exit(os.path.exists(os.path.join(os.environ["FAKES"], "fail-upgrade-db")))
+"""
+
 
 @dataclass
 class Host:
@@ -91,11 +107,8 @@ def hub(tmp_path) -> Host:
             ("hubside-merge-names", "names"),
             ("hubside-archive-state", "state_archive"),
         )
-        # The new environment's answer to "is the database at your schema?".
-        (root / "envs" / env / "bin" / "hubside-schema-current").write_text(
-            '#!/bin/sh\necho "schema-current $*" >>"$FAKES/log"\n[ -e "$FAKES/schema-current" ]\n'
-        )
-        (root / "envs" / env / "bin" / "hubside-schema-current").chmod(0o755)
+        (root / "envs" / env / "bin" / "hubside-migrate").write_text(MIGRATE)
+        (root / "envs" / env / "bin" / "hubside-migrate").chmod(0o755)
         for tool, module in tools:
             script = root / "envs" / env / "bin" / tool
             function = "merge_main" if module == "names" else "main"
@@ -106,7 +119,7 @@ def hub(tmp_path) -> Host:
             script.chmod(0o755)
     (root / ".venv").symlink_to(root / "envs" / "old")
     (root / "jupyterhub_config.py").write_text("c = get_config()\n")
-    (root / "hub.json").write_text("{}\n")
+    (root / "hub.json").write_text(f'{{"database": {{"url": "sqlite:///{host.state / layout.DATABASE}"}}}}\n')
     host.state.mkdir(mode=0o700)
     with sqlite3.connect(host.state / layout.DATABASE) as db:
         db.execute("create table t (v text)")
@@ -183,23 +196,35 @@ def test_an_upgrade_backs_up_switches_and_migrates(hub):
     assert f"runuser jupyter install -d -m 700 {hub.state}/backups {backup}" in calls
     assert f"runuser jupyter cp -p {hub.state / layout.DATABASE} {backup}/" in calls
     assert hub.run("switch-server-env", new).returncode == 0 and len(hub.calls()) == len(calls)
-    # Each step's time, to the journal.
+    # The new environment's migrator, started before the hub stopped; each step's time, to the journal.
+    assert calls.index(f"runuser jupyter {new}/bin/hubside-migrate {hub.root}/hub.json") < calls.index(
+        "systemctl stop jupyterhub.service"
+    )
     [times] = [c for c in calls if c.startswith("logger")]
-    assert times.startswith(f"logger -t jupyterhub-upgrade -- upgrade {old} -> {new} (upgrade-db: yes): ")
-    assert re.search(r"stopping the hub \d+ ms; .*; jupyterhub upgrade-db \d+ ms; .*waiting for .* \d+ ms$", times)
+    assert times.startswith(f"logger -t jupyterhub-upgrade -- upgrade {old} -> {new}: ")
+    assert re.search(r"stopping the hub \d+ ms; .*; migrating the database \(hubside-migrate\) \d+ ms; ", times)
+    assert re.search(r"; waiting for .* \d+ ms$", times)
 
 
-def test_an_upgrade_to_the_schema_the_database_has_skips_upgrade_db(hub):
+def test_an_upgrade_to_the_schema_the_database_has_migrates_nothing(hub):
     (hub.fakes / "schema-current").touch()
     new = hub.root / "envs" / "new"
     result = hub.run("switch-server-env", new)
     assert result.returncode == 0, result.stderr
     assert hub.venv() == str(new) and hub.rows() == ["v1"]
-    assert f"runuser jupyter {new}/bin/hubside-schema-current {hub.root}/hub.json" in hub.calls()
-    assert "(upgrade-db: no)" in result.stdout and "upgrade-db " not in result.stdout.split("(upgrade-db: no)")[1]
+    assert "migrating the database (none)" in result.stdout
 
 
-@pytest.mark.parametrize("step", ["stopping the hub", "creating", "jupyterhub upgrade-db"])
+def test_a_new_environment_without_the_migrator_migrates_with_upgrade_db(hub):
+    new = hub.root / "envs" / "new"
+    (new / "bin" / "hubside-migrate").unlink()
+    result = hub.run("switch-server-env", new)
+    assert result.returncode == 0, result.stderr
+    assert hub.venv() == str(new) and hub.rows() == ["v1", "migrated"]
+    assert "migrating the database (upgrade-db)" in result.stdout
+
+
+@pytest.mark.parametrize("step", ["stopping the hub", "creating", "migrating the database (hubside-migrate)"])
 def test_an_upgrade_that_fails_rolls_back_to_the_same_database(hub, step):
     old = hub.root / "envs" / "old"
     if step == "stopping the hub":

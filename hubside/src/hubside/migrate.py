@@ -1,0 +1,78 @@
+"""hubside-migrate: the hub database's migration to the schema of the JupyterHub installed beside
+this package, with its seconds of Python imports out of the hub's downtime.
+
+    hubside-migrate HUB_JSON
+
+Started before the hub stops (files/bin/switch-server-env), it reads the database (hub.json's
+database URL) and prints one line: `current` when the database is at this JupyterHub's schema
+already (and ends: the hub refuses to start on a database behind its schema, so none is needed),
+else `ready`, once everything a migration needs is loaded. Then it waits for a line on standard
+input: `go` migrates (what `jupyterhub upgrade-db` does, without its second Python process), prints
+`migrated` and ends; the end of input leaves the database alone. A failure ends it with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+
+def database_revision(url: str) -> str | None:
+    """The revision the database is stamped with, or None (no database, no stamp)."""
+    import sqlalchemy
+
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :])
+        if not path.is_file():
+            return None
+        # Read-only: a missing or half-made file is not created or changed here.
+        url = f"sqlite:///file:{path}?mode=ro&uri=true"
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            if not sqlalchemy.inspect(connection).has_table("alembic_version"):
+                return None
+            return connection.execute(sqlalchemy.text("select version_num from alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: hubside-migrate HUB_JSON", file=sys.stderr)
+        return 2
+    url = json.loads(Path(args[0]).read_text())["database"]["url"]
+    # JupyterHub's own migration scripts and alembic.ini, as upgrade-db uses them; loading the
+    # scripts (to find the head) is most of a migration's start.
+    from alembic import command
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from jupyterhub import dbutil, orm  # noqa: F401 (imported now: the scripts' env.py needs it)
+
+    with tempfile.TemporaryDirectory() as folder:
+        ini = str(Path(folder) / "alembic.ini")
+        dbutil.write_alembic_ini(ini, url)
+        config = Config(ini)
+        head = ScriptDirectory.from_config(config).get_current_head()
+        try:
+            current = database_revision(url)
+        except Exception as error:  # noqa: BLE001 (unreadable: migrate, and let alembic say why)
+            print(f"hubside-migrate: the database cannot be read: {error}", file=sys.stderr)
+            current = None
+        print("current" if current == head else "ready", flush=True)
+        if current == head or sys.stdin.readline().strip() != "go":
+            return 0
+        try:
+            command.upgrade(config, "head")
+        except Exception as error:  # noqa: BLE001 (any failure: the caller rolls back)
+            print(f"hubside-migrate: the migration to {head} failed: {error}", file=sys.stderr)
+            return 1
+    print("migrated", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
