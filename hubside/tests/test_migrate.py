@@ -71,11 +71,22 @@ def test_a_database_behind_waits_for_go_then_migrates_and_keeps_its_rows(tmp_pat
 
 
 def test_a_migration_that_fails_ends_with_status_1(tmp_path, hub_database, monkeypatch, capsys):
+    downgrade(hub_database, JUPYTERHUB_5_HEAD)
     with sqlite3.connect(hub_database) as connection:
-        connection.execute("update alembic_version set version_num = 'ffffffffffff'")
+        # What 6.1's migration adds is there already: its ALTER TABLE fails.
+        connection.execute("alter table spawners add column display_name text")
     status, out = run(tmp_path, hub_database, monkeypatch, "go\n")
     assert (status, out) == (1, "ready\n")
     assert "the migration to" in capsys.readouterr().err
+    assert revision(hub_database) != "f460b0348206"
+
+
+def test_a_newer_release_s_schema_is_refused_before_anything(tmp_path, hub_database, monkeypatch, capsys):
+    with sqlite3.connect(hub_database) as connection:
+        connection.execute("update alembic_version set version_num = 'a1b2c3d4e5f6'")
+    assert run(tmp_path, hub_database, monkeypatch, "go\n") == (1, "unknown\n")
+    assert "a1b2c3d4e5f6, a schema JupyterHub" in capsys.readouterr().err
+    assert revision(hub_database) == "a1b2c3d4e5f6"
 
 
 def test_no_database_is_never_created(tmp_path, monkeypatch):

@@ -182,14 +182,15 @@ def test_upgrade_that_cannot_be_built_leaves_the_hub_serving(day2, workdir, tmp_
     logged_in(day2)
 
 
-def test_failed_migration_rolls_back_to_the_previous_release(day2, workdir):
-    """Going back to 5.5 fails at upgrade-db (it does not know 6's schema): the switch undoes itself."""
+def test_going_back_past_the_schema_is_refused_before_the_hub_stops(day2, workdir):
+    """5.5 does not know 6's schema: its migrator says so before the hub stops, and nothing changes."""
     link = day2.sh("readlink /opt/jupyter/.venv")
+    hub_pid = day2.sh("systemctl show -p MainPID --value jupyterhub").strip()
     result = deploy(day2, workdir, "day2-downgrade", jh_server_release="jupyterhub-5")
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "upgrade failed at: jupyterhub upgrade-db; rolling back to" in output, output[-3000:]
-    assert "rolled back: the hub runs on" in output
+    assert "refused: the hub's database is at a newer JupyterHub's schema" in output, output[-3000:]
+    assert day2.sh("systemctl show -p MainPID --value jupyterhub").strip() == hub_pid, "the hub never stopped"
     assert day2.sh("readlink /opt/jupyter/.venv") == link
     assert hub_version(day2) == "6.1.1"
     assert token_owner(day2, day2.token) == "alice"

@@ -47,6 +47,8 @@ with open(os.path.join(os.environ["FAKES"], "log"), "a") as log:
     print("hubside-migrate", *sys.argv[1:], file=log)
 if os.path.exists(os.path.join(os.environ["FAKES"], "schema-current")):
     sys.exit(print("current"))
+if os.path.exists(os.path.join(os.environ["FAKES"], "schema-unknown")):
+    sys.exit(print("unknown") or 1)
 print("ready", flush=True)
 if sys.stdin.readline() == "go\\n":
     url = json.load(open(sys.argv[1]))["database"]["url"]
@@ -213,6 +215,17 @@ def test_an_upgrade_to_the_schema_the_database_has_migrates_nothing(hub):
     assert result.returncode == 0, result.stderr
     assert hub.venv() == str(new) and hub.rows() == ["v1"]
     assert "migrating the database (none)" in result.stdout
+
+
+def test_a_database_at_a_newer_schema_is_refused_with_the_hub_untouched(hub):
+    (hub.fakes / "schema-unknown").touch()
+    old = hub.root / "envs" / "old"
+    result = hub.run("switch-server-env", hub.root / "envs" / "new")
+    assert result.returncode == 1
+    assert "refused: the hub's database is at a newer JupyterHub's schema" in result.stderr
+    assert f"the hub keeps running on {old}" in result.stderr
+    assert hub.venv() == str(old) and hub.rows() == ["v1"]
+    assert [c for c in hub.calls() if c.startswith("systemctl")] == ["systemctl is-active -q jupyterhub.service"]
 
 
 def test_a_new_environment_without_the_migrator_migrates_with_upgrade_db(hub):
