@@ -1,6 +1,6 @@
 """The hub's database in the hub server's own PostgreSQL (jh_db_url), on Ubuntu 24.04: logins and
-servers, an upgrade that copies the database first, a failed one put back from that copy, and a
-backup restored. Tests run in file order on one host."""
+servers, an upgrade whose migration fails put back from the copy made first, one that succeeds, a
+downgrade refused before the hub stops, and a backup restored. Tests run in file order on one host."""
 
 from __future__ import annotations
 
@@ -61,26 +61,44 @@ def test_a_rerun_changes_nothing(pg, workdir):
     assert result.totals["success"] == 0, result.changed_operations()
 
 
+def test_a_failed_migration_puts_the_copy_back(pg, workdir):
+    """A column 6.1's last migration adds is there already: the migration fails after the ones before
+    it were committed, and the database is put back from the copy made before it."""
+    sql(pg, "alter table spawners add column display_name text")
+    version = sql(pg, "select version_num from alembic_version")
+    result = deploy(pg, workdir, "pg-upgrade-fails")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "upgrade failed at: migrating the database (hubside-migrate); rolling back to" in output, output[-3000:]
+    assert "rolled back: the hub runs on" in output
+    assert "differs from the pre-upgrade copy" not in output
+    assert hub_version(pg) == "5.5.4"
+    assert sql(pg, "select version_num from alembic_version") == version
+    assert token_owner(pg, pg.token) == "alice"
+    sql(pg, "alter table spawners drop column display_name")
+
+
 def test_an_upgrade_copies_the_database_first_and_migrates_it(pg, workdir):
     before = sql(pg, "select version_num from alembic_version")
     result = deploy(pg, workdir, "pg-upgrade")
     assert result.returncode == 0, result.stderr[-6000:]
     assert hub_version(pg) == "6.1.1"
     assert sql(pg, "select version_num from alembic_version") != before
-    [copy] = sql(pg, "select datname from pg_database where datname like 'jupyterhub_before_%'", "postgres").split()
-    assert sql(pg, "select version_num from alembic_version", copy) == before
+    # The failed attempt's copy and this one's: the newest is from before this upgrade.
+    copies = sql(pg, "select datname from pg_database where datname like 'jupyterhub_before_%'", "postgres").split()
+    assert sql(pg, "select version_num from alembic_version", max(copies)) == before
     assert token_owner(pg, pg.token) == "alice"
 
 
-def test_a_failed_migration_puts_the_copy_back(pg, workdir):
-    """Back to 5.5 fails at upgrade-db (it does not know 6's schema): the database is put back."""
+def test_going_back_past_the_schema_is_refused_before_the_hub_stops(pg, workdir):
+    """5.5 does not know 6's schema (read from PostgreSQL by 5.5's migrator): nothing changes."""
     version = sql(pg, "select version_num from alembic_version")
+    hub_pid = pg.sh("systemctl show -p MainPID --value jupyterhub").strip()
     result = deploy(pg, workdir, "pg-downgrade", jh_server_release="jupyterhub-5")
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "upgrade failed at: jupyterhub upgrade-db; rolling back to" in output, output[-3000:]
-    assert "rolled back: the hub runs on" in output
-    assert "differs from the pre-upgrade copy" not in output
+    assert "refused: the hub's database is at a newer JupyterHub's schema" in output, output[-3000:]
+    assert pg.sh("systemctl show -p MainPID --value jupyterhub").strip() == hub_pid
     assert hub_version(pg) == "6.1.1"
     assert sql(pg, "select version_num from alembic_version") == version
     assert token_owner(pg, pg.token) == "alice"
