@@ -3,6 +3,7 @@
     pyinfra inventory.py tasks.backup.backup
     pyinfra inventory.py deploy.py                      # on a fresh host, first
     pyinfra inventory.py tasks.backup.restore --data jh_restore_archive=backups/<host>/<archive>
+    pyinfra inventory.py tasks.backup.restore --data jh_restore_snapshot=latest   # jh_nightly_backup's
 
 The archive holds the hub database (users, groups, roles, API tokens; copied with
 SQLite's backup API while the hub runs), the secrets (so browser sessions and
@@ -10,7 +11,9 @@ tokens stay valid), an OAuth hub's name bindings (a restore adds them to the
 host's: a name stays with the provider's account that held it), the config (for
 reference: the deploy writes it from the settings), and with jh_backup_home_dirs
 the hub users' home directories.
-Unix accounts come from the settings (jh_users) on the restored host.
+Unix accounts come from the settings (jh_users) on the restored host. The nightly backup
+(jh_nightly_backup, tasks/nightly_backup.py) keeps the same state in a restic repository;
+jh_restore_snapshot takes it from there.
 
 Archives hold secrets: on the host they exist only in a directory only root can
 enter, and on the controller they are written 0600 in a 0700 folder.
@@ -33,6 +36,7 @@ from tasks.ops import private_transfer, root_directory, root_file, script, ship_
 from tasks.settings import Settings, SettingsError, current_settings
 
 RESTORED_STAMP = layout.BACKUP_STAGING / "restored-archive-sha256"
+RESTORED_SNAPSHOT_STAMP = layout.BACKUP_STAGING / "restored-snapshot"
 
 
 def require_installed_hub(settings: Settings, operation: str) -> None:
@@ -81,12 +85,21 @@ def restore() -> None:
     settings = current_settings()
     paths = settings.layout
     archive = settings.restore_archive
-    if archive is None:
+    if archive is None and settings.restore_snapshot is None:
         raise SettingsError(
             "tasks.backup.restore needs jh_restore_archive: an archive made by tasks.backup.backup "
-            "(--data jh_restore_archive=backups/<host>/<archive>.tar.gz)"
+            "(--data jh_restore_archive=backups/<host>/<archive>.tar.gz), or jh_restore_snapshot: latest or "
+            "a snapshot of jh_nightly_backup's repository"
         )
     require_installed_hub(settings, "a restore")
+    if archive is None:
+        prepare(settings)
+        server.shell(
+            name=f"Restore the hub's state from the backup {settings.restore_snapshot} of "
+            f"{settings.nightly_backup.repository} (the hub restarts)",
+            commands=[script(paths, "restore-from-repository", settings.restore_snapshot, RESTORED_SNAPSHOT_STAMP)],
+        )
+        return
     # Restoring the same archive again changes nothing.
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     if host.get_fact(Sha256File, path=str(RESTORED_STAMP)) == hashlib.sha256(f"{digest}\n".encode()).hexdigest():

@@ -125,6 +125,12 @@ SLURM_JOB_LOG = ".jupyterhub-slurm.log"
 # Root-only working places of the deploy
 INSTALLER_CACHE = PurePosixPath("/var/cache/jupyterhub-deploy")
 BACKUP_STAGING = PurePosixPath("/var/backups/jupyterhub-deploy")
+# The nightly backup (jh_nightly_backup): the repository's password, the SSH key and known_hosts
+# that reach an SFTP repository, restic's cache (root's alone), and the units that run it.
+RESTIC_DIR = PurePosixPath("/etc/jupyterhub-deploy/restic")
+RESTIC_FILES = ("password", "ssh-key", "known_hosts")
+BACKUP_SERVICE = "jupyterhub-backup.service"
+BACKUP_TIMER = "jupyterhub-backup.timer"
 
 # The hub's API (on loopback; on the cluster's network with jh_cluster, for the nodes' servers)
 # and the proxy's: for the proxy, the culler and the deploy only.
@@ -304,9 +310,13 @@ def shell_value(value: object) -> str:
     return f"'{text}'"
 
 
-def layout_env(settings: Settings) -> str:
-    """The text of libexec/layout.env: KEY='value' lines, for files/bin/hub-state.sh."""
+def layout_env(settings: Settings, host_name: str = "") -> str:
+    """The text of libexec/layout.env: KEY='value' lines, for files/bin/hub-state.sh.
+
+    host_name: the inventory's name of the host, the restic snapshots' host.
+    """
     paths = settings.layout
+    nightly = settings.nightly_backup
     values = {
         "INSTALL_ROOT": settings.install_root,
         "LIBEXEC": paths.libexec,
@@ -334,6 +344,16 @@ def layout_env(settings: Settings) -> str:
         "RESTORED_SECRETS": " ".join(RESTORED_SECRETS),
         "HOST_SECRETS": " ".join(name for name in SECRETS if name not in RESTORED_SECRETS),
         "OAUTH_NAMES": OAUTH_NAMES,
+        # The nightly backup (files/bin/nightly-backup, restic-run): empty without jh_nightly_backup.
+        "BACKUP_STAGING": BACKUP_STAGING,
+        "RESTIC_DIR": RESTIC_DIR,
+        "BACKUP_REPOSITORY": nightly.repository if nightly else "",
+        "BACKUP_SSH_PORT": nightly.sftp_port if nightly else "",
+        "BACKUP_HOST": host_name,
+        "BACKUP_HOMES": "yes" if settings.backup_home_dirs else "no",
+        # restic forget's --keep-daily, --keep-weekly, --keep-monthly; the day of restic check.
+        "BACKUP_KEEP": f"{nightly.keep_daily} {nightly.keep_weekly} {nightly.keep_monthly}" if nightly else "",
+        "BACKUP_CHECK_DAY": nightly.check_day if nightly else "",
     }
     lines = [
         "# Written by the deploy from tasks/layout.py and the settings; read by files/bin/hub-state.sh.",

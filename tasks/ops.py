@@ -146,7 +146,9 @@ def ship_scripts(settings: Settings) -> None:
     root_directory(f"Install root {paths.install_root}", paths.install_root)
     root_directory(f"Deploy scripts {paths.libexec}", paths.libexec)
     root_file(
-        f"Layout of the deploy scripts {paths.layout_env_file}", StringIO(layout_env(settings)), paths.layout_env_file
+        f"Layout of the deploy scripts {paths.layout_env_file}",
+        StringIO(layout_env(settings, host.name)),
+        paths.layout_env_file,
     )
     for path in sorted(SCRIPTS.iterdir()):
         mode = "644" if path.suffix == ".sh" else "755"

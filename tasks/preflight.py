@@ -308,6 +308,16 @@ def path_problems(settings: Settings, states: dict[str, tuple | None]) -> list[s
     problems = []
     for setting, path in root_paths(settings):
         problems += _through_others(setting, path, states, f"root runs programs from {path}")
+    nightly = settings.nightly_backup
+    if nightly and not nightly.sftp_target:
+        why = f"root writes the backups to {nightly.folder} through it"
+        problems += _through_others("jh_nightly_backup.repository", nightly.folder, states, why)
+        found = states.get(str(nightly.folder))
+        if found is not None and (found[0] != "d" or found[2] != "root" or found[1] & 0o022):
+            problems.append(
+                f"jh_nightly_backup.repository: {nightly.folder} is not a folder only root can change ({found[0]}, owner "
+                f"{found[2]}, mode {found[1]:o}); anyone who can change it can delete the backups"
+            )
     for index, shared in enumerate(settings.shared_dirs):
         setting = f"jh_shared_dirs[{index}]"
         problems += _through_others(setting, shared.path, states, f"root would make {shared.path} through it")
@@ -350,6 +360,8 @@ def check_paths(settings: Settings) -> None:
     folder, or archive and remove a home that is not its person's."""
     paths = [p for shared in settings.shared_dirs for p in (*ancestors(shared.path), shared.path)]
     paths += [above for _, path in root_paths(settings) for above in ancestors(path)]
+    if settings.nightly_backup and not settings.nightly_backup.sftp_target:
+        paths += [*ancestors(settings.nightly_backup.folder), settings.nightly_backup.folder]
     users = host_accounts(settings)
     homes = [users[u.name]["home"] for u in settings.absent_users if u.name in users and users[u.name].get("home")]
     states = {str(path): entry(path) for path in [*paths, *homes]}

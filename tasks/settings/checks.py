@@ -10,7 +10,7 @@ import json
 from pathlib import PurePath, PurePosixPath
 from typing import TYPE_CHECKING
 
-from tasks.layout import BACKUP_STAGING, INSTALLER_CACHE
+from tasks.layout import BACKUP_STAGING, INSTALLER_CACHE, RESTIC_DIR
 from tasks.settings import controller, pem
 from tasks.settings.constants import HUB_PATHS, LETS_ENCRYPT, NATIVE_PACKAGE, SERVER_RELEASES
 from tasks.settings.network import local_host
@@ -60,6 +60,7 @@ def check(settings: Settings) -> None:
     _managed_folders(settings)
     _risks(settings)
     _controller_paths(settings)
+    _restore(settings)
     _cluster(settings)
     if settings.postgresql_database in ("postgres", "template0", "template1"):
         raise ValueError(f"jh_db_url: {settings.postgresql_database} is PostgreSQL's own database; choose another name")
@@ -230,8 +231,11 @@ def _managed_folders(settings: Settings) -> None:
         ("jh_offboard_dir", settings.offboard_dir),
         ("the deploy's backup staging folder", BACKUP_STAGING),
         ("the deploy's installer cache", INSTALLER_CACHE),
+        ("the nightly backup's keys", RESTIC_DIR),
         *((f"jh_shared_dirs[{i}]", d.path) for i, d in enumerate(settings.shared_dirs)),
     ]
+    if settings.nightly_backup and not settings.nightly_backup.sftp_target:
+        folders.append(("jh_nightly_backup.repository", settings.nightly_backup.folder))
     for index, (name, path) in enumerate(folders):
         for other_name, other in folders[index + 1 :]:
             if at_or_below(path, other) or at_or_below(other, path):
@@ -249,6 +253,13 @@ def _managed_folders(settings: Settings) -> None:
                 )
     if settings.hub_user in {name for members in settings.groups.values() for name in members}:
         raise ValueError(f"jh_groups: the hub's account {settings.hub_user} cannot be a member of a people's group")
+
+
+def _restore(settings: Settings) -> None:
+    if settings.restore_snapshot and settings.restore_archive:
+        raise ValueError("jh_restore_archive and jh_restore_snapshot: give one, the archive or the snapshot")
+    if settings.restore_snapshot and not settings.nightly_backup:
+        raise ValueError("jh_restore_snapshot is taken from jh_nightly_backup's repository: set jh_nightly_backup")
 
 
 def _controller_paths(settings: Settings) -> None:

@@ -11,6 +11,7 @@ from pydantic import Field, FilePath, HttpUrl, StrictBool, StrictInt, StrictStr,
 from pyinfra.api.exceptions import PyinfraError
 
 from tasks.settings import checks
+from tasks.settings.backups import NightlyBackup, RestoreSnapshot
 from tasks.settings.capacity import Capacity
 from tasks.settings.constants import (
     LETS_ENCRYPT,
@@ -403,8 +404,16 @@ class Settings(Derived, Capacity, Risks, Strict):
         json_schema_extra={"section": "Day-2 operations"},
     )
     backup_home_dirs: StrictBool = Field(False, description="Backups hold the hub users' home directories too.")
+    nightly_backup: NightlyBackup | None = Field(
+        None, description="Back the hub up every night into a restic repository (None: only by hand)."
+    )
     restore_archive: FilePath | None = Field(
         None, description="The archive `tasks.backup.restore` puts back (made by `tasks.backup.backup`)."
+    )
+    restore_snapshot: RestoreSnapshot | None = Field(
+        None,
+        description="What `tasks.backup.restore` takes from `jh_nightly_backup`'s repository instead: `latest` "
+        "(this host's newest complete backup) or a snapshot's id (`libexec/restic-run snapshots` lists them).",
     )
     uninstall_conda: StrictBool = Field(
         False, description="`tasks.uninstall.remove` also removes the conda installation (kept by default)."

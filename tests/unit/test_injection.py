@@ -11,6 +11,8 @@ import shutil
 import subprocess
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tasks import hub, hub_data, hub_package, kernels
 from tasks.layout import Layout, layout_env, shell_value
@@ -39,6 +41,7 @@ HOSTILE = [
     "-rf",
     "",
 ]
+HOST_KEY = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
 # Accepted by the settings, at the edges of their whitelists.
 EDGY = {
     "jh_install_root": "/srv/hub-1.x_y",
@@ -96,8 +99,8 @@ def test_layout_env_values_are_read_back_whole_or_refused(value):
     assert out.split(b"\0")[:-1] == [value.encode(), *value.encode().split()]
 
 
-def layout_env_as_read_by_bash(settings: Settings) -> dict[str, str]:
-    text = layout_env(settings)
+def layout_env_as_read_by_bash(settings: Settings, host_name: str = "") -> dict[str, str]:
+    text = layout_env(settings, host_name)
     assert all(line.startswith("#") or re.fullmatch(r"[A-Z][A-Z_]*='[^']*'", line) for line in text.splitlines())
     out = subprocess.run(
         ["env", "-i", "bash", "-c", 'set -a; eval "$1"; env -0', "bash", text], capture_output=True, check=True
@@ -131,10 +134,36 @@ def test_layout_env_of_edge_settings_reads_back_as_the_layout():
         "RESTORED_SECRETS": "jupyterhub_cookie_secret idle_culler.env",
         "HOST_SECRETS": "proxy.env deploy.env",
         "OAUTH_NAMES": "oauth-names.json",
+        "BACKUP_STAGING": "/var/backups/jupyterhub-deploy",
+        "RESTIC_DIR": "/etc/jupyterhub-deploy/restic",
+        "BACKUP_REPOSITORY": "",
+        "BACKUP_SSH_PORT": "",
+        "BACKUP_HOST": "",
+        "BACKUP_HOMES": "no",
+        "BACKUP_KEEP": "",
+        "BACKUP_CHECK_DAY": "",
     }
     postgresql = Settings.from_data({**EDGY, "jh_db_url": "postgresql:///hub_1", "jh_upgrade_backups_kept": 100})
     values = layout_env_as_read_by_bash(postgresql)
     assert values["DATABASE"] == "postgresql:hub_1" and values["BACKUPS_KEPT"] == "100"
+
+
+def test_layout_env_of_an_edge_nightly_backup_reads_back_whole():
+    nightly = {
+        "repository": "sftp:back_up-1@backup-2.example.org:/srv/re.stic_1/hub-a",
+        "sftp_host_key": HOST_KEY,
+        "sftp_port": 2222,
+        "keep_weekly": 0,
+    }
+    settings = Settings.from_data({**EDGY, "jh_nightly_backup": nightly, "jh_backup_home_dirs": True})
+    values = layout_env_as_read_by_bash(settings, "hub-1.example.org")
+    assert values["BACKUP_REPOSITORY"] == nightly["repository"]
+    assert (values["BACKUP_SSH_PORT"], values["BACKUP_HOST"], values["BACKUP_HOMES"]) == (
+        "2222",
+        "hub-1.example.org",
+        "yes",
+    )
+    assert (values["BACKUP_KEEP"], values["BACKUP_CHECK_DAY"]) == ("7 0 12", "Sun")
 
 
 def test_the_hub_s_config_is_static_and_its_data_holds_the_values_as_given():

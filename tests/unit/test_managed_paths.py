@@ -6,13 +6,13 @@ import re
 
 import pytest
 
-from tasks import conda, confinement, hub, kernels, logins, people, server_env, system, web
+from tasks import conda, confinement, hub, kernels, logins, nightly_backup, people, server_env, system, web
 from tasks.platform import Platform
 from tasks.settings import REPO, Settings
 from tasks.snapshot import Managed
 
 # As deploy.py's MANAGING (checked below).
-MANAGING = (system, conda, server_env, kernels, logins, hub, people, web, confinement)
+MANAGING = (system, conda, server_env, kernels, logins, hub, people, web, confinement, nightly_backup)
 NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
 XENIAL = Platform("Ubuntu", "16.04", "3.5", "3.12", "/opt/miniconda3/envs/jupyterhub-server/bin/python3.12")
 
@@ -62,6 +62,8 @@ def test_the_default_hub_reads_these_directories():
             "/etc/letsencrypt/renewal-hooks/deploy",
             "/etc/security",
             "/etc/apt/apt.conf.d",
+            "/etc/jupyterhub-deploy",
+            "/etc/jupyterhub-deploy/restic",
         ]
     )
     assert sorted(found.listed) == ["/", "/home", "/opt/jupyter/state"]
