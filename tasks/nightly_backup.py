@@ -37,7 +37,7 @@ REPOSITORY_STAMP = layout.RESTIC_DIR / "repository"
 
 
 def managed_paths(settings: Settings, platform: Platform) -> Managed:
-    return Managed(hashed=(layout.RESTIC_DIR.parent, layout.RESTIC_DIR))
+    return Managed(hashed=(layout.RESTIC_DIR.parent, layout.RESTIC_DIR), listed=(layout.BACKUP_STAGING.parent,))
 
 
 def check(settings: Settings, platform: Platform) -> None:
@@ -129,6 +129,7 @@ def apply(settings: Settings) -> None:
     packages("restic and ssh (the nightly backup)", ["restic", "openssh-client"])
     root_directory(f"Deploy folder {layout.RESTIC_DIR.parent}", layout.RESTIC_DIR.parent)
     root_directory(f"The backup's keys {layout.RESTIC_DIR}", layout.RESTIC_DIR, mode="700")
+    root_directory(f"Backup staging {layout.BACKUP_STAGING}", layout.BACKUP_STAGING, mode="700")
     folder = secrets(settings, nightly)
     known_hosts = layout.RESTIC_DIR / "known_hosts"
     if nightly.sftp_target:

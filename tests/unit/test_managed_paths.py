@@ -66,7 +66,7 @@ def test_the_default_hub_reads_these_directories():
             "/etc/jupyterhub-deploy/restic",
         ]
     )
-    assert sorted(found.listed) == ["/", "/home", "/opt/jupyter/state"]
+    assert sorted(found.listed) == ["/", "/home", "/opt/jupyter/state", "/var/backups"]
     assert found.deep == ("/opt/jupyter/nltk_data",)
 
 

@@ -1,0 +1,197 @@
+"""The nightly backup (jh_nightly_backup) on Ubuntu 24.04 into a restic repository on an SFTP host (a
+Debian 12 target): the key the SFTP host must accept, a host that is not the SFTP host refused, the
+repository and timer made, a run that holds the state and each home (a planted link stored as a link),
+a run killed half-way and the next one whole, and the hub rebuilt on a new host from the repository.
+
+Tests run in file order; the module's three targets: the hub, the SFTP host, the new host."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from tests import harness
+from tests.e2e.conftest import USERS, plain_hub, run_pyinfra, write_inventory
+from tests.e2e.hub_client import HubClient
+
+SFTP_USER, FOLDER = "restic", "/srv/restic/hub"
+RESTIC = "/opt/jupyter/libexec/restic-run"
+NOTES = "notes of alice, kept\n"
+RESTORED = "/var/backups/jupyterhub-deploy/restored-snapshot"
+
+
+def nightly(sftp, host_key: str | None = None) -> dict:
+    key = host_key or sftp.sh("cat /etc/ssh/ssh_host_ed25519_key.pub").strip()
+    return {"repository": f"sftp:{SFTP_USER}@{sftp.address}:{FOLDER}", "sftp_host_key": key}
+
+
+def deploy(host, sftp, workdir, name: str, entry: str = "deploy.py", host_key: str | None = None, **overrides):
+    settings = plain_hub(
+        host,
+        jh_nightly_backup=nightly(sftp, host_key),
+        jh_backup_home_dirs=True,
+        jh_backup_dir=str(workdir / "nightly-backups"),
+        jh_notify_on_failure=True,
+        **overrides,
+    )
+    return run_pyinfra(write_inventory(workdir / f"{name}.py", [(host.name, settings)]), deploy=entry)
+
+
+def snapshots(host, tag: str) -> list[dict]:
+    return json.loads(host.sh(f"{RESTIC} snapshots --json --tag {tag} 2>/dev/null"))
+
+
+def run_backup(host) -> float:
+    """A night's backup now, as its timer starts it (its journal if it fails); how long it took."""
+    began = time.monotonic()
+    started = host.sh("systemctl start jupyterhub-backup.service", check=False)
+    took = time.monotonic() - began
+    result = host.sh("systemctl show -p Result --value jupyterhub-backup.service").strip()
+    assert result == "success", f"{started}\n{host.journal('jupyterhub-backup', 80)}"
+    return took
+
+
+def repository_size(sftp) -> int:
+    return int(sftp.sh(f"du -sb {FOLDER}").split()[0])
+
+
+def token_owner(host, token: str) -> str | None:
+    response = requests.get(
+        f"http://{host.address}:8000/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=10
+    )
+    return response.json()["name"] if response.status_code == 200 else None
+
+
+@pytest.fixture(scope="module")
+def sftp(start):
+    """An SFTP host: the account restic, whose authorized_keys the test fills, owns the repository's parent."""
+    host = start("bookworm", "jhd-test-sftp")
+    host.sh(
+        f"useradd -m -s /bin/sh {SFTP_USER} && usermod -p '*' {SFTP_USER}"
+        f" && install -d -o {SFTP_USER} -g {SFTP_USER} -m 700 /srv/restic /home/{SFTP_USER}/.ssh"
+    )
+    return host
+
+
+@pytest.fixture(scope="module")
+def hub(start, sftp, workdir):
+    host = start("noble", "jhd-test-backups")
+    result = deploy(host, sftp, workdir, "backups-first")
+    host.first_deploy = result
+    return host
+
+
+def test_the_first_deploy_names_the_key_the_sftp_host_must_accept(hub, sftp, workdir):
+    output = hub.first_deploy.stdout + hub.first_deploy.stderr
+    assert hub.first_deploy.returncode != 0
+    [folder] = (workdir / "nightly-backups" / "restic").iterdir()
+    assert f"the SFTP host must accept {folder / 'ssh-key.pub'}" in output, output[-4000:]
+    assert "restic can neither open nor make the repository" in output
+    assert sorted(path.name for path in folder.iterdir()) == ["password", "ssh-key", "ssh-key.pub"]
+    assert {oct(folder.joinpath(name).stat().st_mode & 0o777) for name in ("password", "ssh-key")} == {"0o600"}
+    assert hub.sh("stat -c '%U %a' /etc/jupyterhub-deploy/restic/password").split() == ["root", "600"]
+    # The admin authorizes the key on the SFTP host.
+    public = (folder / "ssh-key.pub").read_text()
+    sftp.sh(f"echo '{public.strip()}' > /home/{SFTP_USER}/.ssh/authorized_keys")
+    sftp.sh(f"chown {SFTP_USER}: /home/{SFTP_USER}/.ssh/authorized_keys")
+
+
+def test_a_host_that_cannot_prove_the_sftp_host_key_gets_nothing(hub, sftp, workdir):
+    stranger = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
+    result = deploy(hub, sftp, workdir, "backups-stranger", host_key=stranger.decode())
+    assert result.returncode != 0
+    assert "Host key verification failed" in result.stdout + result.stderr, result.stderr[-4000:]
+    assert sftp.sh(f"test -e {FOLDER} && echo made || echo none").strip() == "none"
+
+
+def test_the_deploy_makes_the_repository_and_the_timer_and_a_rerun_changes_nothing(hub, sftp, workdir):
+    result = deploy(hub, sftp, workdir, "backups")
+    assert result.returncode == 0, result.stderr[-6000:]
+    assert sftp.sh(f"stat -c %U {FOLDER}/config").strip() == SFTP_USER
+    assert hub.sh("systemctl is-enabled jupyterhub-backup.timer").strip() == "enabled"
+    assert hub.sh("systemctl show -p NextElapseUSecRealtime --value jupyterhub-backup.timer").strip()
+    rerun = deploy(hub, sftp, workdir, "backups-rerun")
+    assert rerun.returncode == 0 and rerun.totals["success"] == 0, rerun.changed_operations()
+
+
+def test_a_night_s_backup_holds_the_state_and_each_home_read_by_its_person(hub, sftp):
+    alice = HubClient(f"http://{hub.address}:8000")
+    assert alice.login("alice", USERS["alice"]).status_code == 302, hub.journal()
+    hub.token = alice.create_token()
+    hub.sh(f"runuser -u alice -- sh -c 'printf \"{NOTES}\" > ~/notes.txt'")
+    # bob plants a link to a file only root reads: the backup keeps the link, never the file.
+    hub.sh("runuser -u bob -- ln -s /etc/shadow /home/bob/shadow")
+    first = run_backup(hub)
+    size = repository_size(sftp)
+    [state] = snapshots(hub, "jupyterhub-state")
+    assert "homes-2" in state["tags"] and state["hostname"] == hub.name
+    homes = snapshots(hub, "jupyterhub-home")
+    assert sorted(tag for s in homes for tag in s["tags"] if tag.startswith("user-")) == ["user-alice", "user-bob"]
+    [bob] = [s for s in homes if "user-bob" in s["tags"]]
+    listing = hub.sh(f"{RESTIC} dump {bob['id']} /home-bob.tar | tar -tvf -")
+    assert "./shadow -> /etc/shadow" in listing, listing
+    assert hub.sh(f"{RESTIC} dump {bob['id']} /home-bob.tar | grep -ac '^root:' || true").strip() == "0"
+    # The next night, little changed: what it takes and adds (figures, not assertions).
+    hub.sh("runuser -u alice -- sh -c 'date >> ~/notes-2.txt'")
+    second = run_backup(hub)
+    added = repository_size(sftp) - size
+    print(
+        f"[nightly backup] first {first:.1f} s, repository {size / 2**20:.1f} MiB; next, little changed: "
+        f"{second:.1f} s, +{added / 2**10:.0f} KiB"
+    )
+
+
+def test_a_backup_killed_half_way_leaves_the_repository_whole_and_the_next_completes(hub):
+    before = len(snapshots(hub, "jupyterhub-state"))
+    hub.sh("runuser -u alice -- sh -c 'head -c 400M /dev/urandom > ~/big.bin'")
+    hub.sh("systemctl start --no-block jupyterhub-backup.service")
+    deadline = time.monotonic() + 60
+    while "home-alice.tar" not in hub.sh("pgrep -af 'restic.*home-alice.tar' || true"):
+        assert time.monotonic() < deadline, hub.journal("jupyterhub-backup")
+        time.sleep(0.2)
+    time.sleep(1)
+    hub.sh("systemctl kill -s KILL jupyterhub-backup.service")
+    hub.sh("while systemctl is-active -q jupyterhub-backup.service; do sleep 0.2; done")
+    assert hub.sh("systemctl show -p Result --value jupyterhub-backup.service").strip() == "signal"
+    assert len(snapshots(hub, "jupyterhub-state")) == before
+    # The failure reached the notifier (jh_notify_on_failure).
+    notified = (
+        "while ! journalctl -t jupyterhub-notify | grep -q 'jupyterhub-backup.service failed'; do sleep 0.5; done"
+    )
+    hub.sh(f'timeout 30 sh -c "{notified}"')
+    hub.sh("rm /home/alice/big.bin")
+    run_backup(hub)
+    assert len(snapshots(hub, "jupyterhub-state")) == before + 1
+    check = hub.sh(f"{RESTIC} check 2>&1")
+    assert "no errors were found" in check, check
+
+
+def test_a_new_host_is_the_hub_again_from_the_repository(hub, sftp, start, workdir, engine):
+    [*_, newest] = sorted(snapshots(hub, "jupyterhub-state"), key=lambda s: s["time"])
+    # The hub is lost; a new host gets the same settings, then the backup.
+    engine.client.containers.get(hub.name).stop(timeout=5)
+    new = start("noble", "jhd-test-restored")
+    result = deploy(new, sftp, workdir, "backups-new-host")
+    assert result.returncode == 0, result.stderr[-6000:]
+    restore = deploy(new, sftp, workdir, "backups-restore", "tasks.backup.restore", jh_restore_snapshot=newest["id"])
+    assert restore.returncode == 0, restore.stderr[-6000:]
+    assert new.sh(f"cat {RESTORED}").strip() == newest["id"]
+    assert token_owner(new, hub.token) == "alice"
+    assert new.sh("cat /home/alice/notes.txt") == NOTES
+    assert new.sh("stat -c %U /home/alice/notes.txt").strip() == "alice"
+    assert new.sh("readlink /home/bob/shadow").strip() == "/etc/shadow"
+    alice = HubClient(f"http://{new.address}:8000")
+    assert alice.login("alice", USERS["alice"]).status_code == 302, new.journal()
+    again = deploy(new, sftp, workdir, "backups-restore-again", "tasks.backup.restore", jh_restore_snapshot="latest")
+    assert again.returncode != 0
+    assert f"the repository holds no backup of {new.name} (backups of: {hub.name})" in again.stdout + again.stderr
+    hub_pid = new.sh("systemctl show -p MainPID --value jupyterhub").strip()
+    same = deploy(new, sftp, workdir, "backups-restore-same", "tasks.backup.restore", jh_restore_snapshot=newest["id"])
+    assert same.returncode == 0, same.stderr[-4000:]
+    assert new.sh("systemctl show -p MainPID --value jupyterhub").strip() == hub_pid
+    harness.remove_container(engine.client, hub.name)
