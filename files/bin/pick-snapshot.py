@@ -1,9 +1,10 @@
 """Which restic snapshots a restore takes (files/bin/restore-from-repository), from `restic snapshots --json`
 on standard input; run by the hub venv's Python.
 
-    pick-snapshot.py state SNAPSHOT HOST    "ID RUN HOMES" of a backup's state snapshot: SNAPSHOT is
-                                            `latest` (HOST's newest) or an id (short or whole)
+    pick-snapshot.py state SNAPSHOT HOST    "ID RUN HOMES HOSTNAME" of a backup's state snapshot: SNAPSHOT
+                                            is `latest` (HOST's newest) or an id (short or whole)
     pick-snapshot.py homes COUNT            "ID USER" of each home snapshot (COUNT of them, or an error)
+    pick-snapshot.py orphans                the ids of home snapshots whose run has no state snapshot
 """
 
 import json
@@ -35,7 +36,7 @@ def state(snapshots, wanted, host):
         if len(matching) != 1:
             sys.exit(f"no backup of the hub's state has the id {wanted} (restic-run snapshots lists them)")
         chosen = matching[0]
-    print(chosen["id"], "run-" + tag(chosen, "run-"), tag(chosen, "homes-"))
+    print(chosen["id"], "run-" + tag(chosen, "run-"), tag(chosen, "homes-"), chosen["hostname"])
 
 
 def homes(snapshots, count):
@@ -51,6 +52,16 @@ def homes(snapshots, count):
         print(snapshot_id, user)
 
 
+def orphans(snapshots):
+    def run(snapshot):
+        return next((t for t in snapshot.get("tags") or () if t.startswith("run-")), None)
+
+    complete = {run(s) for s in snapshots if "jupyterhub-state" in (s.get("tags") or ())}
+    for snapshot in snapshots:
+        if "jupyterhub-home" in (snapshot.get("tags") or ()) and run(snapshot) not in complete:
+            print(snapshot["id"])
+
+
 if __name__ == "__main__":
     found = json.load(sys.stdin) or []
-    {"state": state, "homes": homes}[sys.argv[1]](found, *sys.argv[2:])
+    {"state": state, "homes": homes, "orphans": orphans}[sys.argv[1]](found, *sys.argv[2:])

@@ -21,6 +21,7 @@ from tasks.settings.constants import (
     PREFIX,
 )
 from tasks.settings.derived import Derived
+from tasks.settings.monitoring import Monitoring
 from tasks.settings.network import DbUrl, DomainName, EmailAddress, NodeName, Port, Url, UrlPath
 from tasks.settings.parts import (
     DEFAULT_PROFILES,
@@ -404,6 +405,11 @@ class Settings(Derived, Capacity, Risks, Strict):
         json_schema_extra={"section": "Day-2 operations"},
     )
     backup_home_dirs: StrictBool = Field(False, description="Backups hold the hub users' home directories too.")
+    monitoring: Monitoring | None = Field(
+        None,
+        description="Metrics and alerts (None: none). Off by default: alerts need a receiver only you can "
+        "name, and Prometheus with Alertmanager takes some 150 MiB of the hub server's memory.",
+    )
     nightly_backup: NightlyBackup | None = Field(
         None, description="Back the hub up every night into a restic repository (None: only by hand)."
     )

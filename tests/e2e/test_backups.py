@@ -60,6 +60,10 @@ def repository_size(sftp) -> int:
     return int(sftp.sh(f"du -sb {FOLDER}").split()[0])
 
 
+def newest_state(host) -> dict:
+    return max(snapshots(host, "jupyterhub-state"), key=lambda s: s["time"])
+
+
 def token_owner(host, token: str) -> str | None:
     response = requests.get(
         f"http://{host.address}:8000/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=10
@@ -147,32 +151,37 @@ def test_a_night_s_backup_holds_the_state_and_each_home_read_by_its_person(hub, 
 
 
 def test_a_backup_killed_half_way_leaves_the_repository_whole_and_the_next_completes(hub):
-    before = len(snapshots(hub, "jupyterhub-state"))
-    hub.sh("runuser -u alice -- sh -c 'head -c 400M /dev/urandom > ~/big.bin'")
+    before = newest_state(hub)
+    # Killed while it stores bob's home, after alice's: hers is of a run that never completes.
+    hub.sh("runuser -u bob -- sh -c 'head -c 400M /dev/urandom > ~/big.bin'")
     hub.sh("systemctl start --no-block jupyterhub-backup.service")
     deadline = time.monotonic() + 60
-    while "home-alice.tar" not in hub.sh("pgrep -af 'restic.*home-alice.tar' || true"):
+    while "home-bob.tar" not in hub.sh("pgrep -af 'restic.*home-bob.tar' || true"):
         assert time.monotonic() < deadline, hub.journal("jupyterhub-backup")
         time.sleep(0.2)
     time.sleep(1)
     hub.sh("systemctl kill -s KILL jupyterhub-backup.service")
     hub.sh("while systemctl is-active -q jupyterhub-backup.service; do sleep 0.2; done")
     assert hub.sh("systemctl show -p Result --value jupyterhub-backup.service").strip() == "signal"
-    assert len(snapshots(hub, "jupyterhub-state")) == before
+    assert newest_state(hub) == before
     # The failure reached the notifier (jh_notify_on_failure).
     notified = (
         "while ! journalctl -t jupyterhub-notify | grep -q 'jupyterhub-backup.service failed'; do sleep 0.5; done"
     )
     hub.sh(f'timeout 30 sh -c "{notified}"')
-    hub.sh("rm /home/alice/big.bin")
+    hub.sh("rm /home/bob/big.bin")
     run_backup(hub)
-    assert len(snapshots(hub, "jupyterhub-state")) == before + 1
+    # A night's snapshots replace the same day's earlier ones (keep_daily): a newer one is there.
+    assert newest_state(hub)["time"] > before["time"]
+    # alice's home of the killed run went with the next run's clean-up: every home belongs to a whole run.
+    runs = {tag for s in snapshots(hub, "jupyterhub-state") for tag in s["tags"] if tag.startswith("run-")}
+    assert {tag for s in snapshots(hub, "jupyterhub-home") for tag in s["tags"] if tag.startswith("run-")} <= runs
     check = hub.sh(f"{RESTIC} check 2>&1")
     assert "no errors were found" in check, check
 
 
 def test_a_new_host_is_the_hub_again_from_the_repository(hub, sftp, start, workdir, engine):
-    [*_, newest] = sorted(snapshots(hub, "jupyterhub-state"), key=lambda s: s["time"])
+    newest = newest_state(hub)
     # The hub is lost; a new host gets the same settings, then the backup.
     engine.client.containers.get(hub.name).stop(timeout=5)
     new = start("noble", "jhd-test-restored")

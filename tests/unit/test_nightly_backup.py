@@ -153,7 +153,12 @@ def state(snapshot_id: str, host: str, time: str, homes: int = 0) -> dict:
 def test_a_restore_takes_this_host_s_newest_backup_or_the_one_named():
     snapshots = [state("aaaaaaaa", "hub", "2026-12-05"), state("bbbbbbbb", "hub", "2026-12-06", 2)]
     snapshots.append(state("cccccccc", "other", "2026-12-07"))
-    assert pick("state", "latest", "hub", snapshots=snapshots).stdout.split() == ["b" * 64, "run-2026-12-06", "2"]
+    assert pick("state", "latest", "hub", snapshots=snapshots).stdout.split() == [
+        "b" * 64,
+        "run-2026-12-06",
+        "2",
+        "hub",
+    ]
     assert pick("state", "aaaaaaaa", "new-hub", snapshots=snapshots).stdout.split()[0] == "a" * 64
     missing = pick("state", "latest", "new-hub", snapshots=snapshots)
     assert missing.returncode != 0 and "no backup of new-hub (backups of: hub, other)" in missing.stderr
@@ -163,8 +168,8 @@ def test_a_restore_takes_this_host_s_newest_backup_or_the_one_named():
     )
 
 
-def home(snapshot_id: str, user: str) -> dict:
-    return {"id": snapshot_id * 8, "short_id": snapshot_id, "tags": ["jupyterhub-home", f"user-{user}", "run-1"]}
+def home(snapshot_id: str, user: str, run: str = "1") -> dict:
+    return {"id": snapshot_id * 8, "short_id": snapshot_id, "tags": ["jupyterhub-home", f"user-{user}", f"run-{run}"]}
 
 
 @pytest.mark.parametrize(
@@ -183,3 +188,8 @@ def test_a_restore_takes_a_run_s_homes_whole_or_not_at_all(homes, count, message
 def test_a_restore_lists_each_home_of_the_run():
     result = pick("homes", "2", snapshots=[home("bbbbbbbb", "bob"), home("aaaaaaaa", "alice")])
     assert result.stdout.splitlines() == [f"{'a' * 64} alice", f"{'b' * 64} bob"]
+
+
+def test_the_homes_of_a_run_that_never_stored_its_state_are_orphans():
+    snapshots = [state("aaaaaaaa", "hub", "1"), home("bbbbbbbb", "alice", "1"), home("cccccccc", "alice", "2")]
+    assert pick("orphans", snapshots=snapshots).stdout.split() == ["c" * 64]
