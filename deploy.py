@@ -8,7 +8,7 @@ The order follows the server's layers: system, conda (where needed), the server 
 database (PostgreSQL, with jh_db_url) and configuration, which the switch to the new server
 environment reads; kernels, the Slurm cluster (jh_cluster: the hub and the inventory's `nodes`),
 then on the hub server the hub's services, people (groups, shared folders, off-boarding), web
-front, nightly backup, owners and modes; then the firewall. Each task module names the host directories it manages
+front, nightly backup, monitoring, owners and modes; then the firewall. Each task module names the host directories it manages
 (`managed_paths`), read first in one command; settings and targets are checked next, for every
 host, and a cluster is planned once for all its hosts: bad input stops the run before any host is
 changed. This file only orders the work.
@@ -27,6 +27,7 @@ from tasks import (
     hub,
     kernels,
     logins,
+    monitoring,
     nightly_backup,
     people,
     permissions,
@@ -41,7 +42,7 @@ from tasks.settings import current_settings
 from tasks.snapshot import prefetch_managed
 
 # The modules whose host directories are read up front, in one command (tasks.snapshot).
-MANAGING = (system, conda, server_env, kernels, logins, hub, people, web, confinement, nightly_backup)
+MANAGING = (system, conda, server_env, kernels, logins, hub, people, web, confinement, nightly_backup, monitoring)
 
 settings = current_settings()
 platform = target_platform(settings)
@@ -50,6 +51,7 @@ check_accounts(settings)
 check_limits(settings)
 check_paths(settings)
 nightly_backup.check(settings, platform)
+monitoring.check(settings, platform)
 # The whole cluster's plan, made once for every host (tasks/cluster_plan.py); empty without one.
 cluster_plan = plan_cluster(settings)
 print(f"--> {host.name}: {describe(platform)}", file=sys.stderr, flush=True)
@@ -74,5 +76,6 @@ if hub_server:
     people.apply(settings)
     web.apply(settings, platform)
     nightly_backup.apply(settings)
+    monitoring.apply(settings)
     permissions.apply(settings)
 firewall.apply(settings, cluster_plan.peers.get(host.name, ()))

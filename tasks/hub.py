@@ -30,23 +30,33 @@ UNIT_CONTEXT = {
 MIN_SYSTEM_RESERVE = 1024**3
 
 
-def state_and_secrets(settings: Settings) -> list[str]:
-    """The state directory and the secrets; returns the secrets (re)generated."""
+def secrets(settings: Settings) -> dict[str, str]:
+    """The secrets the hub reads (name -> the text before the value); the metrics token with jh_monitoring."""
+    extra = {layout.METRICS_TOKEN: "JUPYTERHUB_API_TOKEN="} if settings.monitoring else {}
+    return {**layout.SECRETS, **extra}
+
+
+def missing_secrets(settings: Settings) -> list[str]:
+    """The secrets the host has yet to get (as the run found it)."""
+    present = children(settings.layout.state_dir, kind="f")
+    return [name for name in secrets(settings) if name not in present]
+
+
+def state_and_secrets(settings: Settings) -> None:
+    """The state directory and the secrets, made before the config that names them is read."""
     paths = settings.layout
     directory(f"Hub state directory {paths.state_dir}", paths.state_dir, "700", settings.hub_user, settings.hub_user)
-    present = children(paths.state_dir, kind="f")
-    missing = [name for name in layout.SECRETS if name not in present]
+    wanted, missing = secrets(settings), missing_secrets(settings)
     if missing:
         # Generated on the host, once, by the hub user in its own directory: a re-run never
         # replaces a secret, and root never writes below the state directory.
         server.shell(
             name=f"Generate secrets {', '.join(missing)}",
             commands=[
-                script(paths, "new-secret", paths.state_dir / name, layout.SECRETS[name], as_user=settings.hub_user)
+                script(paths, "new-secret", paths.state_dir / name, wanted[name], as_user=settings.hub_user)
                 for name in missing
             ],
         )
-    return missing
 
 
 def sudoers_rule(settings: Settings) -> str:
@@ -78,14 +88,15 @@ def install_sudoers_rule(settings: Settings, rule: str) -> None:
 
 def configure(settings: Settings, platform: Platform, node_addresses: Mapping[str, str], pending: bool) -> bool:
     """The hub's configuration: the static config file and the data it applies (hub.json, which
-    root's helper reads too). Written before a new venv is switched to (its upgrade-db reads
-    it). node_addresses: a cluster's Slurm node names and their addresses (tasks/cluster_plan.py);
+    root's helper reads too), and the state folder with the secrets they name. Written before a
+    new venv is switched to (its upgrade-db reads it). node_addresses: a cluster's Slurm node names and their addresses (tasks/cluster_plan.py);
     pending: something else the hub runs changes too (its package).
 
     Returns whether the hub must restart. Then first a marker says so, removed once it has
     (apply): a run that fails in between leaves the next one to restart it, though that one
     writes nothing new."""
     paths = settings.layout
+    state_and_secrets(settings)
     resources = fact(ResourceControl)
     slots = hub_data.start_slots(settings, resources["cpus"], resources["memory"])
     data = hub_data.hub_json(settings, platform, fact(LoginDefs)["UID_MIN"], dict(node_addresses), slots)
@@ -99,7 +110,7 @@ def configure(settings: Settings, platform: Platform, node_addresses: Mapping[st
         root_file("The hub restarts with what changes now (a marker until it has)", StringIO(""), paths.restart_marker)
     root_file(f"Hub configuration {paths.config_file}", hub_package.HUB_CONFIG, paths.config_file)
     root_file(f"Hub configuration data {paths.hub_data}", StringIO(data), paths.hub_data)
-    return bool(changing or pending or entry(paths.restart_marker))
+    return bool(changing or pending or entry(paths.restart_marker) or missing_secrets(settings))
 
 
 def slice_memory(total_bytes: int) -> tuple[int, int]:
@@ -183,7 +194,7 @@ def managed_paths(settings: Settings, platform: Platform) -> Managed:
 def apply(settings: Settings, platform: Platform, restart: bool, marked: bool) -> None:
     """State, secrets, sudoers rule, units and services; the hub restarts if restart (its config
     or venv changed) or its unit or secrets did. marked: configure's marker is there."""
-    new_secrets = state_and_secrets(settings)
+    new_secrets = missing_secrets(settings)
     install_sudoers_rule(settings, sudoers_rule(settings))
     units = unit_files(settings, platform)
     services(settings, units, restart=restart or bool(new_secrets), new_secrets=new_secrets, marked=marked)

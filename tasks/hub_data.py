@@ -25,6 +25,14 @@ SERVICES = (
 )
 
 
+# Prometheus reads /hub/metrics with this service's token (jh_monitoring), and nothing else.
+METRICS_SERVICE = ("metrics", layout.METRICS_TOKEN, ["read:metrics"])
+
+
+def services(settings: Settings) -> tuple:
+    return (*SERVICES, METRICS_SERVICE) if settings.monitoring else SERVICES
+
+
 def creates_accounts(settings: Settings) -> bool:
     """Whether people the login lets in get a Unix account at their first start (a directory's or
     an identity provider's people; with PAM every account exists already)."""
@@ -64,7 +72,9 @@ def hub_data(
             # A job's server reaches the hub's API here (nginx, for the nodes alone).
             "job_hub_url": settings.cluster_api_url,
         },
-        "services": [{"name": name, "token_file": token, "scopes": scopes} for name, token, scopes in SERVICES],
+        "services": [
+            {"name": name, "token_file": token, "scopes": scopes} for name, token, scopes in services(settings)
+        ],
         "user_servers": user_servers(settings, platform, uid_min),
     }
 

@@ -131,6 +131,27 @@ RESTIC_DIR = PurePosixPath("/etc/jupyterhub-deploy/restic")
 RESTIC_FILES = ("password", "ssh-key", "known_hosts")
 BACKUP_SERVICE = "jupyterhub-backup.service"
 BACKUP_TIMER = "jupyterhub-backup.timer"
+# Monitoring (jh_monitoring): the distribution's Prometheus, Alertmanager and node exporter, each on
+# loopback, configured through their /etc/default files and /etc/prometheus.
+PROMETHEUS_PORT, ALERTMANAGER_PORT, NODE_EXPORTER_PORT = 9090, 9093, 9100
+MONITORING_PACKAGES = {
+    # package: its unit (its /etc/default file: the package's name)
+    "prometheus": "prometheus.service",
+    "prometheus-alertmanager": "prometheus-alertmanager.service",
+    "prometheus-node-exporter": "prometheus-node-exporter.service",
+}
+DEFAULTS_DIR = PurePosixPath("/etc/default")
+PROMETHEUS_DIR = PurePosixPath("/etc/prometheus")
+PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
+ALERT_RULES = PROMETHEUS_DIR / "jupyterhub-alerts.yml"
+ALERTMANAGER_CONFIG = PROMETHEUS_DIR / "alertmanager.yml"
+# The hub's read:metrics token as Prometheus reads it (root:prometheus, 0640), copied from the state.
+METRICS_TOKEN_COPY = PROMETHEUS_DIR / "jupyterhub-metrics.token"
+# What files/bin/jupyterhub-metrics writes for the node exporter, every 30 s (its timer): root's alone
+# to write (the node exporter's own folder is its account's, where root would follow its links).
+TEXTFILE_DIR = PurePosixPath("/var/lib/jupyterhub-metrics")
+METRICS_SERVICE = "jupyterhub-metrics.service"
+METRICS_TIMER = "jupyterhub-metrics.timer"
 
 # The hub's API (on loopback; on the cluster's network with jh_cluster, for the nodes' servers)
 # and the proxy's: for the proxy, the culler and the deploy only.
@@ -162,6 +183,8 @@ SECRETS = {
 # stays the host's: the proxy runs on through a restore, with the token it started with; the
 # deploy's token too (the hub registers it from the config at every start).
 RESTORED_SECRETS = ("jupyterhub_cookie_secret", "idle_culler.env")
+# The token of the hub's metrics service (read:metrics alone; jh_monitoring).
+METRICS_TOKEN = "metrics.env"
 # The database and config copies taken before a server upgrade (below the state dir).
 UPGRADE_BACKUPS = "backups"
 
@@ -354,6 +377,10 @@ def layout_env(settings: Settings, host_name: str = "") -> str:
         # restic forget's --keep-daily, --keep-weekly, --keep-monthly; the day of restic check.
         "BACKUP_KEEP": f"{nightly.keep_daily} {nightly.keep_weekly} {nightly.keep_monthly}" if nightly else "",
         "BACKUP_CHECK_DAY": nightly.check_day if nightly else "",
+        # Monitoring (files/bin/jupyterhub-metrics, metrics-token).
+        "USERS_SLICE": USERS_SLICE,
+        "USER_UNIT_PREFIX": USER_UNIT_PREFIX,
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
     lines = [
         "# Written by the deploy from tasks/layout.py and the settings; read by files/bin/hub-state.sh.",

@@ -142,6 +142,9 @@ def test_layout_env_of_edge_settings_reads_back_as_the_layout():
         "BACKUP_HOMES": "no",
         "BACKUP_KEEP": "",
         "BACKUP_CHECK_DAY": "",
+        "USERS_SLICE": "jupyterhub-users.slice",
+        "USER_UNIT_PREFIX": "jupyter-singleuser@",
+        "METRICS_TOKEN": "metrics.env",
     }
     postgresql = Settings.from_data({**EDGY, "jh_db_url": "postgresql:///hub_1", "jh_upgrade_backups_kept": 100})
     values = layout_env_as_read_by_bash(postgresql)

@@ -6,13 +6,13 @@ import re
 
 import pytest
 
-from tasks import conda, confinement, hub, kernels, logins, nightly_backup, people, server_env, system, web
+from tasks import conda, confinement, hub, kernels, logins, monitoring, nightly_backup, people, server_env, system, web
 from tasks.platform import Platform
 from tasks.settings import REPO, Settings
 from tasks.snapshot import Managed
 
 # As deploy.py's MANAGING (checked below).
-MANAGING = (system, conda, server_env, kernels, logins, hub, people, web, confinement, nightly_backup)
+MANAGING = (system, conda, server_env, kernels, logins, hub, people, web, confinement, nightly_backup, monitoring)
 NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
 XENIAL = Platform("Ubuntu", "16.04", "3.5", "3.12", "/opt/miniconda3/envs/jupyterhub-server/bin/python3.12")
 

@@ -1,13 +1,18 @@
-"""The nightly backup (jh_nightly_backup) on Ubuntu 24.04 into a restic repository on an SFTP host (a
-Debian 12 target): the key the SFTP host must accept, a host that is not the SFTP host refused, the
-repository and timer made, a run that holds the state and each home (a planted link stored as a link),
-a run killed half-way and the next one whole, and the hub rebuilt on a new host from the repository.
+"""Unattended operations on Ubuntu 24.04. The nightly backup (jh_nightly_backup) into a restic repository
+on an SFTP host (a Debian 12 target): the key the SFTP host must accept, a host that is not the SFTP host
+refused, the repository and timer made, a run that holds the state and each home (a planted link stored
+as a link), a run killed half-way and the next one whole. Monitoring (jh_monitoring): every listener on
+loopback, the hub's metrics for the metrics token alone, alerts made to fire on the target (the hub
+stopped, the backup a day old, a kernel killed for memory three times) reaching a webhook run by the
+test, and resolving. Last, the hub rebuilt on a new host from the repository.
 
 Tests run in file order; the module's three targets: the hub, the SFTP host, the new host."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import time
 
 import pytest
@@ -18,11 +23,14 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from tests import harness
 from tests.e2e.conftest import USERS, plain_hub, run_pyinfra, write_inventory
 from tests.e2e.hub_client import HubClient
+from tests.pebble import PORT_OFFSET
 
 SFTP_USER, FOLDER = "restic", "/srv/restic/hub"
 RESTIC = "/opt/jupyter/libexec/restic-run"
 NOTES = "notes of alice, kept\n"
 RESTORED = "/var/backups/jupyterhub-deploy/restored-snapshot"
+WEBHOOK_PORT = 9700 + PORT_OFFSET
+MEMORY_LIMIT = "256M"
 
 
 def nightly(sftp, host_key: str | None = None) -> dict:
@@ -40,6 +48,42 @@ def deploy(host, sftp, workdir, name: str, entry: str = "deploy.py", host_key: s
         **overrides,
     )
     return run_pyinfra(write_inventory(workdir / f"{name}.py", [(host.name, settings)]), deploy=entry)
+
+
+class Webhook:
+    """Alertmanager's webhook posts, as the test's receiver got them."""
+
+    def __init__(self, address: str):
+        self.posts: list[dict] = []
+        posts = self.posts
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((address, WEBHOOK_PORT), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://{address}:{WEBHOOK_PORT}/alerts"
+
+    def alerts(self, status: str) -> list[dict]:
+        return [alert for post in self.posts for alert in post["alerts"] if alert["status"] == status]
+
+    def wait_for(self, status: str, names: set[str], host, seconds: float = 300) -> dict[str, dict]:
+        """The alerts of these names in this status, each as first received; fails after seconds."""
+        deadline = time.monotonic() + seconds
+        while True:
+            found = {a["labels"]["alertname"]: a for a in self.alerts(status) if a["labels"]["alertname"] in names}
+            if set(found) == names:
+                return found
+            if time.monotonic() > deadline:
+                rules = host.sh("curl -s 127.0.0.1:9090/api/v1/alerts", check=False)
+                raise AssertionError(f"{status} {names - set(found)} not received: {self.posts}\n{rules}")
+            time.sleep(2)
 
 
 def snapshots(host, tag: str) -> list[dict]:
@@ -178,6 +222,85 @@ def test_a_backup_killed_half_way_leaves_the_repository_whole_and_the_next_compl
     assert {tag for s in snapshots(hub, "jupyterhub-home") for tag in s["tags"] if tag.startswith("run-")} <= runs
     check = hub.sh(f"{RESTIC} check 2>&1")
     assert "no errors were found" in check, check
+
+
+@pytest.fixture(scope="module")
+def webhook(bridge_gateway):
+    receiver = Webhook(bridge_gateway)
+    yield receiver
+    receiver.server.shutdown()
+
+
+def test_monitoring_listens_on_loopback_alone_and_a_rerun_changes_nothing(hub, sftp, workdir, webhook):
+    monitored = {"jh_monitoring": {"webhook_url": webhook.url}, "jh_user_memory_limit": MEMORY_LIMIT}
+    result = deploy(hub, sftp, workdir, "monitoring", **monitored)
+    assert result.returncode == 0, result.stderr[-6000:]
+    hub.monitored = monitored
+    listening = hub.sh("ss -Hltnp | grep -E 'prometheus|alertmanager|node-exporter'")
+    addresses = {line.split()[3] for line in listening.splitlines()}
+    assert addresses == {"127.0.0.1:9090", "127.0.0.1:9093", "127.0.0.1:9100"}, listening
+    memory = {
+        unit: int(hub.sh(f"systemctl show -p MemoryCurrent --value {unit}").strip() or 0) / 2**20
+        for unit in ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter")
+    }
+    print(f"[monitoring] memory just after the deploy (MiB): {memory}")
+    rerun = deploy(hub, sftp, workdir, "monitoring-rerun", **monitored)
+    assert rerun.returncode == 0 and rerun.totals["success"] == 0, rerun.changed_operations()
+
+
+def test_the_hub_s_metrics_are_for_the_metrics_token_alone(hub):
+    url = f"http://{hub.address}:8000/hub/metrics"
+    alice = HubClient(f"http://{hub.address}:8000")
+    assert alice.login("alice", USERS["alice"]).status_code == 302
+    plain_token = alice.create_token()
+    assert requests.get(url, timeout=10).status_code == 403
+    assert requests.get(url, headers={"Authorization": f"token {plain_token}"}, timeout=10).status_code == 403
+    token = hub.sh("cat /etc/prometheus/jupyterhub-metrics.token").strip()
+    response = requests.get(url, headers={"Authorization": f"token {token}"}, timeout=10)
+    assert response.status_code == 200 and "jupyterhub_" in response.text
+    assert hub.sh("stat -c '%U %G %a' /etc/prometheus/jupyterhub-metrics.token").split() == [
+        "root",
+        "prometheus",
+        "640",
+    ]
+    # Prometheus reads every target (the hub with that token).
+    deadline = time.monotonic() + 90
+    while True:
+        targets = json.loads(hub.sh("curl -s 127.0.0.1:9090/api/v1/targets"))["data"]["activeTargets"]
+        health = {t["labels"]["job"]: t["health"] for t in targets}
+        if set(health.values()) == {"up"} and len(health) == 4:
+            break
+        assert time.monotonic() < deadline, targets
+        time.sleep(3)
+
+
+def kill_a_kernel_for_memory(user: HubClient) -> None:
+    kernel = user.start_kernel()
+    with user.connect(kernel) as connection:
+        deadline = time.monotonic() + 120
+        connection.send("big = b'x' * (1024**3)", deadline)
+        for message in connection.messages(deadline, "status 'restarting' or 'dead' after the kill"):
+            if message["msg_type"] == "status" and message["content"]["execution_state"] in ("restarting", "dead"):
+                break
+
+
+def test_alerts_reach_the_webhook_and_resolve(hub, webhook):
+    alice = HubClient(f"http://{hub.address}:8000")
+    assert alice.login("alice", USERS["alice"]).status_code == 302
+    alice.start_server()
+    # Her server's counter is read at 0 first: the alert is about kills that happen later.
+    time.sleep(50)
+    for _ in range(3):
+        kill_a_kernel_for_memory(alice)
+    hub.sh("systemctl stop jupyterhub")
+    hub.sh("echo 1 > /etc/jupyterhub-deploy/restic/last-success")
+    fired = webhook.wait_for("firing", {"HubDown", "BackupTooOld", "RepeatedOOMKills"}, hub)
+    assert {alert["labels"]["host"] for alert in fired.values()} == {hub.name}
+    assert fired["RepeatedOOMKills"]["labels"]["user"] == "alice"
+    assert fired["HubDown"]["labels"]["severity"] == "critical"
+    hub.sh("systemctl start jupyterhub && /opt/jupyter/libexec/wait-healthy 90")
+    run_backup(hub)
+    webhook.wait_for("resolved", {"HubDown", "BackupTooOld"}, hub)
 
 
 def test_a_new_host_is_the_hub_again_from_the_repository(hub, sftp, start, workdir, engine):
