@@ -30,7 +30,7 @@ RESTIC = "/opt/jupyter/libexec/restic-run"
 NOTES = "notes of alice, kept\n"
 RESTORED = "/var/backups/jupyterhub-deploy/restored-snapshot"
 WEBHOOK_PORT = 9700 + PORT_OFFSET
-MEMORY_LIMIT = "256M"
+MEMORY_LIMIT = "512M"
 
 
 def nightly(sftp, host_key: str | None = None) -> dict:
@@ -281,6 +281,8 @@ def monitoring_memory(host) -> dict[str, float]:
 
 
 def kill_a_kernel_for_memory(user: HubClient) -> None:
+    """A kernel that outgrows the server's memory limit, killed by the kernel's OOM killer; then shut
+    down (its restarted self would hold memory the next one needs)."""
     kernel = user.start_kernel()
     with user.connect(kernel) as connection:
         deadline = time.monotonic() + 120
@@ -288,6 +290,11 @@ def kill_a_kernel_for_memory(user: HubClient) -> None:
         for message in connection.messages(deadline, "status 'restarting' or 'dead' after the kill"):
             if message["msg_type"] == "status" and message["content"]["execution_state"] in ("restarting", "dead"):
                 break
+    # Shut down once it has restarted (while it restarts, the server answers 500).
+    deadline = time.monotonic() + 60
+    while user.api("DELETE", f"/user/{user.user}/api/kernels/{kernel}").status_code not in (204, 404):
+        assert time.monotonic() < deadline, f"kernel {kernel} was not shut down"
+        time.sleep(1)
 
 
 def test_alerts_reach_the_webhook_and_resolve(hub, webhook):
@@ -299,6 +306,7 @@ def test_alerts_reach_the_webhook_and_resolve(hub, webhook):
     time.sleep(50)
     for _ in range(3):
         kill_a_kernel_for_memory(alice)
+    assert hub.sh("systemctl is-active jupyter-singleuser@alice").strip() == "active"
     hub.sh("systemctl stop jupyterhub")
     hub.sh("echo 1 > /etc/jupyterhub-deploy/restic/last-success")
     fired = webhook.wait_for("firing", {"HubDown", "BackupTooOld", "RepeatedOOMKills"}, hub)
