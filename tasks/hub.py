@@ -16,7 +16,7 @@ from pyinfra.operations import files, server, systemd
 
 from tasks import hub_data, hub_package, layout, server_env
 from tasks.facts import LoginDefs, ResourceControl
-from tasks.ops import command, directory, render, root_file, root_template, script, service
+from tasks.ops import directory, render, root_file, root_template, script, service
 from tasks.platform import Platform
 from tasks.settings import Settings
 from tasks.snapshot import UNCHANGED, Managed, children, entry, fact, is_state
@@ -108,24 +108,9 @@ def configure(settings: Settings, platform: Platform, node_addresses: Mapping[st
     ]
     if (changing or pending) and not entry(paths.restart_marker):
         root_file("The hub restarts with what changes now (a marker until it has)", StringIO(""), paths.restart_marker)
-    if pending and entry(paths.venv):
-        keep_config_in_use(paths)
     root_file(f"Hub configuration {paths.config_file}", hub_package.HUB_CONFIG, paths.config_file)
     root_file(f"Hub configuration data {paths.hub_data}", StringIO(data), paths.hub_data)
     return bool(changing or pending or entry(paths.restart_marker) or missing_secrets(settings))
-
-
-def keep_config_in_use(paths) -> None:
-    """Before an upgrade's config lands, the one in use as <file>.previous (unless a run that stopped
-    half-way kept it already): switch-server-env puts it back if the upgrade is refused or rolled
-    back, and drops it once the upgrade is done."""
-    kept = [
-        command("cp", "-p", "--", path, f"{path}.previous")
-        for path in (paths.config_file, paths.hub_data)
-        if entry(path) and not entry(f"{path}.previous")
-    ]
-    if kept:
-        server.shell(name="Keep the hub's config in use until the upgrade is done", commands=kept)
 
 
 def slice_memory(total_bytes: int) -> tuple[int, int]:

@@ -152,6 +152,8 @@ METRICS_TOKEN_COPY = PROMETHEUS_DIR / "jupyterhub-metrics.token"
 TEXTFILE_DIR = PurePosixPath("/var/lib/jupyterhub-metrics")
 METRICS_SERVICE = "jupyterhub-metrics.service"
 METRICS_TIMER = "jupyterhub-metrics.timer"
+# Their ports are root's and their own account's alone to connect to (files/bin/monitoring-ports-firewall).
+MONITORING_PORTS_SERVICE = "jupyterhub-monitoring-ports.service"
 
 # The hub's API (on loopback; on the cluster's network with jh_cluster, for the nodes' servers)
 # and the proxy's: for the proxy, the culler and the deploy only.

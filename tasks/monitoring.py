@@ -5,7 +5,10 @@ certificate, the last nightly backup) written for the node exporter every 30 s b
 files/bin/jupyterhub-metrics; alert rules, and Alertmanager sending them to a webhook or by e-mail.
 
 Each daemon's /etc/default file is written before its package is installed, so not even the
-package's first start listens beyond loopback. A config lands only once promtool or amtool accepts it.
+package's first start listens beyond loopback; and before that, a firewall rule leaves their ports to
+root and their own account (on loopback every local account could reach them: silence or forge
+alerts, read the webhook's URL, read every person's figures). A config lands only once promtool or
+amtool accepts it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from tasks import hub, layout, web
 from tasks.ops import directory, packages, render, root_file, root_template, script, service
 from tasks.platform import Platform
 from tasks.settings import Settings
-from tasks.snapshot import Managed, entry, is_state
+from tasks.snapshot import Managed, entry, is_state, unit_state
 
 PORTS = {
     "prometheus": layout.PROMETHEUS_PORT,
@@ -30,7 +33,7 @@ PORTS = {
     "node_exporter": layout.NODE_EXPORTER_PORT,
 }
 TIMER_UNITS = (layout.METRICS_SERVICE, layout.METRICS_TIMER)
-# Releases whose Prometheus lacks `promtool check config --syntax-only` (2.30 and older).
+# Releases whose Prometheus is older than 2.26 (no `authorization.credentials_file`).
 OLD_PROMETHEUS = {("Ubuntu", "16.04"), ("Ubuntu", "18.04"), ("Ubuntu", "20.04"), ("Debian", "11")}
 # config file -> (its kind for files/bin/install-monitoring-config, template, daemon, mode, group)
 CONFIGS = {
@@ -96,7 +99,17 @@ def apply(settings: Settings) -> None:
         )
         for package in layout.MONITORING_PACKAGES
     }
-    packages("Prometheus, Alertmanager and the node exporter", [*layout.MONITORING_PACKAGES, "curl", "openssl"])
+    firewall = ports_firewall(settings)
+    installed = packages(
+        "Prometheus, Alertmanager and the node exporter",
+        [*layout.MONITORING_PACKAGES, "curl", "openssl", "iptables"],
+    )
+    # Now their account exists: it may reach their ports too.
+    service(
+        "Monitoring's ports for root and prometheus alone",
+        layout.MONITORING_PORTS_SERVICE,
+        restarted=firewall or installed.will_change,
+    )
     directory(f"The hub's metrics {layout.TEXTFILE_DIR}", layout.TEXTFILE_DIR, "755", "root", "root")
     if not entry(layout.METRICS_TOKEN_COPY) or layout.METRICS_TOKEN in hub.missing_secrets(settings):
         server.shell(
@@ -124,13 +137,31 @@ def apply(settings: Settings) -> None:
     service("The hub's metrics timer", layout.METRICS_TIMER, restarted=units[1].will_change)
 
 
+def ports_firewall(settings: Settings) -> bool:
+    """The firewall unit, started before any daemon listens; returns whether it changes."""
+    unit = root_template(
+        f"systemd unit {layout.MONITORING_PORTS_SERVICE}",
+        f"{layout.MONITORING_PORTS_SERVICE}.j2",
+        layout.UNIT_DIR / layout.MONITORING_PORTS_SERVICE,
+        settings,
+        ports=",".join(str(port) for port in PORTS.values()),
+    )
+    if unit.will_change:
+        systemd.daemon_reload(name="Reload systemd units")
+    if unit.will_change or unit_state(layout.MONITORING_PORTS_SERVICE)[0] != "active":
+        # iptables itself, on a host without it yet.
+        packages("iptables (monitoring's ports)", ["iptables"])
+        service("Monitoring's ports for root alone", layout.MONITORING_PORTS_SERVICE, restarted=unit.will_change)
+    return unit.will_change
+
+
 def remove() -> None:
     """No monitoring: the daemons stopped and disabled, the deploy's timer gone (packages and data stay)."""
     if not entry(layout.UNIT_DIR / layout.METRICS_TIMER):
         return
-    for unit in (layout.METRICS_TIMER, *layout.MONITORING_PACKAGES.values()):
+    for unit in (layout.METRICS_TIMER, *layout.MONITORING_PACKAGES.values(), layout.MONITORING_PORTS_SERVICE):
         systemd.service(name=f"No {unit}", service=unit, running=False, enabled=False)
-    for unit in TIMER_UNITS:
+    for unit in (*TIMER_UNITS, layout.MONITORING_PORTS_SERVICE):
         files.file(name=f"No unit {unit}", path=str(layout.UNIT_DIR / unit), present=False)
     systemd.daemon_reload(name="Reload systemd units")
 

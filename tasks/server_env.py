@@ -22,7 +22,7 @@ import json
 from io import StringIO
 from pathlib import PurePosixPath
 
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 
 from tasks import hub_package, layout
 from tasks.facts import StaleServerEnvs
@@ -142,11 +142,6 @@ def switch(settings: Settings, platform: Platform, env: PurePosixPath) -> bool:
     link = entry(paths.venv)
     if link and link[0] == "l" and link[4] == str(env):
         prune(settings, env)
-        for kept in (paths.config_file, paths.hub_data):
-            if entry(f"{kept}.previous"):
-                files.file(
-                    name=f"No {kept}.previous: the hub runs this release", path=f"{kept}.previous", present=False
-                )
         return False
     server.shell(
         name=f"Switch the server environment to {env.name} (database backed up and migrated; rolls back on failure)",

@@ -61,17 +61,10 @@ def test_a_rerun_changes_nothing(pg, workdir):
     assert result.totals["success"] == 0, result.changed_operations()
 
 
-def config_in_use(host) -> str:
-    """The hub's config files' digests, and any kept copy of them (none but during an upgrade)."""
-    return host.sh("cd /opt/jupyter && sha256sum jupyterhub_config.py hub.json && ls *.previous 2>/dev/null || true")
-
-
 def test_a_failed_migration_puts_the_copy_back(pg, workdir):
     """A column 6.1's last migration adds is there already: the migration fails after the ones before
-    it were committed, and the database is put back from the copy made before it; and the config
-    the hub ran before."""
+    it were committed, and the database is put back from the copy made before it."""
     sql(pg, "alter table spawners add column display_name text")
-    config = config_in_use(pg)
     version = sql(pg, "select version_num from alembic_version")
     result = deploy(pg, workdir, "pg-upgrade-fails")
     assert result.returncode != 0
@@ -82,7 +75,6 @@ def test_a_failed_migration_puts_the_copy_back(pg, workdir):
     assert hub_version(pg) == "5.5.4"
     assert sql(pg, "select version_num from alembic_version") == version
     assert token_owner(pg, pg.token) == "alice"
-    assert config_in_use(pg) == config
     sql(pg, "alter table spawners drop column display_name")
 
 
@@ -102,13 +94,11 @@ def test_going_back_past_the_schema_is_refused_before_the_hub_stops(pg, workdir)
     """5.5 does not know 6's schema (read from PostgreSQL by 5.5's migrator): nothing changes."""
     version = sql(pg, "select version_num from alembic_version")
     hub_pid = pg.sh("systemctl show -p MainPID --value jupyterhub").strip()
-    config = config_in_use(pg)
     result = deploy(pg, workdir, "pg-downgrade", jh_server_release="jupyterhub-5")
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "refused: the hub's database is at a newer JupyterHub's schema" in output, output[-3000:]
     assert pg.sh("systemctl show -p MainPID --value jupyterhub").strip() == hub_pid
-    assert config_in_use(pg) == config
     assert hub_version(pg) == "6.1.1"
     assert sql(pg, "select version_num from alembic_version") == version
     assert token_owner(pg, pg.token) == "alice"

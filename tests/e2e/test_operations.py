@@ -81,7 +81,12 @@ class Webhook:
             if set(found) == names:
                 return found
             if time.monotonic() > deadline:
-                rules = host.sh("curl -s 127.0.0.1:9090/api/v1/alerts", check=False)
+                rules = host.sh(
+                    "curl -s 127.0.0.1:9090/api/v1/alerts; cat /var/lib/jupyterhub-metrics/jupyterhub.prom;"
+                    " curl -s '127.0.0.1:9090/api/v1/query?query=jupyterhub_user_oom_kills_total[15m]';"
+                    " cat /sys/fs/cgroup/jupyterhub.slice/jupyterhub-users.slice/*/memory.events",
+                    check=False,
+                )
                 raise AssertionError(f"{status} {names - set(found)} not received: {self.posts}\n{rules}")
             time.sleep(2)
 

@@ -4,7 +4,6 @@ log what they are asked, and the venvs' `jupyterhub upgrade-db` marks the databa
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -258,39 +257,6 @@ def test_an_upgrade_that_fails_rolls_back_to_the_same_database(hub, step):
     assert hub.rows() == ["v1"]
     systemctl = [c for c in hub.calls() if c.startswith("systemctl")]
     assert systemctl[-2:] == ["systemctl stop jupyterhub.service", "systemctl start jupyterhub.service"]
-
-
-NEW_CONFIG = "# the new release's\n"
-
-
-def new_config_over_the_one_in_use(hub) -> dict[str, str]:
-    """As the deploy does before an upgrade: the files in use kept as .previous, the new ones written."""
-    in_use = {}
-    for name in ("jupyterhub_config.py", "hub.json"):
-        path = hub.root / name
-        in_use[name] = path.read_text()
-        shutil.copy2(path, f"{path}.previous")
-    (hub.root / "jupyterhub_config.py").write_text(in_use["jupyterhub_config.py"] + NEW_CONFIG)
-    (hub.root / "hub.json").write_text(json.dumps({**json.loads(in_use["hub.json"]), "release": "new"}))
-    return in_use
-
-
-@pytest.mark.parametrize("outcome", ["rolled back", "refused"])
-def test_an_upgrade_that_does_not_happen_puts_the_config_in_use_back(hub, outcome):
-    in_use = new_config_over_the_one_in_use(hub)
-    (hub.fakes / ("fail-upgrade-db" if outcome == "rolled back" else "schema-unknown")).touch()
-    assert hub.run("switch-server-env", hub.root / "envs" / "new").returncode != 0
-    assert {name: (hub.root / name).read_text() for name in in_use} == in_use
-    assert not [p for p in hub.root.glob("*.previous") if p.name != ".venv.previous"]
-
-
-def test_an_upgrade_done_drops_the_config_it_replaced(hub):
-    new_config_over_the_one_in_use(hub)
-    result = hub.run("switch-server-env", hub.root / "envs" / "new")
-    assert result.returncode == 0, result.stderr
-    assert (hub.root / "jupyterhub_config.py").read_text().endswith(NEW_CONFIG)
-    assert json.loads((hub.root / "hub.json").read_text())["release"] == "new"
-    assert not [p for p in hub.root.glob("*.previous") if p.name != ".venv.previous"]
 
 
 def archive_of(hub) -> Path:
