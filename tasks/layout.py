@@ -380,7 +380,6 @@ def layout_env(settings: Settings, host_name: str = "") -> str:
         "BACKUP_KEEP": f"{nightly.keep_daily} {nightly.keep_weekly} {nightly.keep_monthly}" if nightly else "",
         "BACKUP_CHECK_DAY": nightly.check_day if nightly else "",
         # Monitoring (files/bin/jupyterhub-metrics, metrics-token).
-        "USERS_SLICE": USERS_SLICE,
         "USER_UNIT_PREFIX": USER_UNIT_PREFIX,
         "METRICS_TOKEN": METRICS_TOKEN,
     }

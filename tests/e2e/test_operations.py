@@ -84,7 +84,7 @@ class Webhook:
                 rules = host.sh(
                     "curl -s 127.0.0.1:9090/api/v1/alerts; cat /var/lib/jupyterhub-metrics/jupyterhub.prom;"
                     " curl -s '127.0.0.1:9090/api/v1/query?query=jupyterhub_user_oom_kills_total[15m]';"
-                    " cat /sys/fs/cgroup/jupyterhub.slice/jupyterhub-users.slice/*/memory.events",
+                    " systemctl status 'jupyter-singleuser@*' --no-pager",
                     check=False,
                 )
                 raise AssertionError(f"{status} {names - set(found)} not received: {self.posts}\n{rules}")
@@ -246,6 +246,12 @@ def test_monitoring_listens_on_loopback_alone_and_a_rerun_changes_nothing(hub, s
     listening = hub.sh("ss -Hltnp | grep -E 'prometheus|alertmanager|node-exporter'")
     addresses = {line.split()[3] for line in listening.splitlines()}
     assert addresses == {"127.0.0.1:9090", "127.0.0.1:9093", "127.0.0.1:9100"}, listening
+    # On loopback, a student's terminal could silence alerts or read the webhook: refused for all
+    # but root and the daemons' own account.
+    for port in (9090, 9093, 9100):
+        url = f"http://127.0.0.1:{port}/"
+        assert hub.sh(f"runuser -u bob -- curl -s -o /dev/null {url}; echo $?").split()[-1] in ("7", "56"), port
+        assert hub.sh(f"curl -s -o /dev/null -w '%{{http_code}}' {url}").strip() in ("200", "302"), port
     print(f"[monitoring] memory just after the deploy (MiB): {monitoring_memory(hub)}")
     began = time.monotonic()
     rerun = deploy(hub, sftp, workdir, "monitoring-rerun", **monitored)

@@ -142,7 +142,6 @@ def test_layout_env_of_edge_settings_reads_back_as_the_layout():
         "BACKUP_HOMES": "no",
         "BACKUP_KEEP": "",
         "BACKUP_CHECK_DAY": "",
-        "USERS_SLICE": "jupyterhub-users.slice",
         "USER_UNIT_PREFIX": "jupyter-singleuser@",
         "METRICS_TOKEN": "metrics.env",
     }
