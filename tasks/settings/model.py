@@ -408,7 +408,8 @@ class Settings(Derived, Capacity, Risks, Strict):
     monitoring: Monitoring | None = Field(
         None,
         description="Metrics and alerts (None: none). Off by default: alerts need a receiver only you can "
-        "name, and Prometheus with Alertmanager takes some 150 MiB of the hub server's memory.",
+        "name, and the three daemons take memory the users could have (some 30 MiB at first, 60 MiB after "
+        "minutes, growing with Prometheus's data).",
     )
     nightly_backup: NightlyBackup | None = Field(
         None, description="Back the hub up every night into a restic repository (None: only by hand)."
