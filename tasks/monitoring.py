@@ -59,8 +59,8 @@ def managed_paths(settings: Settings, platform: Platform) -> Managed:
 def check(settings: Settings, platform: Platform) -> None:
     if settings.monitoring and (platform.distribution, platform.release) in OLD_PROMETHEUS:
         raise PyinfraError(
-            f"host {host.name}: jh_monitoring needs Ubuntu 22.04, Debian 12 or newer (their Prometheus checks a "
-            "config before it lands); no host was changed"
+            f"host {host.name}: jh_monitoring needs Ubuntu 22.04, Debian 12 or newer (an older Prometheus cannot "
+            "read the hub's metrics token from a file); no host was changed"
         )
 
 
