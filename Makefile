@@ -11,8 +11,8 @@ SERVER_PYTHONS := 3.9 3.10 3.11 3.12 3.13
 HUB_VENV := .venv-hub
 HUB_LOCK := files/server/jupyterhub-6/py$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])').txt
 
-.PHONY: venv demo demo-down test lint unit unit-deploy unit-hub e2e bench bench-cluster bench-class locks docs prerequisites \
-	prerequisites-unit
+.PHONY: venv demo demo-down test lint unit unit-deploy unit-hub e2e bench bench-cluster bench-class bench-monitoring locks docs \
+	prerequisites prerequisites-unit
 
 $(BIN)/pyinfra: requirements.txt | prerequisites-unit
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,10 @@ bench-cluster: $(BIN)/pyinfra prerequisites
 ## A class of 50 and of 100 arriving at once, in turn and all at once (~40 min).
 bench-class: $(BIN)/pyinfra prerequisites
 	$(BIN)/python -m tests.bench.class_arrives
+
+## What jh_monitoring adds: cold deploys without and with it (ABBA), its daemons' memory under a class of 50 (~20 min).
+bench-monitoring: $(BIN)/pyinfra prerequisites
+	$(BIN)/python -m tests.bench.monitoring
 
 ## Write docs/settings.md from the settings model (tasks/settings/); a unit test fails while it is stale.
 docs: $(BIN)/pyinfra

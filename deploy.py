@@ -29,6 +29,7 @@ from tasks import (
     logins,
     monitoring,
     nightly_backup,
+    node_monitoring,
     people,
     permissions,
     server_env,
@@ -76,6 +77,8 @@ if hub_server:
     people.apply(settings)
     web.apply(settings, platform)
     nightly_backup.apply(settings)
-    monitoring.apply(settings)
+    monitoring.apply(settings, cluster_plan)
     permissions.apply(settings)
+else:
+    node_monitoring.apply(settings, cluster_plan)
 firewall.apply(settings, cluster_plan.peers.get(host.name, ()))

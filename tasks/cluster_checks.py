@@ -46,6 +46,10 @@ def settings_problems(everyone: list[Host]) -> list[str]:
         if address in seen:
             found.append(f"{name}: jh_cluster_address {address} is also {seen[address]}'s")
         seen[address] = name
+    # The hub's Prometheus reads each node's exporter: on every host, or on none.
+    unmonitored = [m.name for m in everyone if host_settings(m.name).monitoring is None]
+    if unmonitored and len(unmonitored) < len(everyone):
+        found.append(f"{', '.join(unmonitored)}: jh_monitoring must be set on every host of the cluster, or on none")
     return found
 
 

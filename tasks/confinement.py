@@ -128,6 +128,7 @@ def ssh_session_limits(settings: Settings, platform: Platform) -> None:
             settings,
             limits=slice_limits(settings, groups),
             memory_property=platform.memory_property,
+            reserved_ports=layout.reserved_ports(settings, platform),
         )
         changed.append(op.will_change)
     if any(changed):

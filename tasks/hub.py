@@ -25,6 +25,8 @@ from tasks.snapshot import UNCHANGED, Managed, children, entry, fact, is_state
 UNIT_CONTEXT = {
     "proxy_service": layout.PROXY_SERVICE,
     "proxy_api_port": layout.PROXY_API_PORT,
+    "monitoring_gate_dir": layout.MONITORING_GATE_DIR.name,
+    "proxy_metrics_port": layout.PROXY_METRICS_PORT,
 }
 # The memory the users' servers together leave the system: 10 %, at least this.
 MIN_SYSTEM_RESERVE = 1024**3
@@ -139,6 +141,7 @@ def unit_files(settings: Settings, platform: Platform) -> dict[str, object]:
         slice_memory=limit,
         reserve=f"{(reserve or 0) // 1024**2} MiB",
         memory_property=platform.memory_property,
+        reserved_ports=layout.reserved_ports(settings, platform),
     )
     notifier_path = layout.UNIT_DIR / layout.NOTIFY_UNIT
     if settings.notify_on_failure:

@@ -75,8 +75,24 @@ def hub_data(
         "services": [
             {"name": name, "token_file": token, "scopes": scopes} for name, token, scopes in services(settings)
         ],
+        "monitoring_gate": monitoring_gate(settings),
         "user_servers": user_servers(settings, platform, uid_min),
     }
+
+
+def monitoring_gate(settings: Settings) -> dict | None:
+    """The hub's service that lets its admins alone see Prometheus and Alertmanager through nginx."""
+    if not (settings.monitoring and settings.domain):
+        return None
+    return {
+        "name": layout.MONITORING_SERVICE_NAME,
+        "prefix": monitoring_prefix(settings),
+        "socket": str(layout.MONITORING_GATE_SOCKET),
+    }
+
+
+def monitoring_prefix(settings: Settings) -> str:
+    return f"{settings.base_url}services/{layout.MONITORING_SERVICE_NAME}/"
 
 
 def database_url(settings: Settings) -> str:

@@ -20,6 +20,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tasks.platform import Platform
     from tasks.settings import Settings
 
 # systemd
@@ -154,11 +155,44 @@ METRICS_SERVICE = "jupyterhub-metrics.service"
 METRICS_TIMER = "jupyterhub-metrics.timer"
 # Their ports are root's and their own account's alone to connect to (files/bin/monitoring-ports-firewall).
 MONITORING_PORTS_SERVICE = "jupyterhub-monitoring-ports.service"
+# With jh_domain, admins reach Prometheus and Alertmanager at the site's MONITORING_PATH, once the hub's
+# service of that name (hubside.monitoring_gate) says so; nginx asks it on its socket, in a folder
+# systemd makes for the hub's unit (RuntimeDirectory: the hub's account's alone to write).
+MONITORING_SERVICE_NAME = "monitoring"
+# With jh_notify_command, Alertmanager posts alerts here too, and the socket's service runs the command.
+NOTIFY_ALERTS_PORT = 9095
+NOTIFY_ALERTS_SOCKET = "jupyterhub-alert-notify.socket"
+NOTIFY_ALERTS_SERVICE = "jupyterhub-alert-notify@.service"
+MONITORING_GATE_DIR = PurePosixPath("/run/jupyterhub-monitoring-gate")
+MONITORING_GATE_SOCKET = MONITORING_GATE_DIR / "gate.sock"
 
 # The hub's API (on loopback; on the cluster's network with jh_cluster, for the nodes' servers)
 # and the proxy's: for the proxy, the culler and the deploy only.
 HUB_API_PORT = 8081
 PROXY_API_PORT = 8001
+# With jh_monitoring: the proxy's metrics (loopback; monitoring's firewall), nginx's connection counts.
+PROXY_METRICS_PORT = 8003
+# What the deploy's own daemons serve on this host's loopback: a site's service may not point there,
+# and the people's processes may not bind these ports (reserved_ports).
+LOCAL_SERVICES = {
+    HUB_API_PORT: "the hub's own API",
+    PROXY_API_PORT: "the proxy's API",
+    PROXY_METRICS_PORT: "the proxy's metrics",
+    PROMETHEUS_PORT: "Prometheus",
+    ALERTMANAGER_PORT: "Alertmanager",
+    NOTIFY_ALERTS_PORT: "the alerts' notifier",
+    NODE_EXPORTER_PORT: "the node exporter",
+}
+
+
+def reserved_ports(settings: Settings, platform: Platform) -> list[int]:
+    """The ports the people's processes may not bind (their servers' and SSH sessions' slices), so
+    nobody's takes the place of the proxy or a monitoring daemon while it restarts; none where
+    systemd cannot refuse them (before 249)."""
+    return sorted({settings.public_port, *LOCAL_SERVICES}) if platform.socket_bind_deny else []
+
+
+NGINX_STATUS_PATH = "/jupyterhub-nginx-status"
 PROXY_API_URL = f"http://127.0.0.1:{PROXY_API_PORT}"
 
 # The hub database in PostgreSQL (jh_db_url): the distribution's server, on its Unix socket.
@@ -363,6 +397,10 @@ def layout_env(settings: Settings, host_name: str = "") -> str:
         "PROXY_UNIT": PROXY_SERVICE,
         "CULLER_UNIT": CULLER_SERVICE,
         "HEALTH_URL": f"{settings.local_url}hub/health",
+        # nginx's connection counts (jh_monitoring with jh_domain): files/bin/jupyterhub-metrics.
+        "NGINX_STATUS_URL": f"http://{settings.domain}{NGINX_STATUS_PATH}"
+        if settings.monitoring and settings.domain
+        else "",
         # Names in the state folder (lists: separated by spaces): the secrets a backup holds,
         # those a restore puts back, those that stay the host's own, and the OAuth name bindings.
         "SECRETS": " ".join(SECRETS),

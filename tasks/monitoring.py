@@ -21,7 +21,8 @@ from pyinfra import host
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import files, server, systemd
 
-from tasks import hub, layout, web
+from tasks import alert_notify, hub, hub_data, layout, node_monitoring, web
+from tasks.cluster_plan import NO_CLUSTER, ClusterPlan
 from tasks.ops import directory, packages, render, root_file, root_template, script, service
 from tasks.platform import Platform
 from tasks.settings import Settings
@@ -31,8 +32,11 @@ PORTS = {
     "prometheus": layout.PROMETHEUS_PORT,
     "alertmanager": layout.ALERTMANAGER_PORT,
     "node_exporter": layout.NODE_EXPORTER_PORT,
+    "notify": layout.NOTIFY_ALERTS_PORT,
+    "proxy": layout.PROXY_METRICS_PORT,
 }
 TIMER_UNITS = (layout.METRICS_SERVICE, layout.METRICS_TIMER)
+GROUPS_FILE = "groups.prom"
 # Releases whose Prometheus is older than 2.26 (no `authorization.credentials_file`).
 OLD_PROMETHEUS = {("Ubuntu", "16.04"), ("Ubuntu", "18.04"), ("Ubuntu", "20.04"), ("Debian", "11")}
 # config file -> (its kind for files/bin/install-monitoring-config, template, daemon, mode, group)
@@ -81,14 +85,36 @@ def context(settings: Settings) -> dict:
         "token_file": layout.METRICS_TOKEN_COPY,
         "hub_metrics": hub_metrics(settings),
         "certificate": certificate,
+        "external_urls": external_urls(settings),
+        "notify_url": alert_notify.url(settings),
     }
 
 
-def apply(settings: Settings) -> None:
+def group_metrics(settings: Settings) -> str:
+    """jh_groups as metrics (the node exporter reads the file): jupyterhub_user_group{user,group} 1 for
+    each member, which the recording rules join to each user's figures (jupyterhub_group_*)."""
+    lines = ["# HELP jupyterhub_user_group Each person's groups (jh_groups).", "# TYPE jupyterhub_user_group gauge"]
+    for group, members in sorted(settings.groups.items()):
+        lines += [f'jupyterhub_user_group{{user="{member}",group="{group}"}} 1' for member in sorted(members)]
+    return "\n".join(lines) + "\n"
+
+
+def external_urls(settings: Settings) -> dict | None:
+    """Where admins open Prometheus and Alertmanager through nginx (with jh_domain): their pages' and
+    alerts' links point there; each still serves at / on loopback."""
+    gate = hub_data.monitoring_gate(settings)
+    if gate is None:
+        return None
+    base = f"https://{settings.domain}{gate['prefix']}"
+    return {"prometheus": f"{base}prometheus/", "alertmanager": f"{base}alertmanager/"}
+
+
+def apply(settings: Settings, plan: ClusterPlan = NO_CLUSTER) -> None:
     if settings.monitoring is None:
         remove()
         return
-    values = context(settings)
+    # In a cluster, its nodes and Slurm too (tasks/node_monitoring.py).
+    values = {**context(settings), **node_monitoring.hub_context(settings, plan)}
     defaults = {
         package: root_template(
             f"{package}'s settings (loopback alone)",
@@ -99,7 +125,7 @@ def apply(settings: Settings) -> None:
         )
         for package in layout.MONITORING_PACKAGES
     }
-    firewall = ports_firewall(settings)
+    firewall = ports_firewall(settings, plan)
     installed = packages(
         "Prometheus, Alertmanager and the node exporter",
         [*layout.MONITORING_PACKAGES, "curl", "openssl", "iptables"],
@@ -108,9 +134,14 @@ def apply(settings: Settings) -> None:
     service(
         "Monitoring's ports for root and prometheus alone",
         layout.MONITORING_PORTS_SERVICE,
-        restarted=firewall or installed.will_change,
+        reloaded=firewall or installed.will_change,
     )
     directory(f"The hub's metrics {layout.TEXTFILE_DIR}", layout.TEXTFILE_DIR, "755", "root", "root")
+    root_file(
+        f"People's groups for the metrics {layout.TEXTFILE_DIR / GROUPS_FILE}",
+        StringIO(group_metrics(settings)),
+        layout.TEXTFILE_DIR / GROUPS_FILE,
+    )
     if not entry(layout.METRICS_TOKEN_COPY) or layout.METRICS_TOKEN in hub.missing_secrets(settings):
         server.shell(
             name=f"The hub's metrics token for Prometheus {layout.METRICS_TOKEN_COPY}",
@@ -126,6 +157,7 @@ def apply(settings: Settings) -> None:
             name=f"Check {path}, then put it in place and reload",
             commands=[script(settings.layout, "install-monitoring-config", kind, staged, path, unit)],
         )
+    alert_notify.apply(settings)
     for package, unit in layout.MONITORING_PACKAGES.items():
         service(f"{unit} running and enabled", unit, restarted=defaults[package].will_change)
     units = [
@@ -135,9 +167,10 @@ def apply(settings: Settings) -> None:
     if any(op.will_change for op in units):
         systemd.daemon_reload(name="Reload systemd units")
     service("The hub's metrics timer", layout.METRICS_TIMER, restarted=units[1].will_change)
+    node_monitoring.hub_apply(settings)
 
 
-def ports_firewall(settings: Settings) -> bool:
+def ports_firewall(settings: Settings, plan: ClusterPlan = NO_CLUSTER) -> bool:
     """The firewall unit, started before any daemon listens; returns whether it changes."""
     unit = root_template(
         f"systemd unit {layout.MONITORING_PORTS_SERVICE}",
@@ -145,18 +178,22 @@ def ports_firewall(settings: Settings) -> bool:
         layout.UNIT_DIR / layout.MONITORING_PORTS_SERVICE,
         settings,
         ports=",".join(str(port) for port in PORTS.values()),
+        web_ports=f"{layout.PROMETHEUS_PORT},{layout.ALERTMANAGER_PORT}" if external_urls(settings) else "-",
+        **node_monitoring.hub_context(settings, plan),
     )
     if unit.will_change:
         systemd.daemon_reload(name="Reload systemd units")
     if unit.will_change or unit_state(layout.MONITORING_PORTS_SERVICE)[0] != "active":
         # iptables itself, on a host without it yet.
         packages("iptables (monitoring's ports)", ["iptables"])
-        service("Monitoring's ports for root alone", layout.MONITORING_PORTS_SERVICE, restarted=unit.will_change)
+        # A reload replaces the rules in one go: a restart would leave the ports open in between.
+        service("Monitoring's ports for root alone", layout.MONITORING_PORTS_SERVICE, reloaded=unit.will_change)
     return unit.will_change
 
 
 def remove() -> None:
     """No monitoring: the daemons stopped and disabled, the deploy's timer gone (packages and data stay)."""
+    alert_notify.remove()
     if not entry(layout.UNIT_DIR / layout.METRICS_TIMER):
         return
     for unit in (layout.METRICS_TIMER, *layout.MONITORING_PACKAGES.values(), layout.MONITORING_PORTS_SERVICE):

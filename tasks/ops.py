@@ -108,11 +108,12 @@ def fix_file_mode(name: str, path: PurePosixPath | str, mode: str, user: str, gr
     return files.file(name=name, path=str(path), user=user, group=group, mode=mode)
 
 
-def service(name: str, unit: str, restarted: bool = False):
-    """A unit running and enabled (restarted if asked); not planned if it already is and needs no restart."""
-    if not restarted and unit_state(unit) == ("active", "enabled"):
+def service(name: str, unit: str, restarted: bool = False, reloaded: bool = False):
+    """A unit running and enabled (restarted or reloaded if asked); not planned if it already is and
+    needs neither."""
+    if not restarted and not reloaded and unit_state(unit) == ("active", "enabled"):
         return UNCHANGED
-    return systemd.service(name=name, service=unit, running=True, enabled=True, restarted=restarted)
+    return systemd.service(name=name, service=unit, running=True, enabled=True, restarted=restarted, reloaded=reloaded)
 
 
 def packages(name: str, names: list[str]):

@@ -90,6 +90,11 @@ class Platform:
         return "MemoryMax" if self.systemd >= 231 else "MemoryLimit"
 
     @property
+    def socket_bind_deny(self) -> bool:
+        """systemd's SocketBindDeny= (cgroup BPF), since 249."""
+        return self.systemd >= 249
+
+    @property
     def oom_policy(self) -> bool:
         """OOMPolicy= (243): without continue, one kernel killed for memory stops the whole server."""
         return self.systemd >= 243

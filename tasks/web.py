@@ -20,7 +20,7 @@ from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import files, server, systemd
 
-from tasks import firewall, layout, system
+from tasks import firewall, hub_data, layout, system
 from tasks.cluster_plan import inventory_peers
 from tasks.ops import (
     command,
@@ -63,7 +63,20 @@ def site_config(settings: Settings, platform: Platform, tls: bool) -> str:
         certificate=certificate,
         certificate_key=key,
         hub_upstream=f"http://127.0.0.1:{settings.public_port}",
+        **monitoring_pages(settings),
     )
+
+
+def monitoring_pages(settings: Settings) -> dict:
+    """What the site needs to serve Prometheus and Alertmanager to the hub's admins (jh_monitoring)."""
+    return {
+        "monitoring_gate": hub_data.monitoring_gate(settings),
+        "monitoring_ports": {
+            "prometheus": layout.PROMETHEUS_PORT,
+            "alertmanager": layout.ALERTMANAGER_PORT,
+            "nginx_status": layout.NGINX_STATUS_PATH,
+        },
+    }
 
 
 def install_site(settings: Settings, config: str, stage: str) -> bool:

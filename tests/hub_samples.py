@@ -55,6 +55,11 @@ def samples(secret_file: Path) -> dict[str, dict]:
         "native": {"jh_authenticator": "native", "jh_server_release": "jupyterhub-5", "jh_admin_users": ["alice"]},
         "cluster": {"jh_users": users, "jh_cluster": True, "jh_cluster_address": "10.0.0.1", "jh_firewall": True},
         "postgresql": {"jh_db_url": "postgresql:///jupyterhub"},
+        "monitored": {
+            "jh_users": users,
+            "jh_domain": "hub.example.org",
+            "jh_monitoring": {"webhook_url": "https://chat.example.org/hooks/1"},
+        },
     }
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian or Ubuntu controller (as root). With `unit`, what the
-# unit tests call (make unit): visudo, nginx -t, systemd-analyze, openssl. Without, also what
+# unit tests call (make unit): visudo, nginx -t, systemd-analyze, openssl, promtool. Without, also what
 # the target harness needs: Docker's engine (Debian's docker.io), debootstrap, Pebble (the
-# test ACME server), and shellcheck for tests/lint.sh.
+# test ACME server), shellcheck for tests/lint.sh, and the browser the tests drive (tests/browser.py).
 # Usage: prerequisites.sh [unit]
 set -euo pipefail
 
@@ -20,6 +20,7 @@ if [[ "${1:-}" != unit ]]; then
     [ssh-keygen]=openssh-client
     [pebble]=pebble
     [shellcheck]=shellcheck
+    [chromium]=chromium
   )
 fi
 missing=()
@@ -42,4 +43,18 @@ if ((${#missing[@]})); then
   if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
     systemctl disable --now nginx 2>/dev/null || true
   fi
+fi
+# promtool (the unit tests check the rules and Prometheus's config with it, and run its rule tests):
+# taken from the distribution's prometheus package, which is not installed (no daemon starts here).
+if ! command -v promtool >/dev/null 2>&1; then
+  if [[ $EUID -ne 0 ]]; then
+    echo "Missing promtool (run as root, or put Debian's prometheus package's promtool on PATH)" >&2
+    exit 1
+  fi
+  echo "Installing promtool from the distribution's prometheus package" >&2
+  download=$(mktemp -d)
+  trap 'rm -rf "$download"' EXIT
+  (cd "$download" && apt-get download -qq prometheus 2>/dev/null) || { apt-get update -qq && (cd "$download" && apt-get download -qq prometheus); }
+  dpkg-deb -x "$download"/prometheus_*.deb "$download/root"
+  install -m 755 "$download/root/usr/bin/promtool" /usr/local/bin/promtool
 fi

@@ -23,7 +23,7 @@ REPO = HERE.parent.parent
 
 @pytest.fixture(scope="session")
 def samples(tmp_path_factory) -> Path:
-    """hub.json of each kind (pam, ldap, oidc, github, native, cluster, postgresql), written by the
+    """hub.json of each kind (pam, ldap, oidc, github, native, cluster, postgresql, monitored), written by the
     deploy's own code (tests/hub_samples.py, run with the controller's venv unless make unit did)."""
     given = os.environ.get("HUBSIDE_SAMPLES")
     if given:
@@ -49,6 +49,7 @@ def hub_files(samples, tmp_path):
             ("proxy.env", "CONFIGPROXY_AUTH_TOKEN="),
             ("idle_culler.env", "JUPYTERHUB_API_TOKEN="),
             ("deploy.env", "JUPYTERHUB_API_TOKEN="),
+            ("metrics.env", "JUPYTERHUB_API_TOKEN="),
             ("jupyterhub_cookie_secret", ""),
         ):
             (state / name).write_text(f"{prefix}{name}-secret\n")
@@ -106,7 +107,7 @@ class Helper:
             "if text.startswith('FAIL'):\n"
             "    sys.stderr.write(text)\n"
             "    sys.exit(1)\n"
-            "if sys.argv[1] == 'start':\n"
+            "if sys.argv[1] == 'start' and text != 'ENDED':\n"
             "    import fake_server\n"
             f"    fake_server.serve_in_background(stdin, {str(self.pids)!r})\n"
             "print(text)\n"
@@ -154,10 +155,10 @@ class RunningHub:
     def __init__(self, app, port: int):
         self.app, self.port = app, port
 
-    def user(self, name: str):
+    def user(self, name: str, admin: bool = False):
         from jupyterhub.tests.utils import add_user
 
-        return add_user(self.app.db, app=self.app, name=name)
+        return add_user(self.app.db, app=self.app, name=name, admin=admin)
 
     async def post(self, path: str, body: bytes, token: str | None = None):
         from tornado.httpclient import AsyncHTTPClient, HTTPClientError

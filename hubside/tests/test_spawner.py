@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from types import SimpleNamespace
 from urllib.parse import quote
 
@@ -271,6 +272,8 @@ def test_the_helper_is_run_with_argv_never_a_shell(helper):
 
 
 def test_with_jupyterhub_6_a_server_listens_on_a_unix_socket_in_its_user_s_folder(helper, tmp_path):
+    (tmp_path / "unit-state").write_text("ActiveState=active\n")
+
     async def test(hub):
         spawner = spawner_of(hub)
         url = await spawner.start()
@@ -280,6 +283,22 @@ def test_with_jupyterhub_6_a_server_listens_on_a_unix_socket_in_its_user_s_folde
         assert variables["JUPYTERHUB_SERVICE_URL"].startswith(url + "/")  # the server's own path after it
 
     running_hub(test, config(helper, sockets_dir=f"{tmp_path}/sockets"))
+
+
+def test_a_server_that_ends_before_it_listens_fails_the_start_at_once(helper, tmp_path):
+    """Its person's own configuration raised, say: the start fails within seconds, not at its timeout."""
+    helper.answer(start=["ENDED"])
+
+    async def test(hub):
+        spawner = spawner_of(hub)
+        began = time.monotonic()
+        with pytest.raises(
+            RuntimeError, match=r"ended before it listened \(journalctl -u jupyter-singleuser@alice[.]service\)"
+        ):
+            await spawner.start()
+        assert time.monotonic() - began < 10
+
+    running_hub(test, config(helper, sockets_dir=f"{tmp_path}/sockets", server_start_timeout=60))
 
 
 def test_two_servers_starting_at_once_never_get_the_same_port(helper, monkeypatch):

@@ -41,6 +41,9 @@ def check(settings: Settings) -> None:
         raise ValueError("jh_idle_check_interval must not exceed jh_idle_timeout")
     if settings.notify_command and not settings.notify_on_failure:
         raise ValueError("jh_notify_command needs jh_notify_on_failure = True")
+    monitoring = settings.monitoring
+    if monitoring and not (monitoring.webhook_url or monitoring.email_to or settings.notify_command):
+        raise ValueError("jh_monitoring: webhook_url, email_to or jh_notify_command: alerts must reach a person")
     _ca_names(settings)
     _web(settings)
     if not (settings.server_release_dir / "requirements.in").is_file():

@@ -8,7 +8,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pydantic import Field, FilePath, HttpUrl, StrictBool, StrictInt, StrictStr, ValidationError, model_validator
-from pyinfra.api.exceptions import PyinfraError
 
 from tasks.settings import checks
 from tasks.settings.backups import NightlyBackup, RestoreSnapshot
@@ -21,6 +20,7 @@ from tasks.settings.constants import (
     PREFIX,
 )
 from tasks.settings.derived import Derived
+from tasks.settings.errors import SettingsError, explain
 from tasks.settings.monitoring import Monitoring
 from tasks.settings.network import DbUrl, DomainName, EmailAddress, NodeName, Port, Url, UrlPath
 from tasks.settings.parts import (
@@ -61,10 +61,6 @@ from tasks.settings.types import (
     TasksLimit,
     UnixGroup,
 )
-
-
-class SettingsError(PyinfraError):
-    """Raised for bad settings; pyinfra prints it without a traceback."""
 
 
 class Settings(Derived, Capacity, Risks, Strict):
@@ -422,6 +418,14 @@ class Settings(Derived, Capacity, Risks, Strict):
         description="What `tasks.backup.restore` takes from `jh_nightly_backup`'s repository instead: `latest` "
         "(this host's newest complete backup) or a snapshot's id (`libexec/restic-run snapshots` lists them).",
     )
+    report_days: StrictInt = Field(
+        7, ge=1, le=366, description="The days `tasks.status.report` covers, today (UTC) the last of them."
+    )
+    report_dir: Path = Field(
+        Path("reports"),
+        description="The controller folder `tasks.status.report` writes its pages to (0700; pages 0600: they "
+        "name people).",
+    )
     uninstall_conda: StrictBool = Field(
         False, description="`tasks.uninstall.remove` also removes the conda installation (kept by default)."
     )
@@ -443,19 +447,4 @@ class Settings(Derived, Capacity, Risks, Strict):
         try:
             return cls.model_validate(values)
         except ValidationError as error:
-            raise SettingsError(_explain(error)) from None
-
-
-def _explain(error: ValidationError) -> str:
-    lines = ["invalid settings (no host was changed):"]
-    for problem in error.errors():
-        location = [str(part) for part in problem["loc"]]
-        setting = PREFIX + location[0] if location else ""
-        where = "".join(f"[{part}]" for part in location[1:]) + (": " if location else "")
-        message = problem["msg"].removeprefix("Value error, ")
-        if problem["type"] == "extra_forbidden" and len(location) > 1:
-            message = "unknown key here (check its spelling in docs/settings.md)"
-        elif problem["type"] == "extra_forbidden":
-            message = f"unknown setting; known settings are: {', '.join(PREFIX + f for f in Settings.model_fields)}"
-        lines.append(f"  {setting}{where}{message}")
-    return "\n".join(lines)
+            raise SettingsError(explain(error, cls.model_fields)) from None

@@ -24,8 +24,11 @@ class Monitoring(Strict):
     """Prometheus, Alertmanager and the node exporter (the distribution's) on the hub server, all on
     loopback: the host, the hub (`/hub/metrics`, read with a token of the scope `read:metrics` alone),
     each user's server (memory now and at its peak, CPU time, OOM kills), the certificate, the last
-    nightly backup; alert rules for what needs a person (docs/operations.md#alerts says what to do
-    for each), sent to a webhook and/or by e-mail through a smarthost."""
+    nightly backup; in a cluster each node too (its node exporter on its cluster address, for the
+    hub's Prometheus alone) and Slurm's nodes, jobs and queue; alert rules for what needs a person
+    (docs/operations.md#alerts says what to do for each), sent to a webhook and/or by e-mail through
+    a smarthost, and to `jh_notify_command` if there is one (a run per alert, its one argument
+    `alert NAME STATUS on HOST: SUMMARY`)."""
 
     webhook_url: Url | None = Field(
         None,
@@ -41,9 +44,7 @@ class Monitoring(Strict):
     retention_days: StrictInt = Field(90, ge=1, le=3650, description="How long Prometheus keeps its data.")
 
     @model_validator(mode="after")
-    def _alerts_reach_someone(self) -> Monitoring:
-        if not self.webhook_url and not self.email_to:
-            raise ValueError("webhook_url or email_to: alerts must reach a person")
+    def _mail_has_a_relay(self) -> Monitoring:
         if self.email_to and not (self.smarthost and self.email_from):
             raise ValueError("email_to needs smarthost and email_from")
         return self

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl, StrictInt, StrictStr
 
-from tasks.layout import HUB_API_PORT, PROXY_API_PORT
+from tasks.layout import LOCAL_SERVICES
 from tasks.settings.constants import (
     DB_URL,
     DOMAIN,
@@ -125,11 +125,9 @@ def _upstream(value: HttpUrl) -> HttpUrl:
     _url(value)
     if problem := _upstream_problem(str(value)):
         raise ValueError(problem)
-    if local_host(value.host or ""):
-        if value.port == HUB_API_PORT:
-            raise ValueError(f"must not point at the hub's own API (port {HUB_API_PORT} on this host)")
-        if value.port == PROXY_API_PORT:
-            raise ValueError(f"must not point at the proxy's API (port {PROXY_API_PORT} on this host)")
+    if local_host(value.host or "") and value.port in LOCAL_SERVICES:
+        # nginx would serve them to anyone, past the hub's sign-in and monitoring's firewall.
+        raise ValueError(f"must not point at {LOCAL_SERVICES[value.port]} (port {value.port} on this host)")
     return value
 
 

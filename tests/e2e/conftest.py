@@ -289,6 +289,10 @@ def hubs(start, workdir) -> dict[str, Host]:
     suites = ["noble", "bookworm"]
     with ThreadPoolExecutor(2) as pool:
         hosts = dict(zip(suites, pool.map(lambda s: start(s, f"jhd-test-{s}"), suites), strict=True))
+    for host in hosts.values():
+        # Monitoring with everything else on: its pages for the admins through the site
+        # (test_web.py). Its alerts are test_operations.py's: here they go where nothing listens.
+        host.data["jh_monitoring"] = {"webhook_url": "http://127.0.0.1:9/alerts"}
     inventory = write_inventory(workdir / "hubs.py", [(h.name, h.data) for h in hosts.values()])
     result = run_pyinfra(inventory)
     if result.returncode != 0:

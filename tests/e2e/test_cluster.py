@@ -1,5 +1,7 @@
 """A Slurm cluster behind the hub: one hub and two nodes (Ubuntu 24.04), deployed by one pyinfra
-run, users' servers as Slurm jobs picked on the spawn page; then a third node.
+run, users' servers as Slurm jobs picked on the spawn page; then a third node. Monitoring is on
+(jh_monitoring): each node's node exporter read by the hub's Prometheus alone, and a node's services
+stopped, a node drained and Slurm's controller stopped reach a webhook run by the test, and resolve.
 
 The shared /home is one folder of this machine mounted at /home in every container: it stands
 in for NFS (docs/cluster.md). Tests run in file order."""
@@ -16,6 +18,7 @@ import time
 import pytest
 import requests
 
+from tests.e2e.alerts import WEBHOOK_PORT, Webhook, prometheus, refused, wait_alerts
 from tests.e2e.conftest import USERS, plain_hub, run_pyinfra, write_inventory
 from tests.e2e.hub_client import HubClient
 
@@ -37,8 +40,9 @@ TIMES: dict[str, float] = {}
 
 
 class Cluster:
-    def __init__(self, hosts, workdir):
-        self.hosts, self.workdir = hosts, workdir
+    def __init__(self, hosts, workdir, **extra):
+        """extra: settings every host gets in every deploy (monitoring)."""
+        self.hosts, self.workdir, self.extra = hosts, workdir, extra
 
     @property
     def hub(self):
@@ -46,7 +50,7 @@ class Cluster:
 
     def settings(self, role: str, **overrides) -> dict:
         host = self.hosts[role]
-        return plain_hub(host, **{**SETTINGS, "jh_cluster_address": host.address, **overrides})
+        return plain_hub(host, **{**SETTINGS, **self.extra, "jh_cluster_address": host.address, **overrides})
 
     def inventory(self, name: str, roles: list[str], **overrides):
         nodes = [(self.hosts[r].name, self.settings(r, **overrides)) for r in roles if r != "hub"]
@@ -111,11 +115,19 @@ def in_use(user: HubClient):
 
 
 @pytest.fixture(scope="module")
-def cluster(start, workdir):
+def webhook(bridge_gateway):
+    # A port of its own: test_operations' receiver may run in the same session.
+    receiver = Webhook(bridge_gateway, WEBHOOK_PORT + 1)
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(start, workdir, webhook):
     home = workdir / "cluster-home"
     home.mkdir(exist_ok=True)
     hosts = {role: start("noble", name, volumes={str(home): "/home"}) for role, name in NAMES.items()}
-    cluster = Cluster(hosts, workdir)
+    cluster = Cluster(hosts, workdir, jh_monitoring={"webhook_url": webhook.url})
     result = cluster.deploy("cold", list(NAMES))
     assert result.returncode == 0, result.stderr[-6000:]
     print(f"\ncluster: cold deploy of hub + 2 nodes {TIMES['cold']:.0f} s")
@@ -139,6 +151,82 @@ def test_a_rerun_changes_nothing(cluster):
     changed = [op for op in result.changed_operations()]
     assert result.totals["success"] == 0, changed
     print(f"\ncluster: no-op re-run of hub + 2 nodes {TIMES['rerun']:.1f} s")
+
+
+def node_targets(cluster) -> dict[str, str]:
+    """The nodes' node exporters as the hub's Prometheus reads them: host label -> health."""
+    targets = prometheus(cluster, "targets")["activeTargets"]
+    return {t["labels"]["host"]: t["health"] for t in targets if t["labels"].get("node")}
+
+
+def test_each_node_s_exporter_is_read_by_the_hub_s_prometheus_alone(cluster):
+    nodes = [cluster.hosts[r] for r in ("node1", "node2")]
+    wait_for("the nodes' exporters up", lambda: node_targets(cluster) == {n.name: "up" for n in nodes}, timeout=90)
+    node = nodes[0]
+    url = f"http://{node.address}:9100/metrics"
+    listening = node.sh("ss -Hltn 'sport = :9100'")
+    assert {line.split()[3] for line in listening.splitlines()} == {f"{node.address}:9100"}, listening
+    assert "node_memory_MemAvailable_bytes" in node.sh(f"curl -sf {url}")
+    # alice runs jobs on the node: its exporter is not hers to read; nor another node's, nor the
+    # world's (this machine), nor a person's terminal on the hub (which has the hub's address).
+    assert refused(node, url, user="alice")
+    assert refused(nodes[1], url)
+    began = time.monotonic()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, timeout=10)
+    assert time.monotonic() - began < 5  # reset at once, before ufw would drop it
+    assert refused(cluster.hub, url, user="bob")
+    assert "node_memory_MemAvailable_bytes" in cluster.hub.sh(f"curl -sf {url}")
+    # Slurm's view, from the hub's metrics.
+    states = wait_for(
+        "Slurm's node states in Prometheus",
+        lambda: {
+            r["metric"]["node"]: r["metric"]["state"]
+            for r in prometheus(cluster, "query", query="jupyterhub_slurm_node_state")["result"]
+        },
+        timeout=90,
+    )
+    assert states == {NAMES["node1"]: "idle", NAMES["node2"]: "idle"}, states
+
+
+def test_a_node_down_a_node_drained_and_slurm_down_reach_the_webhook_and_resolve(cluster, webhook):
+    """Each within its rule's time (1 min) plus a scrape, the metrics timer (30 s) and Alertmanager's
+    group_wait (30 s): node1's slurmd and node exporter stopped, node2 drained by an admin; then
+    both back, and Slurm's controller stopped."""
+    node1, node2 = NAMES["node1"], NAMES["node2"]
+    down = {"alertname": "NodeDown", "node": node1, "host": cluster.hosts["node1"].name, "severity": "critical"}
+    drained = {"alertname": "NodeDrained", "node": node2, "host": cluster.hosts["node2"].name, "state": "drained"}
+    since = len(webhook.posts)
+    cluster.hosts["node1"].sh("systemctl stop slurmd prometheus-node-exporter")
+    cluster.hub.sh(f"scontrol update nodename={node2} state=drain reason='disk check'")
+    _, alert = wait_alerts(webhook, cluster, "firing", since, [down, drained], seconds=210)
+    assert alert["labels"]["reason"] == "disk check", alert
+    since = len(webhook.posts)
+    cluster.hosts["node1"].sh("systemctl start slurmd prometheus-node-exporter")
+    cluster.hub.sh(f"scontrol update nodename={node2} state=resume")
+    # Prometheus sees both back before Slurm's controller goes.
+    wait_for(
+        "both nodes back in Prometheus",
+        lambda: (
+            node_targets(cluster)[cluster.hosts["node1"].name] == "up"
+            and not prometheus(
+                cluster, "query", query=f'jupyterhub_slurm_node_state{{node="{node2}",state="drained"}}'
+            )["result"]
+        ),
+        timeout=90,
+    )
+    cluster.hub.sh("systemctl stop slurmctld")
+    slurm_down = {"alertname": "SlurmDown", "host": cluster.hub.name}
+    wait_alerts(webhook, cluster, "resolved", since, [down, drained], seconds=120)
+    wait_alerts(webhook, cluster, "firing", since, [slurm_down], seconds=210)
+    since = len(webhook.posts)
+    cluster.hub.sh("systemctl start slurmctld")
+    wait_alerts(webhook, cluster, "resolved", since, [slurm_down], seconds=120)
+    wait_for(
+        "both nodes idle again",
+        lambda: cluster.hub.sh("sinfo -h -N -o '%N %t'").split() == [node1, "idle", node2, "idle"],
+        timeout=120,
+    )
 
 
 def test_a_server_runs_as_a_job_on_a_node_and_shares_the_home(cluster):

@@ -10,9 +10,7 @@ Tests run in file order; the module's three targets: the hub, the SFTP host, the
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 import time
 
 import pytest
@@ -21,16 +19,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests import harness
+from tests.browser import browser_page
+from tests.e2e.alerts import Webhook
 from tests.e2e.conftest import USERS, plain_hub, run_pyinfra, write_inventory
 from tests.e2e.hub_client import HubClient
-from tests.pebble import PORT_OFFSET
 
 SFTP_USER, FOLDER = "restic", "/srv/restic/hub"
 RESTIC = "/opt/jupyter/libexec/restic-run"
 NOTES = "notes of alice, kept\n"
 RESTORED = "/var/backups/jupyterhub-deploy/restored-snapshot"
-WEBHOOK_PORT = 9700 + PORT_OFFSET
 MEMORY_LIMIT = "512M"
+NOTIFIER, RECORDED = "/usr/local/bin/record-alert", "/var/log/alerts-recorded"
 
 
 def nightly(sftp, host_key: str | None = None) -> dict:
@@ -48,47 +47,6 @@ def deploy(host, sftp, workdir, name: str, entry: str = "deploy.py", host_key: s
         **overrides,
     )
     return run_pyinfra(write_inventory(workdir / f"{name}.py", [(host.name, settings)]), deploy=entry)
-
-
-class Webhook:
-    """Alertmanager's webhook posts, as the test's receiver got them."""
-
-    def __init__(self, address: str):
-        self.posts: list[dict] = []
-        posts = self.posts
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
-                posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer((address, WEBHOOK_PORT), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://{address}:{WEBHOOK_PORT}/alerts"
-
-    def alerts(self, status: str) -> list[dict]:
-        return [alert for post in self.posts for alert in post["alerts"] if alert["status"] == status]
-
-    def wait_for(self, status: str, names: set[str], host, seconds: float = 300) -> dict[str, dict]:
-        """The alerts of these names in this status, each as first received; fails after seconds."""
-        deadline = time.monotonic() + seconds
-        while True:
-            found = {a["labels"]["alertname"]: a for a in self.alerts(status) if a["labels"]["alertname"] in names}
-            if set(found) == names:
-                return found
-            if time.monotonic() > deadline:
-                rules = host.sh(
-                    "curl -s 127.0.0.1:9090/api/v1/alerts; cat /var/lib/jupyterhub-metrics/jupyterhub.prom;"
-                    " curl -s '127.0.0.1:9090/api/v1/query?query=jupyterhub_user_oom_kills_total[15m]';"
-                    " systemctl status 'jupyter-singleuser@*' --no-pager",
-                    check=False,
-                )
-                raise AssertionError(f"{status} {names - set(found)} not received: {self.posts}\n{rules}")
-            time.sleep(2)
 
 
 def snapshots(host, tag: str) -> list[dict]:
@@ -237,7 +195,13 @@ def webhook(bridge_gateway):
 
 
 def test_monitoring_listens_on_loopback_alone_and_a_rerun_changes_nothing(hub, sftp, workdir, webhook):
-    monitored = {"jh_monitoring": {"webhook_url": webhook.url}, "jh_user_memory_limit": MEMORY_LIMIT}
+    # The admin's own notifier records what it is given (root's file): alerts reach it too.
+    hub.sh(f"printf '#!/bin/sh\\necho \"$*\" >> {RECORDED}\\n' > {NOTIFIER} && chmod 755 {NOTIFIER}")
+    monitored = {
+        "jh_monitoring": {"webhook_url": webhook.url},
+        "jh_user_memory_limit": MEMORY_LIMIT,
+        "jh_notify_command": NOTIFIER,
+    }
     began = time.monotonic()
     result = deploy(hub, sftp, workdir, "monitoring", **monitored)
     took = time.monotonic() - began
@@ -248,10 +212,14 @@ def test_monitoring_listens_on_loopback_alone_and_a_rerun_changes_nothing(hub, s
     assert addresses == {"127.0.0.1:9090", "127.0.0.1:9093", "127.0.0.1:9100"}, listening
     # On loopback, a student's terminal could silence alerts or read the webhook: refused for all
     # but root and the daemons' own account.
-    for port in (9090, 9093, 9100):
+    # The alerts' socket for the notifier (systemd's) and the proxy's metrics: loopback too.
+    for port in (9095, 8003):
+        assert hub.sh(f"ss -Hltn 'sport = :{port}'").split()[3] == f"127.0.0.1:{port}", port
+    for port in (9090, 9093, 9100, 9095, 8003):
         url = f"http://127.0.0.1:{port}/"
         assert hub.sh(f"runuser -u bob -- curl -s -o /dev/null {url}; echo $?").split()[-1] in ("7", "56"), port
-        assert hub.sh(f"curl -s -o /dev/null -w '%{{http_code}}' {url}").strip() in ("200", "302"), port
+        if port != 9095:  # the notifier's socket answers Alertmanager's posts alone
+            assert hub.sh(f"curl -s -o /dev/null -w '%{{http_code}}' {url}").strip() in ("200", "302", "404"), port
     print(f"[monitoring] memory just after the deploy (MiB): {monitoring_memory(hub)}")
     began = time.monotonic()
     rerun = deploy(hub, sftp, workdir, "monitoring-rerun", **monitored)
@@ -280,7 +248,8 @@ def test_the_hub_s_metrics_are_for_the_metrics_token_alone(hub):
     while True:
         targets = json.loads(hub.sh("curl -s 127.0.0.1:9090/api/v1/targets"))["data"]["activeTargets"]
         health = {t["labels"]["job"]: t["health"] for t in targets}
-        if set(health.values()) == {"up"} and len(health) == 4:
+        jobs = {"prometheus", "alertmanager", "node", "jupyterhub", "proxy"}
+        if set(health.values()) == {"up"} and set(health) == jobs:
             break
         assert time.monotonic() < deadline, targets
         time.sleep(3)
@@ -318,16 +287,101 @@ def test_alerts_reach_the_webhook_and_resolve(hub, webhook):
     for _ in range(3):
         kill_a_kernel_for_memory(alice)
     assert hub.sh("systemctl is-active jupyter-singleuser@alice").strip() == "active"
+    fail_three_spawns(hub)
     hub.sh("systemctl stop jupyterhub")
     hub.sh("echo 1 > /etc/jupyterhub-deploy/restic/last-success")
-    fired = webhook.wait_for("firing", {"HubDown", "BackupTooOld", "RepeatedOOMKills"}, hub)
+    fired = webhook.wait_for("firing", {"HubDown", "BackupTooOld", "RepeatedOOMKills", "SpawnsFailing"}, hub)
     assert {alert["labels"]["host"] for alert in fired.values()} == {hub.name}
     assert fired["RepeatedOOMKills"]["labels"]["user"] == "alice"
     assert fired["HubDown"]["labels"]["severity"] == "critical"
+    # The admin's notifier got each, as one argument.
+    recorded = hub.sh(f"cat {RECORDED}")
+    assert f"alert HubDown firing on {hub.name}: The hub on {hub.name} is down" in recorded.splitlines(), recorded
+    # The proxy restarted for its metrics (the monitoring deploy): a planned stop, no failure reported.
+    assert "jupyterhub-proxy.service" not in recorded, recorded
     hub.sh("systemctl start jupyterhub && /opt/jupyter/libexec/wait-healthy 90")
     run_backup(hub)
     webhook.wait_for("resolved", {"HubDown", "BackupTooOld"}, hub)
+    assert f"alert HubDown resolved on {hub.name}" in hub.sh(f"cat {RECORDED}")
+    # The night's size and the repository's, for the metrics.
+    deadline = time.monotonic() + 60
+    while (metrics := hub.sh("cat /var/lib/jupyterhub-metrics/jupyterhub.prom")).count("_size_bytes ") < 2:
+        assert time.monotonic() < deadline, metrics
+        time.sleep(2)
+    sizes = {line.split()[0]: int(line.split()[1]) for line in metrics.splitlines() if "_size_bytes " in line}
+    assert sizes["jupyterhub_backup_last_size_bytes"] > 0 and sizes["jupyterhub_backup_repository_size_bytes"] > 0
     print(f"[monitoring] memory after the alerts (MiB): {monitoring_memory(hub)}")
+
+
+def fail_three_spawns(hub) -> None:
+    """bob's server cannot start (his own configuration raises), three times over."""
+    config = "~/.jupyter/jupyter_server_config.py"
+    hub.sh(f"runuser -u bob -- sh -c 'mkdir -p ~/.jupyter && echo \"raise SystemExit(3)\" > {config}'")
+    bob = HubClient(f"http://{hub.address}:8000")
+    assert bob.login("bob", USERS["bob"]).status_code == 302
+    bob.create_token()
+    for _ in range(3):
+        response = bob.api("POST", "/hub/api/users/bob/server")
+        assert response.status_code in (201, 202), response.text
+        deadline = time.monotonic() + 180
+        while (server := bob.server()) is not None and server.get("pending"):
+            assert time.monotonic() < deadline, server
+            time.sleep(1)
+        assert server is None, server
+    hub.sh(f"runuser -u bob -- sh -c 'rm {config}'")
+
+
+def prometheus_value(host, query: str) -> float | None:
+    """An instant query's single value on the hub (None: no series)."""
+    answer = json.loads(host.sh(f"curl -s --get --data-urlencode 'query={query}' 127.0.0.1:9090/api/v1/query"))
+    results = answer["data"]["result"]
+    return max(float(result["value"][1]) for result in results) if results else None
+
+
+def test_the_usage_report_shows_who_logged_in_and_the_kills_for_memory(hub, workdir):
+    # The hub counts active users hourly and when it starts (the alerts' test restarted it).
+    deadline = time.monotonic() + 120
+    while (prometheus_value(hub, 'jupyterhub_active_users{period="24h"}') or 0) < 2:
+        assert time.monotonic() < deadline, hub.sh("curl -s 127.0.0.1:9090/api/v1/targets", check=False)
+        time.sleep(5)
+    # alice's kernels killed for memory in the alerts' test, as her server's counter has them (from 0).
+    killed = prometheus_value(hub, 'jupyterhub_user_oom_kills_total{user="alice"}')
+    assert killed is not None and killed >= 3, killed
+    reports = workdir / "reports"
+    # Two days: the kills of the alerts' test are in them even just after midnight (UTC). alice is in a
+    # group, bob in none.
+    settings = plain_hub(
+        hub, **hub.monitored, jh_report_days=2, jh_report_dir=str(reports), jh_groups={"class-a": ["alice"]}
+    )
+    inventory = write_inventory(workdir / "report.py", [(hub.name, settings)])
+    for args in (["--dry"], []):
+        result = run_pyinfra(inventory, *args, deploy="tasks.status.report")
+        assert result.returncode == 0, result.stderr[-4000:]
+        # The page's path, then pyinfra's plan and results: nothing for the host, nothing changed.
+        output = json.loads(result.stdout.splitlines()[-1])
+        assert output["plan"] == [] and (args or output["results"]["totals"]["success"] == 0), result.stdout
+    [page] = reports.iterdir()
+    assert page.name.startswith(f"{hub.name}-") and page.name.endswith(".html") and f"{page}" in result.stdout
+    assert oct(page.stat().st_mode & 0o777) == "0o600" and oct(reports.stat().st_mode & 0o777) == "0o700"
+    with browser_page() as browser:
+        browser.goto(page.as_uri())
+        today = browser.locator("[data-plot=active-users] rect[data-series='active users']").last
+        assert int(today.get_attribute("data-value")) >= 2, today.inner_html()
+        assert "active users" in today.locator("title").text_content()
+        alice = browser.locator("[data-table=people] tr[data-user=alice] td").all_inner_texts()
+        assert alice[:2] == ["alice", "class-a"] and alice[-1] == f"{killed:.0f}", alice
+        group = browser.locator("[data-table=groups] tr[data-group=class-a] td").all_inner_texts()
+        assert group[-1] == f"{killed:.0f}", group
+        kills = browser.locator("[data-plot=oom-kills] rect[data-series=class-a]")
+        assert sum(int(value) for value in kills.evaluate_all("bars => bars.map(b => b.dataset.value)")) == killed
+        disks = browser.locator("[data-table=disk] tbody tr").all_inner_texts()
+        assert disks and all("." in row for row in disks), disks
+        assert browser.locator("[data-plot=disk] circle").count() > 0
+        servers = browser.locator("[data-plot=running-servers] circle").evaluate_all(
+            "dots => dots.map(d => Number(d.dataset.value))"
+        )
+        assert max(servers) >= 1, servers
+        print(f"[report] {page.name}: alice {alice}, disks {disks}")
 
 
 def test_a_new_host_is_the_hub_again_from_the_repository(hub, sftp, start, workdir, engine):

@@ -14,7 +14,8 @@ import websocket
 from cryptography import x509
 
 from tests.certificates import self_signed
-from tests.e2e.conftest import ECHO_PORT, REPO, run_pyinfra, write_inventory
+from tests.e2e.conftest import ECHO_PORT, REPO, USERS, run_pyinfra, write_inventory
+from tests.e2e.hub_client import HubClient
 from tests.e2e.polling import KeepAsking
 
 ECHO_SERVICE = f"""
@@ -121,6 +122,62 @@ def test_sub_path_service_with_websocket(hub):
         assert connection.recv() == "ping through nginx"
     finally:
         connection.close()
+
+
+def test_monitoring_pages_are_the_hub_admins_alone(hub):
+    """Prometheus and Alertmanager through the site: nginx asks the hub's gate before each request."""
+    gate = "/services/monitoring/"
+    for path in ("prometheus/graph", "prometheus/api/v1/query?query=up", "alertmanager/api/v2/alerts"):
+        response = get(hub, gate + path, allow_redirects=False)
+        location = response.headers.get("Location", "")
+        assert (response.status_code, location) == (302, f"https://{hub.domain}{gate}"), path
+    # nginx's question to the gate is nginx's alone.
+    assert get(hub, gate + "auth").status_code == 404
+    assert get(hub, "/hub/metrics").status_code == 403
+
+    bob = HubClient(f"https://{hub.domain}", verify=hub.ca_bundle)
+    assert bob.login("bob", USERS["bob"]).status_code == 302
+    refused = bob.get(gate)
+    assert refused.status_code == 403 and "permission" in refused.text, refused.text[:300]
+    assert bob.get(gate + "prometheus/api/v1/query?query=up", allow_redirects=False).status_code == 302
+    assert bob.get("/hub/metrics").status_code == 403
+    token = bob.create_token()
+    headers = {"Authorization": f"token {token}"}
+    assert (
+        get(hub, gate + "prometheus/api/v1/query?query=up", headers=headers, allow_redirects=False).status_code == 302
+    )
+
+    alice = HubClient(f"https://{hub.domain}", verify=hub.ca_bundle)
+    assert alice.login("alice", USERS["alice"]).status_code == 302
+    index = alice.get(gate)
+    assert index.status_code == 200 and "Signed in to the hub as alice" in index.text, index.text[:300]
+
+    # What Prometheus's own page asks, as it asks it (a fetch), answers; its page links under the site.
+    def query(expression: str) -> dict[str, str]:
+        answer = alice.get(gate + f"prometheus/api/v1/query?query={expression}", headers={"Sec-Fetch-Mode": "cors"})
+        assert answer.status_code == 200 and answer.json()["status"] == "success", answer.text[:300]
+        return {r["metric"].get("job", ""): r["value"][1] for r in answer.json()["data"]["result"]}
+
+    jobs = ("node", "jupyterhub", "prometheus", "proxy")
+    deadline = time.monotonic() + 90  # a scrape (15 s) and the deploy's metrics (30 s) after the deploy
+    while (up := query("up")) != {**up, **dict.fromkeys(jobs, "1")} or not query("jupyterhub_nginx_requests_total"):
+        assert time.monotonic() < deadline, (up, query("jupyterhub_nginx_requests_total"))
+        time.sleep(3)
+    assert alice.get("/hub/metrics").status_code == 200
+    # Prometheus's home page (the distribution's UI), its links and assets under the site's path.
+    page = alice.get(gate + "prometheus/")
+    assert page.status_code == 200 and page.url.startswith(f"https://{hub.domain}{gate}prometheus/"), page.url
+    assert f'src="{gate}prometheus/' in page.text, page.text[:300]
+    assert alice.get(gate + "alertmanager/api/v2/status").json()["cluster"]["status"] == "disabled"
+    # Read-only on the web: a silence is made on the server.
+    silence = alice.session.post(
+        f"https://{hub.domain}{gate}alertmanager/api/v2/silences", json={}, verify=hub.ca_bundle, timeout=10
+    )
+    assert silence.status_code == 403
+    # The gate's sign-in: its path alone, HTTPS alone, no script's, sent on no other site's request.
+    (cookie,) = [c for c in alice.session.cookies if c.name == "service-monitoring"]
+    assert cookie.path == gate and cookie.secure and cookie.has_nonstandard_attr("HttpOnly")
+    assert cookie.get_nonstandard_attr("SameSite") == "Lax"
 
 
 def test_renewal_serves_a_new_certificate_without_a_failed_request(hub):

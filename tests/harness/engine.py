@@ -84,8 +84,13 @@ class Engine:
         raise RuntimeError(f"dockerd did not start; see {CACHE / 'dockerd.log'}")
 
     def stop(self) -> None:
-        """Stop the engine if we started it, and leave the host's iptables as found."""
+        """Stop the engine if we started it and no other session's containers run on it, and leave the
+        host's iptables as found. (Another pytest session run beside this one, which found it running,
+        keeps it: `python -m tests.harness engine-stop` stops it once idle.)"""
         if self.process is None:
+            return
+        if self.client.containers.list(all=True):
+            log("left dockerd running: other sessions' containers are on it")
             return
         self.process.terminate()
         try:

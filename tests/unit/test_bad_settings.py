@@ -133,6 +133,10 @@ BAD = {
     # Services (nginx's proxy_pass)
     "upstream at the hub's API": (service("http://127.0.0.1:8081/"), "jh_services[0][upstream]"),
     "upstream at the proxy's API via localhost": (service("http://localhost:8001/"), "jh_services[0][upstream]"),
+    "upstream at Alertmanager (past the admins' sign-in)": (
+        service("http://127.0.0.1:9093/"),
+        "jh_services[0][upstream]: must not point at Alertmanager (port 9093",
+    ),
     "upstream at the hub's API via ::1": (service("http://[::1]:8081/"), "jh_services[0][upstream]"),
     "upstream at the hub's API via 0.0.0.0": (service("http://0.0.0.0:8081/"), "jh_services[0][upstream]"),
     "upstream at the hub's API as a number": (service("http://2130706433:8081/"), "jh_services[0][upstream]"),

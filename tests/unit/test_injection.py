@@ -144,6 +144,7 @@ def test_layout_env_of_edge_settings_reads_back_as_the_layout():
         "BACKUP_CHECK_DAY": "",
         "USER_UNIT_PREFIX": "jupyter-singleuser@",
         "METRICS_TOKEN": "metrics.env",
+        "NGINX_STATUS_URL": "",
     }
     postgresql = Settings.from_data({**EDGY, "jh_db_url": "postgresql:///hub_1", "jh_upgrade_backups_kept": 100})
     values = layout_env_as_read_by_bash(postgresql)

@@ -24,6 +24,14 @@ CASES = {
         },
         NOBLE,
     ),
+    "monitoring for the admins": (
+        {
+            "jh_domain": "hub.example.org",
+            "jh_base_url": "/jupyter/",
+            "jh_monitoring": {"webhook_url": "https://chat.example.org/hooks/1"},
+        },
+        NOBLE,
+    ),
     "Ubuntu 16.04 (no TLS 1.3)": ({"jh_domain": "hub.example.org", "jh_certificate": "selfsigned"}, XENIAL),
 }
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -52,6 +60,7 @@ def site_for(settings: Settings, platform: Platform, tmp_path, tls: bool = True)
         certificate=str(tmp_path / "cert.pem"),
         certificate_key=str(tmp_path / "key.pem"),
         hub_upstream="http://127.0.0.1:8000",
+        **web.monitoring_pages(settings),
     )
 
 

@@ -89,6 +89,8 @@ def render_unit(name: str, settings: Settings, **context) -> str:
 
 def test_proxy_unit_runs_configurable_http_proxy_with_its_token_read_as_the_hub_user():
     unit = render_unit("jupyterhub-proxy.service", Settings.from_data(CUSTOM))
+    # Its exit on SIGTERM (status 2) is no failure: a restart reports none.
+    assert "\nSuccessExitStatus=2\n" in unit
     assert (
         "ExecStart=/srv/hub/libexec/with-secret /srv/hub/state/proxy.env CONFIGPROXY_AUTH_TOKEN "
         "/srv/hub/.venv/node /srv/hub/.venv/chp --ip 127.0.0.1 --port 8000 --api-ip 127.0.0.1 --api-port 8001 "
@@ -105,14 +107,20 @@ def test_users_slice_leaves_the_system_its_reserve(platform):
     assert reserve == int(2.4 * 1024**3) // 1 or reserve == 24 * 1024**3 // 10
     assert limit == 24 * 1024**3 - reserve
     assert hub.slice_memory(4 * 1024**3) == (3 * 1024**3, 1024**3)
+    settings = Settings.from_data({})
     unit = render_unit(
         "jupyterhub-users.slice",
-        Settings.from_data({}),
+        settings,
         slice_memory=limit,
         reserve="x",
         memory_property=platform.memory_property,
+        reserved_ports=layout.reserved_ports(settings, platform),
     )
     assert f"{platform.memory_property}={limit}" in unit
+    # Nobody's process takes the port of the proxy or a monitoring daemon while it restarts.
+    denied = [line.removeprefix("SocketBindDeny=tcp:") for line in unit.splitlines() if "SocketBindDeny" in line]
+    expected = ["8000", "8001", "8003", "8081", "9090", "9093", "9095", "9100"]
+    assert denied == (expected if platform.systemd >= 249 else [])
 
 
 def test_units_without_notifier_have_no_onfailure():
@@ -166,6 +174,7 @@ def test_units_parse_with_systemd_analyze(tmp_path):
                 first=20000,
                 last=29999,
                 proxy_user="hubd",
+                reserved_ports=[8000, 9090],
             )
         )
     result = subprocess.run(
@@ -205,9 +214,14 @@ def test_ssh_session_limits_follow_the_server_limits():
     assert slice_limits(settings, {"ml"}) == {"memory": 4 * 1024**3, "cpu": 1, "tasks": 1024}
     assert slice_limits(settings, {"other"}) == {"memory": 1024**3, "cpu": 1, "tasks": 1024}
     text = render(
-        "user-slice-limits.conf.j2", settings, limits=slice_limits(settings, {"ml"}), memory_property="MemoryMax"
+        "user-slice-limits.conf.j2",
+        settings,
+        limits=slice_limits(settings, {"ml"}),
+        memory_property="MemoryMax",
+        reserved_ports=[8000, 9090],
     )
     assert "[Slice]\nMemoryMax=4294967296\nCPUQuota=100%\nTasksMax=1024\n" in text
+    assert text.endswith("SocketBindDeny=tcp:8000\nSocketBindDeny=tcp:9090\n")
 
 
 def test_cron_and_at_are_confined_where_installed_and_by_apt_once_installed_later():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import sys
 from pathlib import Path
 
 import jupyterhub
@@ -30,6 +31,7 @@ def apply(c, config_file: str) -> dict:
     login(c, data["login"])
     servers(c, data["servers"])
     services(c, data["services"], state)
+    monitoring_gate(c, data["monitoring_gate"])
     return data
 
 
@@ -183,3 +185,23 @@ def services(c, services: list, state: Path) -> None:
     """The idle culler and the deploy itself, each with only the scopes it needs."""
     c.JupyterHub.services = [{"name": s["name"], "api_token": secret(state, s["token_file"])} for s in services]
     c.JupyterHub.load_roles = [{"name": s["name"], "scopes": s["scopes"], "services": [s["name"]]} for s in services]
+
+
+def monitoring_gate(c, gate: dict | None) -> None:
+    """Prometheus's and Alertmanager's pages for the hub's admins (jh_monitoring with jh_domain): a
+    service the hub starts (hubside.monitoring_gate) that nginx asks before each request, signing
+    people in through the hub's OAuth. It needs no scope of its own: the hub answers it about each
+    person's token, and only the admin role holds access to it."""
+    if not gate:
+        return
+    name, prefix = gate["name"], gate["prefix"]
+    command = [sys.executable, "-m", "hubside.monitoring_gate", "--name", name, "--prefix", prefix]
+    c.JupyterHub.services.append(
+        {
+            "name": name,
+            "command": [*command, "--socket", gate["socket"]],
+            "oauth_client_id": f"service-{name}",
+            "oauth_redirect_uri": f"{prefix}oauth_callback",
+            "oauth_no_confirm": True,
+        }
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import itertools
 import os
 import re
 from urllib.parse import quote, urlsplit
@@ -194,8 +195,13 @@ class ServerSpawner(Spawner):
         socket = f"{self.sockets_dir}/{self.user.name}/server.sock"
         socket_url = "http+unix://" + quote(socket, safe="")
         await run(*self.helper_command("start"), stdin=self.hub_variables(socket_url))
-        # Until the server makes its socket, asking it would only log failures.
-        while not os.path.exists(socket):
+        # Until the server makes its socket, asking it would only log failures; a server that ends
+        # first (its person's own configuration raised, say) fails the start now, not at the timeout.
+        for waited in itertools.count(1):
+            if os.path.exists(socket):
+                break
+            if waited % 5 == 0 and await self.poll() is not None:
+                raise RuntimeError(f"The server ended before it listened (journalctl -u {self.unit})")
             await asyncio.sleep(0.2)
         await wait_for_http_server(f"{socket_url}{path}api", timeout=self.http_timeout)
         return socket_url
