@@ -22,6 +22,8 @@ from tests.certificates import self_signed
 PORT_OFFSET = int(os.environ.get("JHD_PORT_OFFSET", "0"))
 DNS_PORT = 8053 + PORT_OFFSET
 CHALLTESTSRV_MANAGEMENT = f"127.0.0.1:{8055 + PORT_OFFSET}"
+# How long the certificates it issues last.
+CERTIFICATE_DAYS = 10
 DIRECTORY_PORT = 14000 + PORT_OFFSET
 MANAGEMENT_PORT = 15000 + PORT_OFFSET
 
@@ -52,6 +54,10 @@ class Pebble:
                         "tlsPort": 443,
                         "ocspResponderURL": "",
                         "externalAccountBindingRequired": False,
+                        # Ten days: the hubs' monitoring sees a certificate that ends within 14 days
+                        # (CertificateExpiresSoon, tests/e2e/test_web.py). The deploy asks for one only
+                        # when it has none, so its re-runs stay no-ops.
+                        "certificateValidityPeriod": CERTIFICATE_DAYS * 86400,
                     }
                 }
             )

@@ -2,15 +2,18 @@
 on an SFTP host (a Debian 12 target): the key the SFTP host must accept, a host that is not the SFTP host
 refused, the repository and timer made, a run that holds the state and each home (a planted link stored
 as a link), a run killed half-way and the next one whole. Monitoring (jh_monitoring): every listener on
-loopback, the hub's metrics for the metrics token alone, alerts made to fire on the target (the hub
-stopped, the backup a day old, a kernel killed for memory three times) reaching a webhook run by the
-test, and resolving. Last, the hub rebuilt on a new host from the repository.
+loopback, the hub's metrics for the metrics token alone, alerts made to fire on the target (three
+servers that fail to start, the hub and the proxy stopped, the backup a day old, a kernel killed for
+memory three times, a file system of its own filled) reaching a webhook run by the test and the
+admin's jh_notify_command, and resolving; the usage report in Chromium. Last, the hub rebuilt on a
+new host from the repository.
 
 Tests run in file order; the module's three targets: the hub, the SFTP host, the new host."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
@@ -30,6 +33,8 @@ NOTES = "notes of alice, kept\n"
 RESTORED = "/var/backups/jupyterhub-deploy/restored-snapshot"
 MEMORY_LIMIT = "512M"
 NOTIFIER, RECORDED = "/usr/local/bin/record-alert", "/var/log/alerts-recorded"
+# A small file system of its own in the hub (ext4, 20 MB), filled for DiskAlmostFull.
+SMALL_DISK = "/srv/small-disk"
 
 
 def nightly(sftp, host_key: str | None = None) -> dict:
@@ -90,8 +95,22 @@ def sftp(start):
 
 
 @pytest.fixture(scope="module")
-def hub(start, sftp, workdir):
-    host = start("noble", "jhd-test-backups")
+def small_disk(tmp_path_factory):
+    """An ext4 file system of this machine's (a loop device: the container may not mount one), bound
+    into the hub as its own mount."""
+    folder = tmp_path_factory.mktemp("small-disk")
+    image, mounted = folder / "disk.img", folder / "mounted"
+    mounted.mkdir()
+    subprocess.run(["truncate", "-s", "20M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+    subprocess.run(["mount", "-o", "loop", str(image), str(mounted)], check=True)
+    yield mounted
+    subprocess.run(["umount", "-l", str(mounted)], check=False)
+
+
+@pytest.fixture(scope="module")
+def hub(start, sftp, workdir, small_disk):
+    host = start("noble", "jhd-test-backups", volumes={str(small_disk): SMALL_DISK})
     result = deploy(host, sftp, workdir, "backups-first")
     host.first_deploy = result
     return host
@@ -204,6 +223,8 @@ def test_monitoring_listens_on_loopback_alone_and_a_rerun_changes_nothing(hub, s
     }
     began = time.monotonic()
     result = deploy(hub, sftp, workdir, "monitoring", **monitored)
+    # Full from now on: DiskAlmostFull fires after its 5 minutes (test_alerts_reach_the_webhook_and_resolve).
+    hub.sh(f"dd if=/dev/zero of={SMALL_DISK}/fill bs=1M 2>/dev/null || true")
     took = time.monotonic() - began
     assert result.returncode == 0, result.stderr[-6000:]
     hub.monitored = monitored
@@ -288,9 +309,14 @@ def test_alerts_reach_the_webhook_and_resolve(hub, webhook):
         kill_a_kernel_for_memory(alice)
     assert hub.sh("systemctl is-active jupyter-singleuser@alice").strip() == "active"
     fail_three_spawns(hub)
-    hub.sh("systemctl stop jupyterhub")
+    # Read from the running hub (a scrape after the third failure): then the hub goes down.
+    spawns = webhook.wait_for("firing", {"SpawnsFailing"}, hub, seconds=120)["SpawnsFailing"]
+    assert spawns["labels"]["host"] == hub.name and "3 times" in spawns["annotations"]["summary"], spawns
+    hub.sh("systemctl stop jupyterhub jupyterhub-proxy")
     hub.sh("echo 1 > /etc/jupyterhub-deploy/restic/last-success")
-    fired = webhook.wait_for("firing", {"HubDown", "BackupTooOld", "RepeatedOOMKills", "SpawnsFailing"}, hub)
+    down = {"HubDown", "ProxyDown", "HubHealthFailing"}
+    fired = webhook.wait_for("firing", {*down, "BackupTooOld", "RepeatedOOMKills", "DiskAlmostFull"}, hub)
+    assert fired["DiskAlmostFull"]["labels"]["mountpoint"] == SMALL_DISK, fired["DiskAlmostFull"]
     assert {alert["labels"]["host"] for alert in fired.values()} == {hub.name}
     assert fired["RepeatedOOMKills"]["labels"]["user"] == "alice"
     assert fired["HubDown"]["labels"]["severity"] == "critical"
@@ -299,9 +325,10 @@ def test_alerts_reach_the_webhook_and_resolve(hub, webhook):
     assert f"alert HubDown firing on {hub.name}: The hub on {hub.name} is down" in recorded.splitlines(), recorded
     # The proxy restarted for its metrics (the monitoring deploy): a planned stop, no failure reported.
     assert "jupyterhub-proxy.service" not in recorded, recorded
-    hub.sh("systemctl start jupyterhub && /opt/jupyter/libexec/wait-healthy 90")
+    hub.sh("systemctl start jupyterhub-proxy jupyterhub && /opt/jupyter/libexec/wait-healthy 90")
     run_backup(hub)
-    webhook.wait_for("resolved", {"HubDown", "BackupTooOld"}, hub)
+    hub.sh(f"rm {SMALL_DISK}/fill")
+    webhook.wait_for("resolved", {*down, "BackupTooOld", "DiskAlmostFull"}, hub)
     assert f"alert HubDown resolved on {hub.name}" in hub.sh(f"cat {RECORDED}")
     # The night's size and the repository's, for the metrics.
     deadline = time.monotonic() + 60
@@ -321,8 +348,9 @@ def fail_three_spawns(hub) -> None:
     assert bob.login("bob", USERS["bob"]).status_code == 302
     bob.create_token()
     for _ in range(3):
+        # A start that fails within the hub's first ten seconds fails the request itself (500).
         response = bob.api("POST", "/hub/api/users/bob/server")
-        assert response.status_code in (201, 202), response.text
+        assert response.status_code in (202, 500), response.text
         deadline = time.monotonic() + 180
         while (server := bob.server()) is not None and server.get("pending"):
             assert time.monotonic() < deadline, server

@@ -163,6 +163,13 @@ def test_monitoring_pages_are_the_hub_admins_alone(hub):
     while (up := query("up")) != {**up, **dict.fromkeys(jobs, "1")} or not query("jupyterhub_nginx_requests_total"):
         assert time.monotonic() < deadline, (up, query("jupyterhub_nginx_requests_total"))
         time.sleep(3)
+    # Pebble's certificates last ten days (tests/pebble.py): the site's ends within 14, and the rule
+    # fires, from the end of the certificate nginx serves.
+    while not query('ALERTS{alertname="CertificateExpiresSoon",alertstate="firing"}'):
+        assert time.monotonic() < deadline + 60, query("jupyterhub_certificate_expiry_timestamp_seconds")
+        time.sleep(3)
+    ends = float(query("jupyterhub_certificate_expiry_timestamp_seconds")["node"])
+    assert ends == served_certificate(hub).not_valid_after_utc.timestamp()
     assert alice.get("/hub/metrics").status_code == 200
     # Prometheus's home page (the distribution's UI), its links and assets under the site's path.
     page = alice.get(gate + "prometheus/")
