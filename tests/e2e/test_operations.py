@@ -332,10 +332,13 @@ def test_alerts_reach_the_webhook_and_resolve(hub, webhook):
     assert f"alert HubDown resolved on {hub.name}" in hub.sh(f"cat {RECORDED}")
     # The night's size and the repository's, for the metrics.
     deadline = time.monotonic() + 60
-    while (metrics := hub.sh("cat /var/lib/jupyterhub-metrics/jupyterhub.prom")).count("_size_bytes ") < 2:
+    while True:
+        metrics = hub.sh("cat /var/lib/jupyterhub-metrics/jupyterhub.prom").splitlines()
+        sizes = {line.split()[0]: int(line.split()[1]) for line in metrics if line.startswith("jupyterhub_backup_")}
+        if len(sizes) == 3:  # its time, its size, the repository's
+            break
         assert time.monotonic() < deadline, metrics
         time.sleep(2)
-    sizes = {line.split()[0]: int(line.split()[1]) for line in metrics.splitlines() if "_size_bytes " in line}
     assert sizes["jupyterhub_backup_last_size_bytes"] > 0 and sizes["jupyterhub_backup_repository_size_bytes"] > 0
     print(f"[monitoring] memory after the alerts (MiB): {monitoring_memory(hub)}")
 
