@@ -382,7 +382,12 @@ def test_the_usage_report_shows_who_logged_in_and_the_kills_for_memory(hub, work
     # Two days: the kills of the alerts' test are in them even just after midnight (UTC). alice is in a
     # group, bob in none.
     settings = plain_hub(
-        hub, **hub.monitored, jh_report_days=2, jh_report_dir=str(reports), jh_groups={"class-a": ["alice"]}
+        hub,
+        **hub.monitored,
+        jh_notify_on_failure=True,
+        jh_report_days=2,
+        jh_report_dir=str(reports),
+        jh_groups={"class-a": ["alice"]},
     )
     inventory = write_inventory(workdir / "report.py", [(hub.name, settings)])
     for args in (["--dry"], []):
