@@ -351,9 +351,10 @@ def fail_three_spawns(hub) -> None:
     assert bob.login("bob", USERS["bob"]).status_code == 302
     bob.create_token()
     for _ in range(3):
-        # A start that fails within the hub's first ten seconds fails the request itself (500).
+        # A start that fails within the hub's first ten seconds fails the request itself (500); one
+        # that fails just as they end may answer 201. What counts is that no server is left.
         response = bob.api("POST", "/hub/api/users/bob/server")
-        assert response.status_code in (202, 500), response.text
+        assert response.status_code in (201, 202, 500), response.text
         deadline = time.monotonic() + 180
         while (server := bob.server()) is not None and server.get("pending"):
             assert time.monotonic() < deadline, server
