@@ -155,6 +155,8 @@ METRICS_SERVICE = "jupyterhub-metrics.service"
 METRICS_TIMER = "jupyterhub-metrics.timer"
 # Their ports are root's and their own account's alone to connect to (files/bin/monitoring-ports-firewall).
 MONITORING_PORTS_SERVICE = "jupyterhub-monitoring-ports.service"
+# A cluster's node: its node exporter for the hub server alone (files/bin/node-exporter-firewall).
+NODE_EXPORTER_ACCESS_SERVICE = "jupyterhub-node-exporter-access.service"
 # With jh_domain, admins reach Prometheus and Alertmanager at the site's MONITORING_PATH, once the hub's
 # service of that name (hubside.monitoring_gate) says so; nginx asks it on its socket, in a folder
 # systemd makes for the hub's unit (RuntimeDirectory: the hub's account's alone to write).

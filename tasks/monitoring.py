@@ -57,7 +57,9 @@ CONFIGS = {
 def managed_paths(settings: Settings, platform: Platform) -> Managed:
     if settings.monitoring is None:
         return Managed()
-    return Managed(hashed=(layout.PROMETHEUS_DIR, layout.DEFAULTS_DIR, layout.TEXTFILE_DIR))
+    return Managed(
+        hashed=(layout.PROMETHEUS_DIR, layout.DEFAULTS_DIR, layout.TEXTFILE_DIR), listed=(layout.TEXTFILE_DIR.parent,)
+    )
 
 
 def check(settings: Settings, platform: Platform) -> None:

@@ -23,7 +23,7 @@ from tasks.settings import Settings
 from tasks.snapshot import entry, unit_state
 
 PACKAGE = "prometheus-node-exporter"
-ACCESS_SERVICE = "jupyterhub-node-exporter-access.service"
+ACCESS_SERVICE = layout.NODE_EXPORTER_ACCESS_SERVICE
 SLURM_METRICS = layout.TEXTFILE_DIR / "slurm.prom"
 
 

@@ -32,6 +32,12 @@ OTHER_UNITS = (
     layout.SERVER_PORTS_SERVICE,
     layout.POSTGRESQL_SERVICE,
     *layout.CLUSTER_SERVICES,
+    # jh_monitoring's
+    *layout.MONITORING_PACKAGES.values(),
+    layout.MONITORING_PORTS_SERVICE,
+    layout.METRICS_TIMER,
+    layout.NOTIFY_ALERTS_SOCKET,
+    layout.NODE_EXPORTER_ACCESS_SERVICE,
 )
 
 # (host name, fact class, its arguments) -> value, for the planning stage of this run.
