@@ -93,6 +93,6 @@ docs: $(BIN)/pyinfra
 locks: $(BIN)/pyinfra
 	for set in files/server/*/ files/kernels/*/; do for py in $(SERVER_PYTHONS); do \
 	  $(BIN)/uv pip compile -q --python-version $$py --python-platform x86_64-manylinux_2_28 \
-	    --no-header --no-annotate $${set}requirements.in -o $${set}py$$py.txt 2>/dev/null \
+	    --no-header --no-annotate --overrides files/lock-overrides.txt $${set}requirements.in -o $${set}py$$py.txt 2>/dev/null \
 	  || { rm -f $${set}py$$py.txt; echo "$${set}: no lock for Python $$py (unsatisfiable there)"; }; done; done
 	cd files/proxy && npm install --package-lock-only --omit-lockfile-registry-resolved --ignore-scripts

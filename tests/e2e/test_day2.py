@@ -110,7 +110,7 @@ def test_upgrade_that_fails_any_step_rolls_back_to_the_same_database(day2, workd
         "starting the hub on": f'[Service]\\nExecStartPre=/bin/sh -c "! {new_release}"',
         # ... or starts but never answers.
         "waiting for": "[Service]\\nExecStart=\\nExecStart=/bin/sh -c "
-        f'"if {new_release}; then exec sleep infinity; fi; exec /opt/jupyter/.venv/bin/jupyterhub'
+        f'"if {new_release}; then exec sleep infinity; fi; exec /opt/jupyter/.venv/bin/hubside-hub'
         ' --config /opt/jupyter/jupyterhub_config.py"',
     }
     for step, drop_in in failures.items():

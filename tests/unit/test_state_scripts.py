@@ -40,7 +40,7 @@ if sys.argv[1:2] == ["upgrade-db"]:
 """
 
 # The hub package's migrator: "current" (FAKES/schema-current) or "ready", then on "go" the same
-# migration, from hub.json's database URL (it runs in /).
+# migration, from hub.json's database URL (it runs in /), and "migrated" once it is done.
 MIGRATE = f"""#!{sys.executable}
 import json, os, sqlite3, sys
 with open(os.path.join(os.environ["FAKES"], "log"), "a") as log:
@@ -54,7 +54,9 @@ if sys.stdin.readline() == "go\\n":
     url = json.load(open(sys.argv[1]))["database"]["url"]
     with sqlite3.connect(url[len("sqlite:///"):]) as db:
         db.execute("insert into t values ('migrated')")
-    sys.exit(os.path.exists(os.path.join(os.environ["FAKES"], "fail-upgrade-db")))
+    if os.path.exists(os.path.join(os.environ["FAKES"], "fail-upgrade-db")):
+        sys.exit(1)
+    print("migrated", flush=True)
 """
 
 

@@ -135,7 +135,7 @@ def test_units_with_notifier():
     settings = Settings.from_data(CUSTOM)
     hub_unit = render_unit("jupyterhub.service", settings)
     assert "OnFailure=jupyterhub-notify-failure@%n.service" in hub_unit
-    assert "ExecStart=/srv/hub/.venv/bin/jupyterhub --config /srv/hub/jupyterhub_config.py" in hub_unit
+    assert "ExecStart=/srv/hub/.venv/bin/hubside-hub --config /srv/hub/jupyterhub_config.py" in hub_unit
     notifier = render_unit("jupyterhub-notify-failure@.service", settings)
     assert "ExecStart=/usr/local/bin/page-admin --urgent %i" in notifier
 

@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     from alembic import command
     from alembic.config import Config
     from alembic.script import ScriptDirectory
-    from jupyterhub import dbutil, orm  # noqa: F401 (imported now: the scripts' env.py needs it)
+
+    # Imported now, not after "go": the scripts' env.py needs orm, and imports jupyterhub.app (its
+    # second of imports) whenever jupyterhub is imported.
+    from jupyterhub import app, dbutil, orm  # noqa: F401
 
     with tempfile.TemporaryDirectory() as folder:
         ini = str(Path(folder) / "alembic.ini")
