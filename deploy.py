@@ -3,12 +3,13 @@
     pyinfra inventory.py deploy.py --dry   # preview
     pyinfra inventory.py deploy.py         # apply
 
-The order follows the server's layers: system, conda (where needed), the server environment
+The order follows the server's layers: system, conda (where needed), the venv kernels' installs
+started (they run beside the rest and are waited for at the end), the server environment
 (built beside the one in use), then on the hub server its logins (an identity provider's files),
 database (PostgreSQL, with jh_db_url) and configuration, which the switch to the new server
-environment reads; kernels, the Slurm cluster (jh_cluster: the hub and the inventory's `nodes`),
+environment reads; the other kernels and every kernel's spec, the Slurm cluster (jh_cluster: the hub and the inventory's `nodes`),
 then on the hub server the hub's services, people (groups, shared folders, off-boarding), web
-front, nightly backup, monitoring, owners and modes; then the firewall. Each task module names the host directories it manages
+front, nightly backup, monitoring, owners and modes; then the firewall, and the kernels' installs. Each task module names the host directories it manages
 (`managed_paths`), read first in one command; settings and targets are checked next, for every
 host, and a cluster is planned once for all its hosts: bad input stops the run before any host is
 changed. This file only orders the work.
@@ -59,6 +60,7 @@ print(f"--> {host.name}: {describe(platform)}", file=sys.stderr, flush=True)
 
 system.apply(settings, platform, cluster_plan)
 conda.apply(settings, platform)
+kernels.start(settings, platform)
 env, package_changed = server_env.prepare(settings, platform)
 # The hub, its web front and its people are the hub server's alone; a cluster's nodes get the
 # same accounts, server venv and kernels as the hub, and slurmd.
@@ -82,3 +84,4 @@ if hub_server:
 else:
     node_monitoring.apply(settings, cluster_plan)
 firewall.apply(settings, cluster_plan.peers.get(host.name, ()))
+kernels.finish(settings, platform)

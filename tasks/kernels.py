@@ -18,7 +18,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
 from tasks import conda
-from tasks.locks import lock_for, venv_from_lock
+from tasks.locks import await_venv, lock_for, venv_from_lock
 from tasks.ops import command, root_directory, root_file
 from tasks.platform import Platform, target_platform
 from tasks.settings import KERNEL_SETS, Kernel, Settings, current_settings
@@ -36,16 +36,40 @@ def kernel_spec(settings: Settings, kernel: Kernel) -> str:
     return json.dumps(spec, indent=1) + "\n"
 
 
-def kernel_env(settings: Settings, platform: Platform, kernel: Kernel) -> None:
-    env = settings.layout.kernels_dir / kernel.name
-    if kernel.conda:
-        conda.environment(settings, f"Kernel {kernel.name}", env, KERNEL_SETS / kernel.environment)
-    else:
+def install_unit(kernel: Kernel) -> str:
+    return f"jupyterhub-install-kernel-{kernel.name}.service"
+
+
+def start(settings: Settings, platform: Platform) -> None:
+    """The venv kernels whose lock changed start installing, beside the rest of the deploy: nothing
+    else needs them, and they are most of a first deploy's downloads. `finish` waits for them."""
+    root_directory(f"Kernel environments {settings.layout.kernels_dir}", settings.layout.kernels_dir)
+    for kernel in settings.kernels:
+        if kernel.conda:
+            continue
+        env = settings.layout.kernels_dir / kernel.name
         if "conda-meta" in children(env, kind="d"):
             # Was a conda kernel: the venv is made afresh (conda does the same the other way).
             files.directory(name=f"Kernel {kernel.name}: remove its conda environment", path=str(env), present=False)
         lock = lock_for(KERNEL_SETS / kernel.packages, platform, f"kernel {kernel.name}")
-        venv_from_lock(f"Kernel {kernel.name}", settings, platform, env, lock)
+        venv_from_lock(f"Kernel {kernel.name}", settings, platform, env, lock, background=install_unit(kernel))
+
+
+def finish(settings: Settings, platform: Platform) -> None:
+    """The end of each install `start` started (the run fails, showing its journal, if one failed)."""
+    for kernel in settings.kernels:
+        if not kernel.conda:
+            lock = lock_for(KERNEL_SETS / kernel.packages, platform, f"kernel {kernel.name}")
+            await_venv(
+                f"Kernel {kernel.name}", settings, settings.layout.kernels_dir / kernel.name, lock, install_unit(kernel)
+            )
+
+
+def kernel_env(settings: Settings, kernel: Kernel) -> None:
+    """A conda kernel's environment (a venv kernel's is started by `start`), and the kernel's spec."""
+    env = settings.layout.kernels_dir / kernel.name
+    if kernel.conda:
+        conda.environment(settings, f"Kernel {kernel.name}", env, KERNEL_SETS / kernel.environment)
     root_file(
         f"Kernel {kernel.name}: spec ({kernel.display_name})",
         StringIO(kernel_spec(settings, kernel)),
@@ -104,9 +128,9 @@ def managed_paths(settings: Settings, platform: Platform) -> Managed:
 
 
 def apply(settings: Settings, platform: Platform) -> None:
-    root_directory(f"Kernel environments {settings.layout.kernels_dir}", settings.layout.kernels_dir)
+    """After `start`: conda kernels, every kernel's spec, dropped kernels, the NLTK data."""
     for kernel in settings.kernels:
-        kernel_env(settings, platform, kernel)
+        kernel_env(settings, kernel)
     remove_dropped_kernels(settings)
     nltk_data(settings)
 
@@ -123,4 +147,6 @@ def update() -> None:
     settings = current_settings()
     platform = target_platform(settings)
     conda.apply(settings, platform)
+    start(settings, platform)
     apply(settings, platform)
+    finish(settings, platform)

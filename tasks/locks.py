@@ -23,6 +23,8 @@ from tasks.snapshot import entry
 # uv, pinned like everything else; hosts whose uv this run already plans.
 UV_LOCK = FILES / "uv" / "requirements.txt"
 _UV_PLANNED: set[str] = set()
+# A venv's copy of the lock it was last filled from, written once the install succeeded.
+VENV_STAMP = ".installed-requirements.txt"
 
 
 def lock_for(package_set: Path, platform: Platform, setting: str) -> Path:
@@ -63,19 +65,32 @@ def install_from_lock(
     return True
 
 
-def venv_from_lock(name: str, settings: Settings, platform: Platform, env: PurePosixPath, lock: Path) -> bool:
-    """A venv of the platform's Python with exactly the lock's packages. Returns whether it changes."""
-    if installed(lock, env / ".installed-requirements.txt"):
+def venv_from_lock(
+    name: str, settings: Settings, platform: Platform, env: PurePosixPath, lock: Path, background: str = ""
+) -> bool:
+    """A venv of the platform's Python with exactly the lock's packages. Returns whether it changes.
+
+    With ``background`` (a unit's name), the install runs as that transient unit beside the rest
+    of the deploy (files/bin/background-install), and ``await_venv`` waits for it.
+    """
+    stamp = env / VENV_STAMP
+    if installed(lock, stamp):
         return False
-    return install_from_lock(
-        f"{name}: install {lock.parent.name}/{lock.name}",
-        settings,
-        lock,
-        env / lock.name,
-        env / ".installed-requirements.txt",
-        "install-venv-lock",
-        *installer_args(settings, platform, env, env / lock.name, env / ".installed-requirements.txt"),
-    )
+    args = installer_args(settings, platform, env, env / lock.name, stamp)
+    what = f"{name}: install {lock.parent.name}/{lock.name}"
+    if not background:
+        return install_from_lock(what, settings, lock, env / lock.name, stamp, "install-venv-lock", *args)
+    root_file(f"{name}: upload {lock.name}", lock, env / lock.name)
+    start = script(settings.layout, "background-install", "start", background, "install-venv-lock", *args)
+    server.shell(name=f"{what} (in the background, as {background})", commands=[start])
+    return True
+
+
+def await_venv(name: str, settings: Settings, env: PurePosixPath, lock: Path, background: str) -> None:
+    """The end of the background install ``venv_from_lock`` started, if it started one; fails if it failed."""
+    if not installed(lock, env / VENV_STAMP):
+        wait = script(settings.layout, "background-install", "wait", background, env / lock.name, env / VENV_STAMP)
+        server.shell(name=f"{name}: wait for its install ({background})", commands=[wait])
 
 
 def installer_args(

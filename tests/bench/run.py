@@ -10,6 +10,9 @@ the hub stack alone (jh_kernels = [], no web front), as the speed issue states i
   --dry     a --dry run ÷ the no-op re-run
   fan-out   a no-op re-run on 8 targets ÷ on 1; a cold deploy on 4 targets ÷ on 1
   commands  SSH commands of a no-op re-run (facts and operations, from pyinfra --debug)
+  seed      a cold deploy of the seed's defaults (the teaching kernel too), in seconds
+  upgrade   JupyterHub 5 to 6 with a kernel: how long the hub's API did not answer (polled on the
+            target every 20 ms), and the upgrade's steps from its journal
   disk      sizes of the server venv and a kernel venv, and of two server venvs side by side
 
 Timings are medians of three (no-op, --dry and the one-command run: five, interleaved)
@@ -36,6 +39,8 @@ SUITE = "noble"
 WORKDIR = Path("/tmp/jhd-bench")
 SETTINGS = {"jh_kernels": [], "jh_extra_ca_certificates": harness.controller_ca_certificates()}
 PYINFRA = [sys.executable, "-m", "pyinfra", "-y"]
+# The seed's default kernel (jh_kernels' default), which SETTINGS leaves out.
+KERNELS = {"jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "teaching"}]}
 
 
 def log(message: str) -> None:
@@ -88,6 +93,45 @@ def handwritten(target: harness.Target) -> float:
     return time.monotonic() - start
 
 
+# Polls the hub's health on the target until /tmp/bench-stop-poll exists; prints the longest time
+# from an answer to the next answer after a failure.
+POLLER = """
+import os, time, urllib.request
+longest, last = 0.0, time.monotonic()
+while not os.path.exists("/tmp/bench-stop-poll"):
+    try:
+        urllib.request.urlopen("http://127.0.0.1:8000/hub/health", timeout=2).read()
+        now = time.monotonic()
+        longest, last = max(longest, now - last), now
+    except OSError:
+        pass
+    time.sleep(0.02)
+print(longest)
+"""
+
+
+def outage_during(target: harness.Target, command: list[str]) -> tuple[float, str]:
+    """The longest time the hub's API did not answer while ``command`` ran, and the upgrade's steps."""
+    remote = f"root@{target.address}"
+    timed([*ssh(target), remote, "rm -f /tmp/bench-stop-poll"])
+    poller = subprocess.Popen(
+        [*ssh(target), remote, "python3", "-c", shlex.quote(POLLER)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(1)
+        timed(command)
+    finally:
+        timed([*ssh(target), remote, "touch /tmp/bench-stop-poll"])
+    longest = float(poller.communicate(timeout=30)[0])
+    steps = subprocess.run(
+        [*ssh(target), remote, "journalctl -t jupyterhub-upgrade -o cat -n 1 --no-pager"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return longest, steps
+
+
 def median_of(count: int, command: list[str]) -> float:
     return statistics.median(timed(command) for _ in range(count))
 
@@ -132,7 +176,8 @@ def finish_bench(command: str, figures: dict, engine: harness.Engine, names: lis
 
 def main(argv: list[str] | None = None) -> None:
     args, engine = start_bench(argv, __doc__)
-    names = [f"jhd-bench-floor{i}" for i in (1, 2)] + [f"jhd-bench-{i}" for i in range(1, 9)] + ["jhd-bench-disk"]
+    names = [f"jhd-bench-floor{i}" for i in (1, 2)] + [f"jhd-bench-{i}" for i in range(1, 9)]
+    names += ["jhd-bench-disk", "jhd-bench-seed"]
     log(f"starting {len(names)} {SUITE} containers")
     with ThreadPoolExecutor(4) as pool:
         targets = dict(
@@ -151,6 +196,10 @@ def main(argv: list[str] | None = None) -> None:
         figures["cold handwritten script (s)"] = statistics.mean(floors)
         figures["cold deploy (s)"] = statistics.mean(deploys)
         figures["cold ratio (goal <= 1.0)"] = statistics.mean(deploys) / statistics.mean(floors)
+
+        log("seed: a cold deploy of the seed's defaults, the teaching kernel too")
+        seed = inventory("seed", [targets["jhd-bench-seed"]], KERNELS)
+        figures["cold deploy of the seed's defaults (s, goal < 30)"] = timed([*PYINFRA, str(seed), "deploy.py"])
 
         log("no-op and --dry on one target, against `exec -- true`")
         # Interleaved, five of each: the machine's load drifts between runs.
@@ -179,13 +228,14 @@ def main(argv: list[str] | None = None) -> None:
         figures["no-op, 8 targets (s)"] = noop8
         figures["no-op 8 / 1 (goal <= 2)"] = noop8 / noop1
 
-        log("disk: JupyterHub 5 with a kernel, upgraded to 6: two server venvs side by side")
+        log("upgrade and disk: JupyterHub 5 with a kernel, upgraded to 6: two server venvs side by side")
         disk = targets["jhd-bench-disk"]
-        kernels = {"jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "teaching"}]}
         timed(
-            [*PYINFRA, str(inventory("older", [disk], {**kernels, "jh_server_release": "jupyterhub-5"})), "deploy.py"]
+            [*PYINFRA, str(inventory("older", [disk], {**KERNELS, "jh_server_release": "jupyterhub-5"})), "deploy.py"]
         )
-        timed([*PYINFRA, str(inventory("newer", [disk], kernels)), "deploy.py"])
+        outage, steps = outage_during(disk, [*PYINFRA, str(inventory("newer", [disk], KERNELS)), "deploy.py"])
+        figures["upgrade: the hub's API unavailable (s, goal <= 3)"] = outage
+        figures["upgrade: its steps"] = steps
         figures["disk"] = sizes(disk, "/opt/jupyter/envs/* /opt/jupyter/kernels/python3")
     finally:
         finish_bench("make bench", figures, engine, names, args.keep)

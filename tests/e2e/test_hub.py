@@ -355,7 +355,8 @@ def test_dry_run_on_a_fresh_host_plans_everything_and_changes_nothing(start, wor
     planned = {op["name"] for op in result.json["plan"]}
     assert {
         "Install system packages",
-        "Kernel python3: install teaching/py3.12.txt",
+        "Kernel python3: install teaching/py3.12.txt (in the background, as jupyterhub-install-kernel-python3.service)",
+        "Kernel python3: wait for its install (jupyterhub-install-kernel-python3.service)",
         "Check the sudoers rule with visudo, then install it",
         "JupyterHub running and enabled",
     } <= planned

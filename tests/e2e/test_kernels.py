@@ -101,3 +101,29 @@ def test_kernel_changes_touch_only_that_kernel_and_survive_a_server_rebuild(hubs
         # Seen once: the server gone and a new one not starting; the journals say why.
         journals = hub.journal(lines=150) + hub.journal("jupyter-singleuser@alice", lines=80)
         raise AssertionError(f"{error}\n{journals}") from None
+
+
+def test_a_kernel_install_that_fails_fails_the_run_with_its_journal(hubs, workdir):
+    """Kernels install beside the rest of the deploy: one that fails still fails the run, saying why,
+    and is tried again by the next run."""
+    hub = hubs["bookworm"]
+    env = "/opt/jupyter/kernels/minimal"
+    # Its lock not installed, and a Python that uv cannot run.
+    hub.sh(
+        f"rm {env}/.installed-requirements.txt && rm {env}/bin/python && printf '#!/bin/sh\\nexit 3\\n' > {env}/bin/python && chmod 755 {env}/bin/python"
+    )
+    inventory = write_inventory(workdir / "failing-kernel.py", [(hub.name, hub.data)])
+    result = run_pyinfra(inventory)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Kernel minimal: wait for its install" in output
+    assert "jupyterhub-install-kernel-minimal.service failed (its journal: journalctl -u" in output
+    # A new environment (the broken one removed) is installed by the next run, which waits for it.
+    hub.sh(f"rm -rf {env}")
+    result = run_pyinfra(inventory)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        "Kernel minimal: wait for its install (jupyterhub-install-kernel-minimal.service)"
+        in result.changed_operations()
+    )
+    assert running_user(hub).run_code("print(6*7)", kernel_name="minimal") == "42\n"
