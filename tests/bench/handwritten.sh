@@ -2,10 +2,11 @@
 # The baseline `make bench` compares a cold deploy with: what an admin would write by hand
 # to install the same hub stack (jh_kernels = []) on a fresh Ubuntu 24.04, one step after
 # the other, with the same pins. Not a deploy: no checks, no idempotence, no rollback.
+# With KERNEL_LOCK, a kernel's venv too, registered as python3 (the seed's defaults).
 # Run on the target as root, from a directory holding the locks:
-#   handwritten.sh SERVER_LOCK NODE_REQUIREMENTS PROXY_DIR CA_BUNDLE
+#   handwritten.sh SERVER_LOCK NODE_REQUIREMENTS PROXY_DIR CA_BUNDLE [KERNEL_LOCK]
 set -euo pipefail
-server_lock=$1 node_requirements=$2 proxy_dir=$3 ca_bundle=$4
+server_lock=$1 node_requirements=$2 proxy_dir=$3 ca_bundle=$4 kernel_lock=${5:-}
 root=/opt/jupyter venv=/opt/jupyter/.venv
 
 export DEBIAN_FRONTEND=noninteractive
@@ -24,6 +25,15 @@ npm_cli=$(dirname "$node")/../lib/node_modules/npm/bin/npm-cli.js
 install -d "$venv/share/configurable-http-proxy"
 cp "$proxy_dir/package.json" "$proxy_dir/package-lock.json" "$venv/share/configurable-http-proxy/"
 (cd "$venv/share/configurable-http-proxy" && NODE_EXTRA_CA_CERTS=$ca_bundle "$node" "$npm_cli" ci --omit=dev --ignore-scripts --no-audit --no-fund -q)
+
+if [ -n "$kernel_lock" ]; then
+    python3 -m venv "$root/kernels/python3"
+    "$root/kernels/python3/bin/pip" install -q --cert "$ca_bundle" --no-deps -r "$kernel_lock"
+    install -d "$root/share/jupyter/kernels/python3"
+    cat > "$root/share/jupyter/kernels/python3/kernel.json" <<KERNEL
+{"argv": ["$root/kernels/python3/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "Python 3", "language": "python"}
+KERNEL
+fi
 
 cat > "$root/jupyterhub_config.py" <<CONFIG
 c.JupyterHub.bind_url = "http://:8000"
@@ -48,6 +58,7 @@ After=network.target
 User=jupyter
 WorkingDirectory=$root/state
 Environment=PATH=$venv/bin:/usr/bin:/bin
+Environment=JUPYTER_PATH=$root/share/jupyter
 ExecStart=$venv/bin/jupyterhub --config $root/jupyterhub_config.py
 [Install]
 WantedBy=multi-user.target

@@ -10,7 +10,8 @@ the hub stack alone (jh_kernels = [], no web front), as the speed issue states i
   --dry     a --dry run ÷ the no-op re-run
   fan-out   a no-op re-run on 8 targets ÷ on 1; a cold deploy on 4 targets ÷ on 1
   commands  SSH commands of a no-op re-run (facts and operations, from pyinfra --debug)
-  seed      a cold deploy of the seed's defaults (the teaching kernel too), in seconds
+  seed      a cold deploy of the seed's defaults (the teaching kernel too), in seconds, and the
+            hand-written script installing the same (the teaching kernel's venv too)
   upgrade   JupyterHub 5 to 6 with a kernel: how long the hub's API did not answer (polled on the
             target every 20 ms), and the upgrade's steps from its journal
   disk      sizes of the server venv and a kernel venv, and of two server venvs side by side
@@ -72,9 +73,11 @@ def ssh(target: harness.Target) -> list[str]:
     return ["ssh", *ssh_options(target)]
 
 
-def handwritten(target: harness.Target) -> float:
-    """Upload the locks and run tests/bench/handwritten.sh over SSH: the floor."""
+def handwritten(target: harness.Target, kernel: bool = False) -> float:
+    """Upload the locks and run tests/bench/handwritten.sh over SSH: the floor (with the teaching
+    kernel: the seed's defaults)."""
     lock = REPO / "files" / "server" / "jupyterhub-6" / "py3.12.txt"
+    kernel_lock = REPO / "files" / "kernels" / "teaching" / "py3.12.txt"
     node = REPO / "files" / "proxy" / "node-requirements.txt"
     proxy = [REPO / "files" / "proxy" / "package.json", REPO / "files" / "proxy" / "package-lock.json"]
     bundle = "/etc/ssl/certs/ca-certificates.crt"
@@ -86,9 +89,11 @@ def handwritten(target: harness.Target) -> float:
     # The controller's CAs as the deploy's jh_extra_ca_certificates would install them.
     timed([*ssh(target), remote, "mkdir -p /root/bench/proxy /usr/local/share/ca-certificates/bench"])
     timed([*scp, str(script), str(lock), str(node), f"{remote}:/root/bench/"])
+    if kernel:
+        timed([*scp, str(kernel_lock), f"{remote}:/root/bench/kernel.txt"])
     timed([*scp, *map(str, proxy), f"{remote}:/root/bench/proxy/"])
     timed([*scp, *cas, f"{remote}:/usr/local/share/ca-certificates/bench/"])
-    run = f"update-ca-certificates >/dev/null && cd /root/bench && bash handwritten.sh {lock.name} {node.name} proxy {bundle}"
+    run = f"update-ca-certificates >/dev/null && cd /root/bench && bash handwritten.sh {lock.name} {node.name} proxy {bundle} {'kernel.txt' if kernel else ''}"
     timed([*ssh(target), remote, run])
     return time.monotonic() - start
 
@@ -177,7 +182,7 @@ def finish_bench(command: str, figures: dict, engine: harness.Engine, names: lis
 def main(argv: list[str] | None = None) -> None:
     args, engine = start_bench(argv, __doc__)
     names = [f"jhd-bench-floor{i}" for i in (1, 2)] + [f"jhd-bench-{i}" for i in range(1, 9)]
-    names += ["jhd-bench-disk", "jhd-bench-seed"]
+    names += ["jhd-bench-disk", "jhd-bench-seed", "jhd-bench-seedfloor"]
     log(f"starting {len(names)} {SUITE} containers")
     with ThreadPoolExecutor(4) as pool:
         targets = dict(
@@ -197,9 +202,10 @@ def main(argv: list[str] | None = None) -> None:
         figures["cold deploy (s)"] = statistics.mean(deploys)
         figures["cold ratio (goal <= 1.0)"] = statistics.mean(deploys) / statistics.mean(floors)
 
-        log("seed: a cold deploy of the seed's defaults, the teaching kernel too")
+        log("seed: a cold deploy of the seed's defaults (the teaching kernel too), and its floor")
         seed = inventory("seed", [targets["jhd-bench-seed"]], KERNELS)
         figures["cold deploy of the seed's defaults (s, goal < 30)"] = timed([*PYINFRA, str(seed), "deploy.py"])
+        figures["its hand-written script (s)"] = handwritten(targets["jhd-bench-seedfloor"], kernel=True)
 
         log("no-op and --dry on one target, against `exec -- true`")
         # Interleaved, five of each: the machine's load drifts between runs.
