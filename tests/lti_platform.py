@@ -68,6 +68,7 @@ AGS_SCOPES = [SCOPE["lineitem"], SCOPE["lineitem.readonly"], SCOPE["score"]]
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ACTIVITY = {"Initialized", "Started", "InProgress", "Submitted", "Completed"}
 GRADING = {"FullyGraded", "Pending", "PendingManual", "Failed", "NotReady"}
+PERSON = ("name", "given_name", "family_name", "email")
 TAMPERINGS = {"signature", "expired", "audience", "nonce"}
 TOKEN_SECONDS = 3600
 
@@ -108,7 +109,7 @@ class Platform:
             "iat": now - 3600 if tamper == "expired" else now,
             "exp": now - 600 if tamper == "expired" else now + 300,
             "nonce": self.nonces[message["client_id"]][0] if tamper == "nonce" else nonce,
-            **{field: user[field] for field in ("name", "given_name", "family_name", "email") if field in user},
+            **{field: value for field, value in user.items() if field in PERSON},
             f"{LTI}message_type": "LtiResourceLinkRequest",
             f"{LTI}version": "1.3.0",
             f"{LTI}deployment_id": tool["deployment_id"],
@@ -142,7 +143,7 @@ class Platform:
         for key in json.loads(response.body)["keys"]:
             if key.get("kid") == kid:
                 return jwt.PyJWK(key).key
-        raise web.HTTPError(400, reason=f"no key {kid} in the tool's JWKS")
+        raise OAuthError("invalid_client", f"no key {kid} in the tool's JWKS")
 
     async def grant(self, assertion: str, scopes: list[str]) -> dict:
         """An access token for the tool whose key signed assertion, with scopes."""
@@ -315,7 +316,7 @@ class MembershipsHandler(Handler):
                 "status": "Active",
                 "user_id": sub,
                 "roles": ROLES[role],
-                **{field: self.platform.users[sub][field] for field in ("name", "given_name", "family_name", "email")},
+                **{field: value for field, value in self.platform.users[sub].items() if field in PERSON},
             }
             for sub, role in sorted(course["members"].items())
             if self.get_argument("role", None) in (None, *ROLES[role])
