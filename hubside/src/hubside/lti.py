@@ -169,7 +169,7 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
     _keys_read_at = 0.0
 
     def get_handlers(self, app):
-        return [*super().get_handlers(app), (r"/lti13/jwks", JwksHandler)]
+        return [*super().get_handlers(app), ("lti13/jwks", JwksHandler)]
 
     def tool_jwk(self) -> dict:
         return tool_jwk(tool_key(Path(self.tool_key_file).read_bytes()))
