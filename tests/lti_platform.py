@@ -13,8 +13,8 @@ tornado and PyJWT, its state in memory:
 - names and roles (/contexts/ID/memberships) and assignment and grade services
   (/contexts/ID/lineitems, .../lineitems/N, .../lineitems/N/scores), each checking its scope;
 - for the tests alone: a launch may be asked tampered (/launch?tamper=signature, expired,
-  audience or nonce: the nonce of an earlier launch of the tool), and /_test/scores lists the
-  scores it stored.
+  audience, nonce: the nonce of an earlier launch of the tool, or deployment: another deployment
+  of the tool than the login initiation named), and /_test/scores lists the scores it stored.
 
     python -m tests.lti_platform --host 127.0.0.1 --port 0 --config platform.json
 
@@ -69,7 +69,7 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ACTIVITY = {"Initialized", "Started", "InProgress", "Submitted", "Completed"}
 GRADING = {"FullyGraded", "Pending", "PendingManual", "Failed", "NotReady"}
 PERSON = ("name", "given_name", "family_name", "email")
-TAMPERINGS = {"signature", "expired", "audience", "nonce"}
+TAMPERINGS = {"signature", "expired", "audience", "nonce", "deployment"}
 TOKEN_SECONDS = 3600
 
 
@@ -112,7 +112,7 @@ class Platform:
             **{field: value for field, value in user.items() if field in PERSON},
             f"{LTI}message_type": "LtiResourceLinkRequest",
             f"{LTI}version": "1.3.0",
-            f"{LTI}deployment_id": tool["deployment_id"],
+            f"{LTI}deployment_id": "another-deployment" if tamper == "deployment" else tool["deployment_id"],
             f"{LTI}target_link_uri": tool["target_link_uri"],
             f"{LTI}resource_link": {"id": f"{context}-link", "title": f"{course['label']} on JupyterHub"},
             f"{LTI}context": {

@@ -70,7 +70,11 @@ class Platform:
                     "title": "Machine Learning",
                     "members": {sub: role for sub, (_, role) in PEOPLE.items()},
                 },
-                "ctx-other": {"label": "ART", "title": "Art History", "members": {"sub-otto": "Learner"}},
+                "ctx-other": {
+                    "label": "ART",
+                    "title": "Art History",
+                    "members": {"sub-otto": "Learner", "sub-prof": "Instructor"},
+                },
             },
         }
         (tmp_path / "platform.json").write_text(json.dumps(config))
@@ -218,13 +222,16 @@ def test_another_account_cannot_take_a_bound_name(lti_hub):
     running_hub(test, config, sockets)
 
 
-def test_a_launch_from_a_course_the_hub_does_not_have_is_refused(lti_hub):
+def test_a_launch_from_a_course_the_hub_does_not_have_is_refused_but_to_the_settings_people(lti_hub):
     platform, config, sockets, _ = lti_hub
 
     async def test(hub):
         response = await Browser().launch(platform.link("sub-otto", context="ctx-other"))
         assert response.code == 403 and b"Art History is not a course of this hub" in response.body
         assert people(hub) == ["prof"]
+        # The settings' people (an admin) are let in from any course, in no course group for it.
+        assert (await Browser().launch(platform.link("sub-prof", context="ctx-other"))).code == 302
+        assert groups(hub, "prof") == []
 
     running_hub(test, config, sockets)
 
@@ -236,6 +243,7 @@ def test_a_launch_from_a_course_the_hub_does_not_have_is_refused(lti_hub):
         ("expired", b"Signature has expired"),
         ("audience", b"Audience doesn"),
         ("nonce", b"OAuth nonce mismatch"),
+        ("deployment", b"deployment of the tool in the learning platform is not this hub"),
     ],
 )
 def test_tampered_launches_are_refused(lti_hub, tamper, refusal):
@@ -298,6 +306,8 @@ def test_a_platform_that_does_not_answer_gets_a_page_saying_so(lti_hub):
         callback = f"http://127.0.0.1:{hub.port}/hub/lti13/oauth_callback"
         response = await Browser().fetch(callback, {"id_token": token, "state": "s"})
         assert response.code == 503 and b"did not answer" in response.body
+        response = await Browser().fetch(callback, {"id_token": "not a token", "state": "s"})
+        assert response.code == 400 and b"The launch is not a JWT" in response.body
 
     running_hub(test, config, sockets)
 
