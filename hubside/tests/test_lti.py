@@ -19,13 +19,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jupyterhub import orm
+from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from tornado.netutil import bind_sockets
 from traitlets.config import Config
 
 from hubside import config as hub_config
 from hubside import lti_services
-from hubside.lti import MEMBERSHIP, course_group
+from hubside.lti import CLAIM, MEMBERSHIP, UnixLTIAuthenticator, course_group
 
 from .conftest import REPO, running_hub
 
@@ -361,3 +362,20 @@ def test_the_tool_s_services_members_line_items_and_scores(lti_hub):
 )
 def test_a_role_in_the_course_maps_to_its_group(roles, group):
     assert course_group(roles) == group
+
+
+def test_a_plain_claim_may_name_people_and_a_role_without_access_is_refused(tmp_path):
+    authenticator = UnixLTIAuthenticator(
+        names_file=str(tmp_path / "names.json"), username_claim="given_name", courses={"ctx-ml": "ml-2026"}
+    )
+    launch = {
+        "iss": "https://lms.example.org",
+        "sub": "sub-mia",
+        "given_name": "Mia",
+        f"{CLAIM}context": {"id": "ctx-ml"},
+        f"{CLAIM}roles": [f"{MEMBERSHIP}#Mentor"],
+    }
+    assert authenticator.user_info_to_username(launch) == "mia"
+    with pytest.raises(web.HTTPError, match="neither learner nor instructor") as refused:
+        authenticator.check_allowed("mia", {"name": "mia", "auth_state": {"launch": launch}})
+    assert refused.value.status_code == 403
