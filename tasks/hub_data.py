@@ -108,8 +108,8 @@ def login(settings: Settings) -> dict:
     # Names bound to one account of an OAuth provider: its claims are the person's to edit.
     bound = {u.name: u.account for u in settings.present_users if u.account}
     # PAM lets in the users group; sign-up lets in whom an admin approves; LDAP lets in jh_users
-    # besides its groups; OAuth the names bound to their accounts besides its groups.
-    allowed = present if kind == "ldap" else sorted(bound) if settings.oauth else None
+    # besides its groups; OAuth and LTI the names bound to their accounts besides their groups or courses.
+    allowed = present if kind == "ldap" else sorted(bound) if settings.bound_login else None
     options: dict[str, object]
     if kind == "pam":
         options = {"service": layout.PAM_SERVICE_NAME, "allowed_groups": [settings.users_group]}
@@ -125,6 +125,23 @@ def login(settings: Settings) -> dict:
             "allowed_groups": list(ldap.allowed_groups),
             "ca_bundle": str(layout.SYSTEM_CA_BUNDLE),
             "username_pattern": UNIX_NAME_PATTERN,
+        }
+    elif kind == "lti13":
+        lti = settings.lti13
+        options = {
+            "issuer": lti.issuer,
+            "client_id": lti.client_id,
+            "deployment_ids": list(lti.deployment_ids),
+            "authorization_endpoint": str(lti.authorization_endpoint),
+            "jwks_url": str(lti.jwks_url),
+            "token_url": str(lti.token_url),
+            "tool_key_file": str(paths.lti_tool_key),
+            "username_claim": lti.username_claim,
+            "courses": dict(lti.courses),
+            "courses_file": str(paths.state_dir / layout.LTI_COURSES),
+            "names_file": str(paths.state_dir / layout.OAUTH_NAMES),
+            # The platform's accounts are its sub within its issuer.
+            "bound_names": {name: f"{lti.issuer} {account}" for name, account in bound.items()},
         }
     else:
         options = {

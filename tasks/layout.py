@@ -207,6 +207,8 @@ DATABASE = "jupyterhub.sqlite"
 HUB_GROUPS_MARKER = "hub-groups.kept"
 # Unix name -> the OAuth provider's account it is bound to (hubside.names).
 OAUTH_NAMES = "oauth-names.json"
+# Each LTI course's context and service endpoints, as the launches gave them (hubside.lti).
+LTI_COURSES = "lti-courses.json"
 # The deploy's own token for the hub's API (groups, off-boarding; tasks/people.py), used as the hub user.
 DEPLOY_TOKEN = "deploy.env"
 # Secret file name -> the text written around the value: env files for systemd's
@@ -288,6 +290,11 @@ class Layout:
     def oauth_client_secret(self) -> PurePosixPath:
         """The OAuth client secret of the hub at the provider (OpenID Connect or GitHub)."""
         return self.auth_dir / "oauth-client-secret"
+
+    @property
+    def lti_tool_key(self) -> PurePosixPath:
+        """The LTI tool's private key: the hub publishes its public half and signs service requests."""
+        return self.auth_dir / "lti-tool-key.pem"
 
     def oidc_endpoints(self, issuer: str) -> PurePosixPath:
         """The endpoints read from the issuer's discovery document (one file per issuer)."""

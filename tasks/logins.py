@@ -2,7 +2,8 @@
 
 LDAP needs nothing on the host but the CA that signed the directory's certificate
 (jh_extra_ca_certificates). OAuth (OpenID Connect, GitHub) needs the client secret (uploaded
-root:<hub user> 0640 to a folder of root's); OpenID Connect also the provider's endpoints, read
+root:<hub user> 0640 to a folder of root's), LTI 1.3 the tool's private key the same way;
+OpenID Connect also the provider's endpoints, read
 from the issuer's discovery document on the host (hubside-oidc-discover), once per issuer: before
 the hub's configuration that names them is used.
 """
@@ -21,16 +22,19 @@ from tasks.snapshot import Managed, entry
 
 
 def managed_paths(settings: Settings, platform: Platform) -> Managed:
-    """The identity provider's files, with OAuth."""
-    return Managed(hashed=(settings.layout.auth_dir,)) if settings.oauth else Managed()
+    """The identity provider's files, with OAuth or LTI."""
+    return Managed(hashed=(settings.layout.auth_dir,)) if settings.bound_login else Managed()
 
 
 def apply(settings: Settings, env: PurePosixPath) -> None:
     """env: the server venv being built (the one in use may not exist yet)."""
     paths, oauth = settings.layout, settings.oauth
-    if oauth is None:
+    if not settings.bound_login:
         return
     directory(f"Identity provider files {paths.auth_dir}", paths.auth_dir, "750", "root", settings.hub_user)
+    if settings.lti13:
+        root_file("LTI tool key", settings.lti13.tool_key_file, paths.lti_tool_key, mode="640", group=settings.hub_user)
+        return
     root_file(
         "OAuth client secret",
         oauth.client_secret_file,

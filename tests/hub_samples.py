@@ -10,6 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from tasks import hub_data
 from tasks.platform import Platform
 from tasks.settings import Settings
@@ -18,7 +21,7 @@ NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
 NODES = {"node1": "10.0.0.11", "node2": "10.0.0.12"}
 
 
-def samples(secret_file: Path) -> dict[str, dict]:
+def samples(secret_file: Path, key_file: Path) -> dict[str, dict]:
     users = [{"name": "alice"}, {"name": "bob"}]
     bound = [{"name": "alice", "account": "sub-of-alice"}, {"name": "bob"}]
     oauth = {"jh_domain": "hub.example.org", "jh_users": bound, "jh_admin_users": ["alice"]}
@@ -52,6 +55,22 @@ def samples(secret_file: Path) -> dict[str, dict]:
                 "allowed_organizations": ["my-lab"],
             },
         },
+        "lti13": {
+            "jh_domain": "hub.example.org",
+            "jh_authenticator": "lti13",
+            "jh_users": [{"name": "prof", "account": "sub-prof"}],
+            "jh_admin_users": ["prof"],
+            "jh_lti13": {
+                "issuer": "https://lms.example.org",
+                "client_id": "tool-1",
+                "deployment_ids": ["dep-1"],
+                "authorization_endpoint": "https://lms.example.org/authorize",
+                "jwks_url": "https://lms.example.org/jwks",
+                "token_url": "https://lms.example.org/token",
+                "tool_key_file": str(key_file),
+                "courses": {"ctx-ml": "ml-2026", "ctx-ml-b": "ml-2026"},
+            },
+        },
         "native": {"jh_authenticator": "native", "jh_server_release": "jupyterhub-5", "jh_admin_users": ["alice"]},
         "cluster": {"jh_users": users, "jh_cluster": True, "jh_cluster_address": "10.0.0.1", "jh_firewall": True},
         "postgresql": {"jh_db_url": "postgresql:///jupyterhub"},
@@ -69,7 +88,13 @@ def write(directory: Path) -> list[Path]:
     with tempfile.TemporaryDirectory() as scratch:
         secret = Path(scratch) / "client-secret"
         secret.write_text("s3cret\n")
-        for name, data in samples(secret).items():
+        key = Path(scratch) / "lti-tool-key.pem"
+        key.write_bytes(
+            rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        for name, data in samples(secret, key).items():
             settings = Settings.from_data(data)
             nodes = NODES if settings.cluster else {}
             path = directory / f"{name}.json"

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE.parent / "src" / "hubside"
@@ -23,7 +25,7 @@ REPO = HERE.parent.parent
 
 @pytest.fixture(scope="session")
 def samples(tmp_path_factory) -> Path:
-    """hub.json of each kind (pam, ldap, oidc, github, native, cluster, postgresql, monitored), written by the
+    """hub.json of each kind (pam, ldap, oidc, github, lti13, native, cluster, postgresql, monitored), written by the
     deploy's own code (tests/hub_samples.py, run with the controller's venv unless make unit did)."""
     given = os.environ.get("HUBSIDE_SAMPLES")
     if given:
@@ -38,7 +40,7 @@ def samples(tmp_path_factory) -> Path:
 def hub_files(samples, tmp_path):
     """hub_files(kind) -> the config file of a hub of that kind, in tmp_path: the package's static
     jupyterhub_config.py, the sample hub.json with its host paths moved below tmp_path, and the
-    secrets and provider files the deploy would have made."""
+    secrets, keys and provider files the deploy would have made."""
 
     def make(kind: str) -> Path:
         data = json.loads((samples / f"{kind}.json").read_text())
@@ -58,6 +60,16 @@ def hub_files(samples, tmp_path):
             options["client_secret_file"] = str(tmp_path / "client-secret")
             (tmp_path / "client-secret").write_text("s3cret\n")
             options["names_file"] = str(state / "oauth-names.json")
+        if "tool_key_file" in options:
+            options["tool_key_file"] = str(tmp_path / "lti-tool-key.pem")
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            (tmp_path / "lti-tool-key.pem").write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
+            )
+            options["names_file"] = str(state / "oauth-names.json")
+            options["courses_file"] = str(state / "lti-courses.json")
         if "endpoints_file" in options:
             options["endpoints_file"] = str(tmp_path / "endpoints.json")
             (tmp_path / "endpoints.json").write_text(
@@ -174,8 +186,9 @@ class RunningHub:
             return error.response
 
 
-def running_hub(test, config=None):
-    """Run the coroutine function test(hub) with a RunningHub configured by config (a traitlets Config)."""
+def running_hub(test, config=None, sockets=None):
+    """Run the coroutine function test(hub) with a RunningHub configured by config (a traitlets Config),
+    listening on sockets (bound before, when its URL must be known first), else on a free port."""
     from jupyterhub.httpclient import JupyterHubHTTPClient
     from jupyterhub.tests.mocking import MockHub
     from tornado.httpserver import HTTPServer
@@ -190,11 +203,11 @@ def running_hub(test, config=None):
     async def main():
         app = MockHub(config=config)
         await app.initialize([])
-        sockets = bind_sockets(0, "127.0.0.1")
+        listening = sockets or bind_sockets(0, "127.0.0.1")
         server = HTTPServer(app.tornado_application)
-        server.add_sockets(sockets)
+        server.add_sockets(listening)
         try:
-            return await test(RunningHub(app, sockets[0].getsockname()[1]))
+            return await test(RunningHub(app, listening[0].getsockname()[1]))
         finally:
             server.stop()
             app.db.close()

@@ -101,6 +101,29 @@ def test_an_oauth_hub_reads_its_secret_and_endpoints_from_the_host(hub_files, ki
         assert authenticator.allowed_organizations == {"my-lab"}
 
 
+def test_an_lti_hub_takes_launches_of_its_platform_and_courses(hub_files):
+    app = load(hub_files("lti13"))
+    authenticator = app.authenticator_class(config=app.config)
+    assert type(authenticator).__name__ == "UnixLTIAuthenticator"
+    assert authenticator.issuer == "https://lms.example.org"
+    assert authenticator.client_id == {"tool-1"} and authenticator.deployment_ids == {"dep-1"}
+    assert authenticator.authorize_url == "https://lms.example.org/authorize"
+    assert authenticator.jwks_endpoint == "https://lms.example.org/jwks"
+    # Behind nginx: the URLs it gives the platform are https, whatever the hub's own request was.
+    assert authenticator.uri_scheme == "https"
+    assert authenticator.courses == {"ctx-ml": "ml-2026", "ctx-ml-b": "ml-2026"}
+    assert authenticator.username_claim == "custom_username"
+    assert authenticator.names_file.endswith("/state/oauth-names.json")
+    assert authenticator.courses_file.endswith("/state/lti-courses.json")
+    assert authenticator.bound_names == {"prof": "https://lms.example.org sub-prof"}
+    assert authenticator.allowed_users == {"prof"} and authenticator.admin_users == {"prof"}
+    assert authenticator.allow_all is False and authenticator.allow_existing_users is False
+    assert authenticator.tool_jwk()["kty"] == "RSA" and "d" not in authenticator.tool_jwk()
+    paths = [path for path, *_ in authenticator.get_handlers(app)]
+    assert paths == ["lti13/oauth_login", "lti13/oauth_callback", "lti13/config", "lti13/jwks"]
+    assert app.config.ServerSpawner.create_accounts is True
+
+
 def test_a_sign_up_hub(hub_files):
     """NativeAuthenticator is in JupyterHub 5's lock only: the configuration as traitlets reads it."""
     config_file = hub_files("native")

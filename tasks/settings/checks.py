@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from tasks.layout import BACKUP_STAGING, INSTALLER_CACHE, RESTIC_DIR
 from tasks.settings import controller, pem
-from tasks.settings.constants import HUB_PATHS, LETS_ENCRYPT, NATIVE_PACKAGE, SERVER_RELEASES
+from tasks.settings.constants import COURSE_GROUPS, HUB_PATHS, LETS_ENCRYPT, NATIVE_PACKAGE, SERVER_RELEASES
 from tasks.settings.network import local_host
 from tasks.settings.types import at_or_below, lock_sets, memory_bytes
 
@@ -20,7 +20,12 @@ if TYPE_CHECKING:
     from tasks.settings.model import Settings
 
 # The login providers' settings, and the key of each that names who may log in.
-PROVIDERS = (("ldap", "allowed_groups"), ("oidc", "allowed_groups"), ("github", "allowed_organizations"))
+PROVIDERS = (
+    ("ldap", "allowed_groups"),
+    ("oidc", "allowed_groups"),
+    ("github", "allowed_organizations"),
+    ("lti13", "courses"),
+)
 
 
 def check(settings: Settings) -> None:
@@ -91,7 +96,7 @@ def _people(settings: Settings) -> None:
             raise ValueError(f'jh_{name} is needed with jh_authenticator = "{name}", and only then')
         if provider and not (getattr(provider, allowed) or settings.present_users):
             raise ValueError(f"jh_{name}: give {allowed} or jh_users, or nobody may log in")
-    if settings.oauth and settings.domain is None:
+    if settings.bound_login and settings.domain is None:
         raise ValueError(
             f"jh_{settings.authenticator} needs jh_domain: the provider sends people back to https://<jh_domain>/"
         )
@@ -104,6 +109,7 @@ def _people(settings: Settings) -> None:
                 "take it out of jh_admin_users first"
             )
     users = {u.name for u in settings.users}
+    _course_groups(settings)
     for group, members in settings.groups.items():
         if group in (settings.users_group, settings.hub_user) or group in users:
             raise ValueError(
@@ -131,20 +137,35 @@ def _people(settings: Settings) -> None:
         raise ValueError("jh_offboard_dir must be outside jh_install_root and jh_shared_dirs")
 
 
+def _course_groups(settings: Settings) -> None:
+    """A course's groups are the launches' (hubside.lti): not jh_groups, which the deploy keeps as listed."""
+    if not settings.lti13:
+        return
+    for context, course in settings.lti13.courses.items():
+        for kind in COURSE_GROUPS:
+            if f"{course}-{kind}" in (*settings.groups, settings.users_group, settings.hub_user):
+                raise ValueError(
+                    f"jh_lti13: the course {course} (context {context}) has the group {course}-{kind}, which "
+                    "the launches fill: it cannot be one of jh_groups, jh_users_group or jh_hub_user"
+                )
+
+
 def _accounts(settings: Settings) -> None:
     """With OAuth, a name is an account's only where the settings say which (the claim is the
     person's to edit): every admin's is said, and no account holds two names."""
     given = [u for u in settings.users if u.account is not None]
-    if given and not settings.oauth:
-        raise ValueError(f'jh_users: {given[0].name} has an account, which only "oidc" and "github" logins use')
-    if not settings.oauth:
+    if given and not settings.bound_login:
+        raise ValueError(
+            f'jh_users: {given[0].name} has an account, which only "oidc", "github" and "lti13" logins use'
+        )
+    if not settings.bound_login:
         return
     accounts = {u.name: u.account for u in settings.present_users}
     for name in settings.admin_users:
         if accounts.get(name) is None:
             raise ValueError(
-                f"jh_admin_users: {name} needs its provider account in jh_users (account: the OpenID Connect sub "
-                "or GitHub id): the name alone would go to whoever signs in with it first"
+                f"jh_admin_users: {name} needs its provider account in jh_users (account: the OpenID Connect sub, "
+                "GitHub id or learning platform's sub): the name alone would go to whoever signs in with it first"
             )
     held = [account for account in accounts.values() if account is not None]
     if len(set(held)) != len(held):

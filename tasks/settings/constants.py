@@ -42,6 +42,10 @@ UPSTREAM = re.compile(
 )
 GITHUB_ORG = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?")
 OIDC_NAME = re.compile(r"[A-Za-z0-9._:/@-]{1,200}")
+# A course of the hub (jh_lti13's courses): short enough that its groups, <course>-students and
+# <course>-staff, are Unix names too.
+COURSE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,22}")
+COURSE_GROUPS = ("students", "staff")
 # A memory size as systemd reads it: bytes, or a number with a K, M, G or T suffix (base 1024).
 MEMORY_SIZE = re.compile(r"(?P<number>[1-9][0-9]{0,12})(?P<unit>[KMGT]?)")
 MEMORY_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}

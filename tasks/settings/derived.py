@@ -53,6 +53,12 @@ class Derived:
         return self.oidc or self.github
 
     @property
+    def bound_login(self) -> bool:
+        """Whether logins bind each name to one account of a provider (OpenID Connect, GitHub, a
+        learning platform's LTI 1.3 launches): jh_users' account, the names file."""
+        return self.oauth is not None or self.lti13 is not None
+
+    @property
     def present_users(self) -> list[HubUser]:
         return [u for u in self.users if u.state == "present"]
 

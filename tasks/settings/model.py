@@ -32,6 +32,7 @@ from tasks.settings.parts import (
     Kernel,
     Ldap,
     Limits,
+    Lti13,
     Oidc,
     SharedDir,
     SharedHome,
@@ -120,17 +121,19 @@ class Settings(Derived, Capacity, Risks, Strict):
         "folder of its own, outside the trees users and the system write (`/home`, `/tmp`, `/var/tmp`, ...).",
     )
 
-    authenticator: Literal["pam", "ldap", "oidc", "github", "native"] = Field(
+    authenticator: Literal["pam", "ldap", "oidc", "github", "lti13", "native"] = Field(
         "pam",
         description="Who may log in (docs/operations.md: People): `pam`, Unix accounts and their passwords; "
         "`ldap`, the directory in `jh_ldap`; `oidc`, the OpenID Connect provider in `jh_oidc`; `github`, GitHub "
-        "accounts (`jh_github`); `native`, people who sign up at the hub and whom an admin approves "
+        "accounts (`jh_github`); `lti13`, launches from the courses of a learning platform (`jh_lti13`); "
+        "`native`, people who sign up at the hub and whom an admin approves "
         '(NativeAuthenticator runs on JupyterHub 5, not 6: it needs `jh_server_release = "jupyterhub-5"`).',
         json_schema_extra={"section": "Logins"},
     )
     ldap: Ldap | None = Field(None, description="With `ldap`: the directory.")
     oidc: Oidc | None = Field(None, description="With `oidc` (needs `jh_domain`): the provider.")
     github: GitHub | None = Field(None, description="With `github` (needs `jh_domain`): the site's GitHub OAuth app.")
+    lti13: Lti13 | None = Field(None, description="With `lti13` (needs `jh_domain`): the learning platform.")
 
     server_release: ServerRelease = Field(
         "jupyterhub-6",

@@ -8,7 +8,7 @@ import re
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl, StrictInt, StrictStr
+from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl, StrictInt, StrictStr, ValidationError
 
 from tasks.layout import LOCAL_SERVICES
 from tasks.settings.constants import (
@@ -61,6 +61,20 @@ def _url(value: HttpUrl) -> HttpUrl:
     # What the deploy renders is str(value), which pydantic normalised: check it too.
     if not URL_TEXT.fullmatch(str(value)):
         raise ValueError("must be an http(s) URL of letters, digits, -._~:/?#[]@!+,= and %XX escapes")
+    return value
+
+
+def _issuer(value: str) -> str:
+    """An issuer is compared with the platform's iss claim as written: it is checked as an https URL,
+    and kept as given (pydantic would add a / to a bare host)."""
+    _url_text(value)
+    try:
+        url = HttpUrl(value)
+    except ValidationError:
+        raise ValueError("must be an https:// URL such as https://lms.example.org") from None
+    _https(_url(url))
+    if url.query is not None or url.fragment is not None:
+        raise ValueError("must have no query (?) or fragment (#): the platform's issuer identifier")
     return value
 
 
@@ -174,6 +188,12 @@ ProviderAccount = Annotated[
     StrictStr,
     whole(OIDC_NAME, "must be the provider's account id: OpenID Connect's sub, GitHub's numeric id"),
     Kind("account id"),
+]
+LtiIssuer = Annotated[StrictStr, AfterValidator(_issuer), Kind("https URL")]
+LtiId = Annotated[
+    StrictStr,
+    whole(OIDC_NAME, "must be the platform's id: letters, digits and . _ : / @ - (at most 200)"),
+    Kind("platform id"),
 ]
 GitHubOrganization = Annotated[
     StrictStr, whole(GITHUB_ORG, "must be a GitHub organization name (letters, digits, -)"), Kind("organization name")

@@ -18,6 +18,8 @@ from tasks.settings.network import (
     HttpsUrl,
     LdapDn,
     LdapDnTemplate,
+    LtiId,
+    LtiIssuer,
     OidcClaim,
     OidcClientId,
     OidcGroup,
@@ -29,6 +31,7 @@ from tasks.settings.network import (
 )
 from tasks.settings.types import (
     AccountName,
+    CourseName,
     CpuCores,
     DisplayName,
     EnvironmentFile,
@@ -40,6 +43,7 @@ from tasks.settings.types import (
     PasswordHash,
     ProfileText,
     RemotePath,
+    RsaKeyFile,
     SecretFile,
     SlurmName,
     TasksLimit,
@@ -62,8 +66,8 @@ class HubUser(Strict):
     password_hash: PasswordHash | None = Field(
         None,
         description="A crypt(3) hash of its password, such as the output of `openssl passwd -6`: plaintext is "
-        "refused, so the password never leaves the admin's machine. Logins through `ldap`, `oidc` or `github` "
-        "need none.",
+        "refused, so the password never leaves the admin's machine. Logins through `ldap`, `oidc`, `github` or "
+        "`lti13` need none.",
     )
     state: Literal["present", "absent"] = Field(
         "present",
@@ -72,10 +76,10 @@ class HubUser(Strict):
     )
     account: ProviderAccount | None = Field(
         None,
-        description="With `oidc` or `github`: the one account of the provider this name belongs to (OpenID "
-        "Connect's `sub`, GitHub's numeric `id`, never a name the person can edit). Only that account gets the "
-        "name, whoever signs in first; a listed user without one is let in through `allowed_groups` or "
-        "`allowed_organizations` alone. Every admin needs one.",
+        description="With `oidc`, `github` or `lti13`: the one account of the provider this name belongs to "
+        "(OpenID Connect's `sub`, GitHub's numeric `id`, the learning platform's `sub`, never a name the person "
+        "can edit). Only that account gets the name, whoever signs in first; a listed user without one is let in "
+        "through `allowed_groups`, `allowed_organizations` or a course of `jh_lti13` alone. Every admin needs one.",
         examples=["f3a9c2d0-5b1e-4c8e-9f1a-2b7d6e4c8a10"],
     )
 
@@ -188,6 +192,59 @@ class GitHub(Strict):
         description="Members of these organizations may log in (GitHub's API, scope read:org), and the people "
         "of `jh_users`.",
         examples=[["my-lab"]],
+    )
+
+
+class Lti13(Strict):
+    """The learning platform (Moodle, Canvas, ...) whose LTI 1.3 launches log people in
+    (jh_authenticator = "lti13"): the hub is a tool there. Register it with the login URL
+    `https://<jh_domain>/hub/lti13/oauth_login`, the redirect URI
+    `https://<jh_domain>/hub/lti13/oauth_callback`, the target link URI `https://<jh_domain>/hub/`,
+    the public keyset URL `https://<jh_domain>/hub/lti13/jwks`, the custom parameter
+    `username=$User.username`, and the names and roles and assignment and grade services. A
+    launch from a course of `courses` logs its person in (an account made at their first start)
+    as a member of `<course>-students` (learners) or `<course>-staff` (instructors, teaching
+    assistants); a launch from any other course is refused, but for the people of `jh_users` bound
+    to their platform account."""
+
+    issuer: LtiIssuer = Field(
+        description="The platform's issuer identifier, exactly as its launches carry it (https://, no "
+        "query): Canvas's `https://canvas.instructure.com`, Moodle's address.",
+        examples=["https://moodle.example.org"],
+    )
+    client_id: LtiId = Field(description="The tool's client id at the platform.", examples=["10000000000042"])
+    deployment_ids: list[LtiId] = Field(
+        min_length=1,
+        description="The tool's deployments at the platform whose launches log in.",
+        examples=[["1"]],
+    )
+    authorization_endpoint: HttpsUrl = Field(
+        description="The platform's OpenID Connect authorization endpoint (its authentication request URL).",
+        examples=["https://moodle.example.org/mod/lti/auth.php"],
+    )
+    jwks_url: HttpsUrl = Field(
+        description="The platform's public keyset URL.", examples=["https://moodle.example.org/mod/lti/certs.php"]
+    )
+    token_url: HttpsUrl = Field(
+        description="The platform's access token URL, for its names and roles and grade services.",
+        examples=["https://moodle.example.org/mod/lti/token.php"],
+    )
+    tool_key_file: RsaKeyFile = Field(
+        description="A file on the controller holding the tool's private RSA key (PEM, 2048 bits or more; "
+        "uploaded `root:<hub user>` 0640): the hub publishes its public half, and signs the requests to the "
+        "platform's services with it.",
+        examples=["secrets/lti-tool-key.pem"],
+    )
+    username_claim: OidcClaim = Field(
+        "custom_username",
+        description="The launch's claim whose value, lower-cased, becomes the Unix name (it must then be one); "
+        "`custom_NAME`: the custom parameter NAME.",
+    )
+    courses: dict[LtiId, CourseName] = Field(
+        {},
+        description="The platform's course (its context id) -> the hub's course, whose groups its people join. "
+        "Two contexts may share a course (the sections of one).",
+        examples=[{"8f2a61c7": "ml-2026"}],
     )
 
 

@@ -1,5 +1,5 @@
 """Checks of the PEM files settings name on the controller: CA certificates, the site's
-certificate and its private key. A file that holds anything else is refused, and a private
+certificate and its private key, an LTI tool's key. A file that holds anything else is refused, and a private
 key found where a certificate belongs is never repeated in the message."""
 
 import warnings
@@ -9,6 +9,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.utils import CryptographyDeprecationWarning
 
 from tasks.settings.constants import PEM_BLOCK, PEM_LIMIT, PLAIN_NAME, PRIVATE_KEY_BLOCK
@@ -85,20 +86,32 @@ def certificate_file(path: Path) -> Path:
     return path
 
 
-def private_key(path: Path) -> Any:
+def private_key(path: Path, reader: str = "nginx") -> Any:
+    """The key in path, which reader reads without a passphrase."""
     blocks = _pem_blocks(path, "a private key")
     if len(blocks) != 1 or not blocks[0][0].endswith("PRIVATE KEY"):
         raise ValueError("must hold exactly one PEM private key (-----BEGIN PRIVATE KEY-----) and nothing else")
     try:
         return serialization.load_pem_private_key(blocks[0][1].encode(), password=None)
     except TypeError:
-        raise ValueError("holds an encrypted private key: nginx needs it without a passphrase") from None
+        raise ValueError(f"holds an encrypted private key: {reader} needs it without a passphrase") from None
     except (ValueError, UnsupportedAlgorithm):
         raise ValueError("does not hold a valid PEM private key") from None
 
 
 def private_key_file(path: Path) -> Path:
     private_key(path)
+    return path
+
+
+def rsa_key_file(path: Path) -> Path:
+    """An unencrypted RSA private key of 2048 bits or more (an LTI tool's: RS256)."""
+    key = private_key(path, "the hub")
+    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048:
+        raise ValueError(
+            "must be an RSA key of 2048 bits or more (LTI signs with RS256), such as "
+            "`openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`"
+        )
     return path
 
 

@@ -18,6 +18,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, FilePath, StrictFlo
 from tasks.settings import pem
 from tasks.settings.constants import (
     CONDA_CHANNEL,
+    COURSE_GROUPS,
+    COURSE_NAME,
     CRYPT_HASH,
     HOST_PATH,
     KERNEL_SETS,
@@ -83,6 +85,24 @@ def _not_reserved_group(value: str) -> str:
 _UNIX_USER = whole(USER_NAME, "must be a Unix user name: a lowercase letter or _, then up to 31 of a-z 0-9 _ -")
 AccountName = Annotated[StrictStr, _UNIX_USER, AfterValidator(_not_reserved_account), Kind("Unix user name")]
 GroupName = Annotated[StrictStr, _UNIX_USER, AfterValidator(_not_reserved_group), Kind("Unix group name")]
+
+
+def _course_groups(value: str) -> str:
+    for kind in COURSE_GROUPS:
+        _not_reserved_group(f"{value}-{kind}")
+    return value
+
+
+CourseName = Annotated[
+    StrictStr,
+    whole(
+        COURSE_NAME,
+        "must be a course name: a lowercase letter, then up to 22 of a-z 0-9 _ - (its groups, <course>-students "
+        "and <course>-staff, are Unix names too)",
+    ),
+    AfterValidator(_course_groups),
+    Kind("course name"),
+]
 UnixGroup = Annotated[
     StrictStr,
     whole(USER_NAME, "must be a Unix group name: a lowercase letter or _, then up to 31 of a-z 0-9 _ -"),
@@ -197,6 +217,7 @@ SecretFile = Annotated[FilePath, AfterValidator(_secret_file), Kind("file on the
 CaFile = Annotated[FilePath, AfterValidator(pem.ca_file), Kind("PEM file on the controller")]
 CertificateFile = Annotated[FilePath, AfterValidator(pem.certificate_file), Kind("PEM file on the controller")]
 PrivateKeyFile = Annotated[FilePath, AfterValidator(pem.private_key_file), Kind("PEM file on the controller")]
+RsaKeyFile = Annotated[FilePath, AfterValidator(pem.rsa_key_file), Kind("PEM file on the controller")]
 NotifyCommand = Annotated[StrictStr, AfterValidator(_notify_command), Kind("command line")]
 
 

@@ -234,7 +234,7 @@ def test_bad_ldap_settings_are_refused(ldap, expected):
 def test_ldap_needs_its_settings_and_someone_to_let_in():
     assert 'jh_ldap is needed with jh_authenticator = "ldap"' in refused({"jh_authenticator": "ldap"})
     assert "and only then" in refused({"jh_ldap": LDAP["jh_ldap"]})
-    assert "jh_authenticator: Input should be 'pam', 'ldap', 'oidc', 'github' or 'native'" in refused(
+    assert "jh_authenticator: Input should be 'pam', 'ldap', 'oidc', 'github', 'lti13' or 'native'" in refused(
         {"jh_authenticator": "kerberos"}
     )
     nobody = {**LDAP, "jh_users": [], "jh_admin_users": [], "jh_ldap": {**LDAP["jh_ldap"], "allowed_groups": []}}

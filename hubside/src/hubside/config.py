@@ -127,6 +127,26 @@ def oauth(c, kind: str, options: dict) -> None:
     section.bound_names = options["bound_names"]
 
 
+def lti13(c, options: dict) -> None:
+    """LTI 1.3 launches from the learning platform (hubside.lti): its issuer, the tool's client id
+    and deployments there; the launch's course puts its person in the course's groups. nginx is
+    in front (jh_domain): the URLs the hub gives the platform are https."""
+    c.JupyterHub.authenticator_class = "hubside.lti.UnixLTIAuthenticator"
+    section = c.UnixLTIAuthenticator
+    section.issuer = options["issuer"]
+    section.client_id = {options["client_id"]}
+    section.deployment_ids = set(options["deployment_ids"])
+    section.authorize_url = options["authorization_endpoint"]
+    section.jwks_endpoint = options["jwks_url"]
+    section.uri_scheme = "https"
+    section.username_claim = options["username_claim"]
+    section.courses = options["courses"]
+    section.courses_file = options["courses_file"]
+    section.tool_key_file = options["tool_key_file"]
+    section.names_file = options["names_file"]
+    section.bound_names = options["bound_names"]
+
+
 def native(c, options: dict) -> None:
     """Sign-up at /hub/signup; an admin approves each newcomer at /hub/authorize (admins are
     approved at their own sign-up). Passwords stay in the hub's database (bcrypt)."""
@@ -141,7 +161,7 @@ def native(c, options: dict) -> None:
     c.Authenticator.username_pattern = options["username_pattern"]
 
 
-LOGINS = {"pam": pam, "ldap": ldap, "oidc": oidc, "github": github, "native": native}
+LOGINS = {"pam": pam, "ldap": ldap, "oidc": oidc, "github": github, "lti13": lti13, "native": native}
 
 
 def servers(c, servers: dict) -> None:

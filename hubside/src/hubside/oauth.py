@@ -30,7 +30,8 @@ UNIX_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}\Z")
 
 class UnixNames(HasTraits):
     """Provider names as Unix names, each bound to one account of the provider (a HasTraits, so
-    that its trait is one: the authenticators below inherit it with oauthenticator's)."""
+    that its trait is one: the authenticators below inherit it with oauthenticator's, hubside.lti's
+    with ltiauthenticator's)."""
 
     names_file = Unicode(help="Unix name -> the provider's account it is bound to (JSON)").tag(config=True)
     bound_names = Dict(
@@ -38,20 +39,16 @@ class UnixNames(HasTraits):
     ).tag(config=True)
     subject_key = "sub"
 
-    async def authenticate(self, handler, data=None, **kwargs):
-        try:
-            return await super().authenticate(handler, data, **kwargs)
-        except (HTTPClientError, OSError) as error:
-            # An answer of the provider (a refused code, say) is not an outage: the hub's own page.
-            if isinstance(error, HTTPClientError) and error.response is not None and error.code < 500:
-                raise
-            self.log.error("The identity provider did not answer: %s", error)
-            raise web.HTTPError(
-                503, "The identity provider did not answer. Please try again in a few minutes."
-            ) from None
+    def claimed_name(self, user_info) -> str:
+        """The name the provider gives the person (theirs to edit)."""
+        return str(user_info.get(self.username_claim) or "")
+
+    def account_of(self, user_info) -> str:
+        """The provider's id of the person's account (never theirs to edit), or ""."""
+        return str(user_info.get(self.subject_key) or "")
 
     def user_info_to_username(self, user_info):
-        name = str(user_info.get(self.username_claim) or "").lower()
+        name = self.claimed_name(user_info).lower()
         if not UNIX_NAME.match(name):
             raise web.HTTPError(403, f"{name!r} cannot be a user name here (a-z, 0-9, _ and -, at most 32)")
         self._refuse_another_account(name, bindings.load(self.names_file), user_info)
@@ -71,7 +68,7 @@ class UnixNames(HasTraits):
 
     def _refuse_another_account(self, name, names, user_info):
         """The provider's account id of user_info, unless the name is bound to another one."""
-        subject = str(user_info.get(self.subject_key) or "")
+        subject = self.account_of(user_info)
         if not subject:
             raise web.HTTPError(403, f"The identity provider gave no account id ({self.subject_key}).")
         if self.bound_names.get(name, names.get(name, subject)) != subject:
@@ -80,7 +77,23 @@ class UnixNames(HasTraits):
         return subject
 
 
-class UnixOIDCAuthenticator(UnixNames, GenericOAuthenticator):
+class OutagePage:
+    """A provider that does not answer gets the person the hub's page saying so, not a traceback."""
+
+    async def authenticate(self, handler, data=None, **kwargs):
+        try:
+            return await super().authenticate(handler, data, **kwargs)
+        except (HTTPClientError, OSError) as error:
+            # An answer of the provider (a refused code, say) is not an outage: the hub's own page.
+            if isinstance(error, HTTPClientError) and error.response is not None and error.code < 500:
+                raise
+            self.log.error("The identity provider did not answer: %s", error)
+            raise web.HTTPError(
+                503, "The identity provider did not answer. Please try again in a few minutes."
+            ) from None
+
+
+class UnixOIDCAuthenticator(OutagePage, UnixNames, GenericOAuthenticator):
     allowed_idp_groups = Set(Unicode(), help="Groups of the provider whose members may log in").tag(config=True)
     groups_claim = Unicode("groups", help="The userinfo claim that lists a person's groups").tag(config=True)
 
@@ -92,5 +105,5 @@ class UnixOIDCAuthenticator(UnixNames, GenericOAuthenticator):
         return isinstance(groups, list) and bool(self.allowed_idp_groups.intersection(map(str, groups)))
 
 
-class UnixGitHubAuthenticator(UnixNames, GitHubOAuthenticator):
+class UnixGitHubAuthenticator(OutagePage, UnixNames, GitHubOAuthenticator):
     subject_key = "id"

@@ -1,0 +1,260 @@
+"""LTI 1.3 logins: a launch from the learning platform (Moodle, Canvas, ...) logs its person in, on
+jupyterhub-ltiauthenticator, with what the deploy adds:
+
+- the name rules of the other external logins (hubside.oauth.UnixNames): the claim username_claim
+  (``custom_username``: the tool's custom parameter ``username=$User.username``), lower-cased, must
+  be a Unix name, and is bound to the platform's account (its issuer and ``sub``) once its person is
+  let in; a name the settings bind is that account's alone;
+- launches of the platform's issuer, the tool's client id and the settings' deployments only; the
+  id_token checked against the platform's keys, fetched without holding up the hub (cached; a
+  platform that does not answer gets the person a page saying so, 503);
+- the course: a launch from a context the settings map to a course puts its person in
+  ``<course>-students`` (learners) or ``<course>-staff`` (instructors and their sub-roles, such as
+  teaching assistants), in the hub's groups; a launch from any other course is refused, unless
+  the name is one the settings bind to this account (admins); the course's service endpoints
+  (names and roles, grades) are kept for the deploy's tools (courses_file);
+- the tool's public key at /hub/lti13/jwks, for the platform to check the tool's service
+  requests (hubside.lti_services).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jwt
+from jupyterhub import orm
+from jupyterhub.handlers import BaseHandler
+from ltiauthenticator.lti13.auth import LTI13Authenticator
+from ltiauthenticator.lti13.error import InvalidAudienceError, TokenError
+from ltiauthenticator.lti13.handlers import LTI13CallbackHandler, LTI13LoginInitHandler
+from ltiauthenticator.lti13.validator import LTI13LaunchValidator
+from ltiauthenticator.utils import convert_request_to_dict
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from traitlets import Dict, Set, Unicode
+
+from hubside import names
+from hubside.lti_services import tool_jwk, tool_key
+from hubside.oauth import UnixNames
+
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership"
+# A context role, or one of its sub-roles (membership/Instructor#TeachingAssistant, ...), -> the course's group.
+COURSE_GROUPS = (("Instructor", "staff"), ("Learner", "students"))
+# The platform's keys are asked again for an unknown kid (a key rotated), at most this often.
+KEYS_REFRESH_SECONDS = 10
+
+
+def course_group(roles: list) -> str | None:
+    """The course group (staff, students) of a launch's roles; staff wins; None: neither."""
+    for role, group in COURSE_GROUPS:
+        if any(r == f"{MEMBERSHIP}#{role}" or str(r).startswith(f"{MEMBERSHIP}/{role}#") for r in roles):
+            return group
+    return None
+
+
+def read_courses(path: str) -> dict:
+    """The courses file's endpoints ({} before any launch)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return {}
+
+
+class LoginHandler(LTI13LoginInitHandler):
+    """The platform's third-party login initiation: this hub's issuer, client and deployments only."""
+
+    def post(self):
+        authenticator = self.authenticator
+        if self.get_argument("iss", None) != authenticator.issuer:
+            raise web.HTTPError(
+                400, f"Open the hub from your course in the learning platform ({authenticator.issuer})."
+            )
+        if self.get_argument("client_id", None) not in (None, *authenticator.client_id):
+            raise web.HTTPError(400, "This launch is for another tool of the learning platform.")
+        if self.get_argument("lti_deployment_id", None) not in (None, *authenticator.deployment_ids):
+            raise web.HTTPError(403, "This deployment of the tool in the learning platform is not this hub's.")
+        return super().post()
+
+    get = post
+
+    def authorize_redirect(self, client_id=None, **arguments):
+        # The platform may leave out the client id when it registered the tool once.
+        super().authorize_redirect(client_id=client_id or sorted(self.authenticator.client_id)[0], **arguments)
+
+
+class LaunchHandler(LTI13CallbackHandler):
+    """The launch (the id_token the platform's form posts): checked, its person logged in, enrolled."""
+
+    signing_key = None
+
+    async def post(self):
+        try:
+            kid = jwt.get_unverified_header(self.get_argument("id_token", "")).get("kid")
+        except jwt.PyJWTError as error:
+            raise web.HTTPError(400, f"The launch is not a JWT: {error}") from None
+        self.signing_key = await self.authenticator.platform_key(kid)
+        await super().post()
+
+    def decode_and_validate_launch_request(self) -> dict:
+        """ltiauthenticator's checks, with the key fetched before (not by a blocking client),
+        and the deployment checked."""
+        authenticator = self.authenticator
+        validator = LTI13LaunchValidator(parent=self.app)
+        arguments = convert_request_to_dict(self.request.arguments)
+        validator.validate_auth_response(arguments)
+        self.check_state()
+        try:
+            launch = jwt.decode(
+                arguments["id_token"],
+                self.signing_key,
+                algorithms=authenticator.jwks_algorithms,
+                audience=authenticator.client_id,
+                issuer=authenticator.issuer,
+                leeway=validator.time_leeway,
+            )
+        except jwt.InvalidAudienceError as error:
+            raise InvalidAudienceError(str(error)) from None
+        except jwt.PyJWTError as error:
+            raise TokenError(str(error)) from None
+        validator.validate_id_token(launch)
+        validator.validate_azp_claim(launch, authenticator.client_id)
+        self.check_nonce(launch)
+        if launch[f"{CLAIM}deployment_id"] not in authenticator.deployment_ids:
+            raise InvalidAudienceError("This deployment of the tool in the learning platform is not this hub's.")
+        return launch
+
+    async def login_user(self, data=None):
+        user = await super().login_user(data)
+        if user is not None:
+            self.authenticator.enrol(self.db, user, data)
+        return user
+
+
+class JwksHandler(BaseHandler):
+    """The tool's public key, which the platform checks the tool's service requests with."""
+
+    def get(self):
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"keys": [self.authenticator.tool_jwk()]}))
+
+
+class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
+    login_handler = LoginHandler
+    callback_handler = LaunchHandler
+    login_service = "your learning platform"
+    user_auth_state_key = "launch"
+
+    deployment_ids = Set(Unicode(), help="The tool's deployments in the platform whose launches log in").tag(
+        config=True
+    )
+    courses = Dict(Unicode(), help="The platform's context id -> the hub's course (its groups' prefix)").tag(
+        config=True
+    )
+    username_claim = Unicode(
+        "custom_username", help="The claim whose value, lower-cased, is the Unix name (custom_NAME: a custom one)"
+    ).tag(config=True)
+    tool_key_file = Unicode(help="The tool's private key (PEM), whose public half /hub/lti13/jwks shows").tag(
+        config=True
+    )
+    courses_file = Unicode(help="Each course's context and service endpoints, as launches gave them (JSON)").tag(
+        config=True
+    )
+
+    _platform_keys: dict = {}
+    _keys_read_at = 0.0
+
+    def get_handlers(self, app):
+        return [*super().get_handlers(app), ("lti13/jwks", JwksHandler)]
+
+    def tool_jwk(self) -> dict:
+        return tool_jwk(tool_key(Path(self.tool_key_file).read_bytes()))
+
+    def claimed_name(self, launch) -> str:
+        if self.username_claim.startswith("custom_"):
+            launch = launch.get(f"{CLAIM}custom") or {}
+            return str(launch.get(self.username_claim[len("custom_") :]) or "")
+        return super().claimed_name(launch)
+
+    def account_of(self, launch) -> str:
+        # The platform's account: sub is unique within its issuer.
+        return f"{launch['iss']} {launch['sub']}" if launch.get("sub") else ""
+
+    async def authenticate(self, handler, data=None):
+        """data: the launch, checked (LaunchHandler)."""
+        return {"name": self.user_info_to_username(data), "auth_state": {self.user_auth_state_key: data}}
+
+    def check_allowed(self, username, authentication=None):
+        if super().check_allowed(username, authentication):
+            return True
+        enrolment = self.enrolment(authentication["auth_state"][self.user_auth_state_key])
+        if isinstance(enrolment, str):
+            self.log.warning("Refused %s: %s", username, enrolment)
+            raise web.HTTPError(403, enrolment)
+        return True
+
+    def enrolment(self, launch: dict) -> tuple[str, str] | str:
+        """The launch's course and the hub's group of its role there, or why it has none."""
+        context = launch.get(f"{CLAIM}context") or {}
+        course = self.courses.get(str(context.get("id")))
+        if course is None:
+            title = context.get("title") or context.get("label") or "This course"
+            return f"{title} is not a course of this hub: its admins can add it."
+        group = course_group(launch.get(f"{CLAIM}roles") or [])
+        if group is None:
+            return f"Your role in {course} is neither learner nor instructor: it gives no access to this hub."
+        return course, f"{course}-{group}"
+
+    def enrol(self, db, user, launch: dict) -> None:
+        """The person in the group of their role in the launch's course, and out of its other one
+        (the platform says what the role is now)."""
+        enrolment = self.enrolment(launch)
+        if isinstance(enrolment, str):
+            return
+        course, group_name = enrolment
+        course_groups = {f"{course}-{group}" for _, group in COURSE_GROUPS}
+        kept = [group for group in user.orm_user.groups if group.name not in course_groups]
+        group = orm.Group.find(db, group_name)
+        if group is None:
+            group = orm.Group(name=group_name)
+            db.add(group)
+        user.orm_user.groups = [*kept, group]
+        db.commit()
+        self.keep_services(course, launch)
+
+    def keep_services(self, course: str, launch: dict) -> None:
+        """The course's context and service endpoints, for the deploy's tools (grades back)."""
+        endpoints = {
+            "context_id": str(launch[f"{CLAIM}context"]["id"]),
+            "memberships_url": (launch.get(NRPS_CLAIM) or {}).get("context_memberships_url"),
+            "lineitems_url": (launch.get(AGS_CLAIM) or {}).get("lineitems"),
+        }
+        kept = read_courses(self.courses_file)
+        if kept.get(course) != endpoints:
+            kept[course] = endpoints
+            names.save(self.courses_file, kept)
+
+    async def platform_key(self, kid: str | None):
+        """The platform's public key kid (its JWKS, read again for an unknown kid)."""
+        if kid not in self._platform_keys and time.monotonic() - self._keys_read_at > KEYS_REFRESH_SECONDS:
+            try:
+                response = await AsyncHTTPClient().fetch(self.jwks_endpoint, request_timeout=10)
+            except (HTTPClientError, OSError) as error:
+                self.log.error("The learning platform's keys could not be read: %s", error)
+                raise web.HTTPError(
+                    503, "The learning platform did not answer. Please try again in a few minutes."
+                ) from None
+            try:
+                keys = jwt.PyJWKSet.from_json(response.body.decode()).keys
+            except (jwt.PyJWTError, ValueError) as error:
+                self.log.error("The learning platform's keys are not a JWKS: %s", error)
+                raise web.HTTPError(503, "The learning platform's keys cannot be read.") from None
+            self._platform_keys = {key.key_id: key.key for key in keys}
+            self._keys_read_at = time.monotonic()
+        if kid not in self._platform_keys:
+            raise web.HTTPError(400, "The launch is signed with a key the learning platform does not publish.")
+        return self._platform_keys[kid]

@@ -1,0 +1,161 @@
+"""The tool's side of LTI Advantage services (LTI 1.3), for the deploy's tools (grades back): an
+access token from the platform's token endpoint for a client assertion signed with the tool's
+key; a course's members (Names and Role Provisioning Services); its line items, found or created,
+and a person's score on one (Assignment and Grade Services).
+
+Plain urllib, synchronous: the tools that use it run on their own, not in the hub's event loop,
+and urllib trusts the system's CAs (the site's own among them: jh_extra_ca_certificates).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.request import Request, urlopen
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from jwt.algorithms import RSAAlgorithm
+
+SCOPES = {
+    "memberships": "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
+    "lineitem": "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+    "score": "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+}
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+MEMBERSHIPS = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
+LINE_ITEMS = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+LINE_ITEM = "application/vnd.ims.lis.v2.lineitem+json"
+SCORE = "application/vnd.ims.lis.v1.score+json"
+TIMEOUT = 30
+
+
+def tool_key(pem: bytes):
+    """The tool's private key (RSA, for RS256) from its PEM file's bytes."""
+    return serialization.load_pem_private_key(pem, password=None)
+
+
+def tool_jwk(key) -> dict:
+    """The public JWK of the tool's key, its kid the RFC 7638 thumbprint: the same wherever it is
+    computed (the hub's /hub/lti13/jwks, these assertions)."""
+    public = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+    canonical = json.dumps({name: public[name] for name in ("e", "kty", "n")}, separators=(",", ":"), sort_keys=True)
+    kid = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    return {**public, "kid": kid, "alg": "RS256", "use": "sig"}
+
+
+class ServiceError(Exception):
+    pass
+
+
+class Services:
+    """The platform's services for one tool registration (client_id), its key signing the assertions."""
+
+    def __init__(self, token_url: str, client_id: str, key, scopes: list[str] | None = None):
+        self.token_url, self.client_id, self.key = token_url, client_id, key
+        self.scopes = scopes or list(SCOPES.values())
+        self._token: tuple[str, float] | None = None
+
+    def token(self) -> str:
+        """A bearer token for the scopes, asked again shortly before the last one ends."""
+        if self._token and self._token[1] > time.time() + 60:
+            return self._token[0]
+        now = int(time.time())
+        assertion = jwt.encode(
+            {
+                "iss": self.client_id,
+                "sub": self.client_id,
+                "aud": self.token_url,
+                "iat": now,
+                "exp": now + 300,
+                "jti": uuid.uuid4().hex,
+            },
+            self.key,
+            algorithm="RS256",
+            headers={"kid": tool_jwk(self.key)["kid"]},
+        )
+        form = {
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+            "scope": " ".join(self.scopes),
+        }
+        answer, _ = self._call("POST", self.token_url, urlencode(form).encode(), "application/x-www-form-urlencoded")
+        self._token = answer["access_token"], now + int(answer.get("expires_in", 3600))
+        return self._token[0]
+
+    def members(self, memberships_url: str) -> list[dict]:
+        """The course's members, every page of them."""
+        members, url = [], memberships_url
+        while url:
+            page, headers = self._call("GET", url, accept=MEMBERSHIPS, token=True)
+            members += page["members"]
+            url = next_link(headers.get("Link", ""))
+        return members
+
+    def line_item(self, lineitems_url: str, label: str, score_maximum: float, resource_id: str) -> dict:
+        """The course's line item for resource_id (an assignment), made with label and score_maximum
+        if it has none yet."""
+        found, _ = self._call("GET", with_query(lineitems_url, resource_id=resource_id), accept=LINE_ITEMS, token=True)
+        if found:
+            return found[0]
+        item = {"label": label, "scoreMaximum": score_maximum, "resourceId": resource_id}
+        made, _ = self._call("POST", lineitems_url, json.dumps(item).encode(), LINE_ITEM, accept=LINE_ITEM, token=True)
+        return made
+
+    def post_score(self, line_item: dict, user_id: str, score_given: float, comment: str | None = None) -> None:
+        """A person's final score on the line item (the platform's user id, the launch's sub)."""
+        score = {
+            "userId": user_id,
+            "scoreGiven": score_given,
+            "scoreMaximum": line_item["scoreMaximum"],
+            "activityProgress": "Completed",
+            "gradingProgress": "FullyGraded",
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        }
+        if comment:
+            score["comment"] = comment
+        url = with_path(line_item["id"], "/scores")
+        self._call("POST", url, json.dumps(score).encode(), SCORE, token=True)
+
+    def _call(self, method, url, body=None, content_type=None, accept="application/json", token=False):
+        """The answer's JSON (None when empty) and its headers."""
+        headers = {"Accept": accept}
+        if content_type:
+            headers["Content-Type"] = content_type
+        if token:
+            headers["Authorization"] = f"Bearer {self.token()}"
+        try:
+            with urlopen(Request(url, data=body, headers=headers, method=method), timeout=TIMEOUT) as response:
+                text = response.read()
+                return (json.loads(text) if text else None), response.headers
+        except OSError as error:
+            # HTTPError is an OSError: the platform's refusal, with its reason.
+            detail = error.read().decode(errors="replace") if hasattr(error, "read") else ""
+            raise ServiceError(f"{method} {url}: {error} {detail}".strip()) from None
+
+
+def next_link(header: str) -> str | None:
+    """The rel="next" URL of a Link header."""
+    for part in header.split(","):
+        url, _, parameters = part.partition(";")
+        if 'rel="next"' in parameters.replace(" ", ""):
+            return url.strip().strip("<>")
+    return None
+
+
+def with_query(url: str, **parameters: str) -> str:
+    parts = urlsplit(url)
+    query = "&".join(filter(None, [parts.query, urlencode(parameters)]))
+    return urlunsplit(parts._replace(query=query))
+
+
+def with_path(url: str, suffix: str) -> str:
+    """url with suffix after its path, before its query (a line item's scores)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix))
