@@ -313,11 +313,28 @@ def test_a_platform_that_does_not_answer_gets_a_page_saying_so(lti_hub):
     running_hub(test, config, sockets)
 
 
-def test_the_tool_s_services_members_line_items_and_scores(lti_hub):
-    """The tool's key signs its token requests; the platform checks them against the hub's
-    /hub/lti13/jwks. The client runs in a thread: the hub must answer the platform meanwhile."""
+def test_the_hub_serves_the_deploy_s_public_jwk_and_has_no_private_key(lti_hub, tmp_path):
+    """/hub/lti13/jwks is anonymous: it answers the JWK hub.json holds, reading and parsing no key
+    (the private key is root's, not the hub's: the hub's options do not name it)."""
     platform, config, sockets, options = lti_hub
-    key = lti_services.tool_key(Path(options["tool_key_file"]).read_bytes())
+    assert "tool_key_file" not in options and "d" not in options["tool_jwk"]
+
+    async def test(hub):
+        (tmp_path / "lti-tool-key.pem").unlink()
+        answers = await asyncio.gather(
+            *(AsyncHTTPClient().fetch(f"http://127.0.0.1:{hub.port}/hub/lti13/jwks") for _ in range(40))
+        )
+        assert {answer.body for answer in answers} == {json.dumps({"keys": [options["tool_jwk"]]}).encode()}
+
+    running_hub(test, config, sockets)
+
+
+def test_the_tool_s_services_members_line_items_and_scores(lti_hub, tmp_path):
+    """The tool's key signs its token requests; the platform checks them against the hub's
+    /hub/lti13/jwks (the deploy's JWK). The client runs in a thread: the hub must answer the
+    platform meanwhile."""
+    platform, config, sockets, options = lti_hub
+    key = lti_services.tool_key((tmp_path / "lti-tool-key.pem").read_bytes())
     contexts = f"{platform.url}/contexts/ctx-ml"
 
     def grades_back():

@@ -230,9 +230,9 @@ class Lti13(Strict):
         examples=["https://moodle.example.org/mod/lti/token.php"],
     )
     tool_key_file: RsaKeyFile = Field(
-        description="A file on the controller holding the tool's private RSA key (PEM, 2048 bits or more; "
-        "uploaded `root:<hub user>` 0640): the hub publishes its public half, and signs the requests to the "
-        "platform's services with it.",
+        description="A file on the controller holding the tool's private RSA key (PEM, 2048 to 4096 bits; "
+        "uploaded `root:root` 0600, not the hub's): the deploy gives the hub its public half to publish, and "
+        "the tool that sends grades back, run as root, signs the requests to the platform's services with it.",
         examples=["secrets/lti-tool-key.pem"],
     )
     username_claim: OidcClaim = Field(

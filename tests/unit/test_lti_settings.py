@@ -1,13 +1,16 @@
 """LTI 1.3 logins' settings (jh_authenticator = "lti13"): bad input refused before any change,
 naming the setting; what the hub gets of good input (hub.json's login)."""
 
+import base64
+import hashlib
 import json
+from pathlib import PurePosixPath
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tasks import hub_data
+from tasks import hub_data, logins
 from tasks.settings import Settings, SettingsError
 from tests.unit.test_templates import NOBLE
 
@@ -26,6 +29,7 @@ def keys(tmp_path_factory):
     files = {
         "tool.pem": pem(rsa.generate_private_key(65537, 2048)),
         "small.pem": pem(rsa.generate_private_key(65537, 1024)),
+        "large.pem": pem(rsa.generate_private_key(65537, 4160)),
         "ec.pem": pem(ec.generate_private_key(ec.SECP256R1())),
         "encrypted.pem": pem(rsa.generate_private_key(65537, 2048), b"passphrase"),
         "empty.pem": b"",
@@ -93,9 +97,11 @@ def test_bad_lti_settings_are_refused_naming_the_setting(lti, change, expected):
 @pytest.mark.parametrize(
     ("key", "expected"),
     [
-        ("small.pem", "must be an RSA key of 2048 bits or more"),
-        ("ec.pem", "must be an RSA key of 2048 bits or more"),
-        ("encrypted.pem", "holds an encrypted private key: the hub needs it without a passphrase"),
+        ("small.pem", "must be an RSA key of 2048 to 4096 bits"),
+        # Larger keys cost every signature (and parsing them) more.
+        ("large.pem", "must be an RSA key of 2048 to 4096 bits"),
+        ("ec.pem", "must be an RSA key of 2048 to 4096 bits"),
+        ("encrypted.pem", "holds an encrypted private key: the tool needs it without a passphrase"),
         ("empty.pem", "jh_lti13[tool_key_file]"),
     ],
 )
@@ -135,7 +141,14 @@ def test_the_hub_gets_the_platform_the_courses_and_the_key_s_place_on_the_host(l
     options = login["options"]
     # The issuer as the launches carry it: no / added.
     assert options["issuer"] == ISSUER
-    assert options["tool_key_file"] == "/opt/jupyter/auth/lti-tool-key.pem"
+    # The tool's public JWK (its kid the RFC 7638 thumbprint), not the private key or its place.
+    assert "tool_key_file" not in options
+    key = serialization.load_pem_private_key((keys / "tool.pem").read_bytes(), None).public_key().public_numbers()
+    jwk = options["tool_jwk"]
+    assert set(jwk) == {"kty", "n", "e", "kid", "alg", "use"} and jwk["alg"] == "RS256"
+    assert int.from_bytes(base64.urlsafe_b64decode(jwk["n"] + "=="), "big") == key.n
+    canonical = json.dumps({"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}, separators=(",", ":"), sort_keys=True)
+    assert jwk["kid"] == base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
     assert options["courses"] == {"8f2a61c7": "ml-2026", "c0ffee": "stats_101"}
     assert options["courses_file"] == "/opt/jupyter/state/lti-courses.json"
     assert options["names_file"] == "/opt/jupyter/state/oauth-names.json"
@@ -145,3 +158,15 @@ def test_the_hub_gets_the_platform_the_courses_and_the_key_s_place_on_the_host(l
     assert login["allowed_users"] == ["prof"] and login["admin_users"] == ["prof"]
     # Its people get accounts at their first start, like OpenID Connect's.
     assert data["servers"]["create_accounts"] is True
+
+
+def test_the_tool_key_is_root_s_alone_on_the_host(lti, monkeypatch):
+    """The hub has the public JWK only: the private key is uploaded 0600 root:root."""
+    uploads = []
+    monkeypatch.setattr(logins, "directory", lambda *args, **kwargs: None)
+    monkeypatch.setattr(logins, "root_file", lambda *args, **kwargs: uploads.append((args, kwargs)))
+    settings = Settings.from_data(lti)
+    logins.apply(settings, PurePosixPath("/opt/jupyter/server-env"))
+    [(args, kwargs)] = uploads
+    assert args[2] == settings.layout.lti_tool_key
+    assert kwargs["mode"] == "600" and kwargs.get("group", "root") == "root" and kwargs.get("user", "root") == "root"

@@ -14,13 +14,15 @@ jupyterhub-ltiauthenticator, with what the deploy adds:
   the name is one the settings bind to this account (admins); the course's service endpoints
   (names and roles, grades) are kept for the deploy's tools (courses_file);
 - the tool's public key at /hub/lti13/jwks, for the platform to check the tool's service
-  requests (hubside.lti_services).
+  requests (hubside.lti_services): the JWK the deploy derived from the key, served as it is; the
+  private key is root's, not the hub's.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from functools import cached_property
 from pathlib import Path
 
 import jwt
@@ -36,7 +38,6 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Dict, Set, Unicode
 
 from hubside import names
-from hubside.lti_services import tool_jwk, tool_key
 from hubside.oauth import UnixNames
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -136,11 +137,12 @@ class LaunchHandler(LTI13CallbackHandler):
 
 
 class JwksHandler(BaseHandler):
-    """The tool's public key, which the platform checks the tool's service requests with."""
+    """The tool's public key, which the platform checks the tool's service requests with: the
+    deploy's JWK, as it is (nothing read or computed per request)."""
 
     def get(self):
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"keys": [self.authenticator.tool_jwk()]}))
+        self.finish(self.authenticator.jwks)
 
 
 class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
@@ -158,9 +160,7 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
     username_claim = Unicode(
         "custom_username", help="The claim whose value, lower-cased, is the Unix name (custom_NAME: a custom one)"
     ).tag(config=True)
-    tool_key_file = Unicode(help="The tool's private key (PEM), whose public half /hub/lti13/jwks shows").tag(
-        config=True
-    )
+    tool_jwk = Dict(help="The tool's public key (a JWK), which /hub/lti13/jwks shows").tag(config=True)
     courses_file = Unicode(help="Each course's context and service endpoints, as launches gave them (JSON)").tag(
         config=True
     )
@@ -171,8 +171,10 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
     def get_handlers(self, app):
         return [*super().get_handlers(app), ("lti13/jwks", JwksHandler)]
 
-    def tool_jwk(self) -> dict:
-        return tool_jwk(tool_key(Path(self.tool_key_file).read_bytes()))
+    @cached_property
+    def jwks(self) -> str:
+        # Made once: the handler answers anonymous requests.
+        return json.dumps({"keys": [self.tool_jwk]})
 
     def claimed_name(self, launch) -> str:
         if self.username_claim.startswith("custom_"):
