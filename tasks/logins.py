@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from pyinfra.operations import server
 
 from tasks import layout
-from tasks.ops import command, directory, root_file
+from tasks.ops import command, directory, private_transfer, root_file
 from tasks.platform import Platform
 from tasks.settings import Settings
 from tasks.snapshot import Managed, entry
@@ -34,7 +34,7 @@ def apply(settings: Settings, env: PurePosixPath) -> None:
         return
     directory(f"Identity provider files {paths.auth_dir}", paths.auth_dir, "750", "root", settings.hub_user)
     if settings.lti13:
-        root_file("LTI tool key", settings.lti13.tool_key_file, paths.lti_tool_key, mode="600")
+        root_file("LTI tool key", settings.lti13.tool_key_file, paths.lti_tool_key, mode="600", **private_transfer())
         return
     root_file(
         "OAuth client secret",
@@ -42,6 +42,7 @@ def apply(settings: Settings, env: PurePosixPath) -> None:
         paths.oauth_client_secret,
         mode="640",
         group=settings.hub_user,
+        **private_transfer(),
     )
     if settings.oidc is None:
         return

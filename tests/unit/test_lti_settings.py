@@ -160,13 +160,38 @@ def test_the_hub_gets_the_platform_the_courses_and_the_key_s_place_on_the_host(l
     assert data["servers"]["create_accounts"] is True
 
 
+def uploads(monkeypatch, settings: Settings) -> list:
+    """The files logins.apply uploads (args, kwargs), as a sudo user would have them staged."""
+    made = []
+    monkeypatch.setattr(logins, "directory", lambda *args, **kwargs: None)
+    monkeypatch.setattr(logins, "entry", lambda path: "endpoints")
+    monkeypatch.setattr(logins, "private_transfer", lambda: {"_temp_dir": "/home/deploy/.jupyterhub-deploy-transfer"})
+    monkeypatch.setattr(logins, "root_file", lambda *args, **kwargs: made.append((args, kwargs)))
+    logins.apply(settings, PurePosixPath("/opt/jupyter/server-env"))
+    return made
+
+
 def test_the_tool_key_is_root_s_alone_on_the_host(lti, monkeypatch):
     """The hub has the public JWK only: the private key is uploaded 0600 root:root."""
-    uploads = []
-    monkeypatch.setattr(logins, "directory", lambda *args, **kwargs: None)
-    monkeypatch.setattr(logins, "root_file", lambda *args, **kwargs: uploads.append((args, kwargs)))
     settings = Settings.from_data(lti)
-    logins.apply(settings, PurePosixPath("/opt/jupyter/server-env"))
-    [(args, kwargs)] = uploads
+    [(args, kwargs)] = uploads(monkeypatch, settings)
     assert args[2] == settings.layout.lti_tool_key
     assert kwargs["mode"] == "600" and kwargs.get("group", "root") == "root" and kwargs.get("user", "root") == "root"
+
+
+def test_secrets_are_never_staged_in_a_readable_temporary_file(lti, keys, monkeypatch):
+    """Connected as a sudo user, pyinfra stages uploads in /tmp, readable by others, unless told a
+    private folder (tasks.ops.private_transfer): the tool key and the OAuth client secret."""
+    (keys / "secret").write_text("s3cret\n")
+    github = {
+        "jh_authenticator": "github",
+        "jh_domain": "hub.example.org",
+        "jh_github": {
+            "client_id": "Iv1.0123",
+            "client_secret_file": str(keys / "secret"),
+            "allowed_organizations": ["lab"],
+        },
+    }
+    for data in (lti, github):
+        [(_, kwargs)] = uploads(monkeypatch, Settings.from_data(data))
+        assert kwargs["_temp_dir"] == "/home/deploy/.jupyterhub-deploy-transfer", data["jh_authenticator"]
