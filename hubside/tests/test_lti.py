@@ -338,7 +338,7 @@ def test_the_tool_s_services_members_line_items_and_scores(lti_hub, tmp_path):
     contexts = f"{platform.url}/contexts/ctx-ml"
 
     def grades_back():
-        services = lti_services.Services(f"{platform.url}/token", CLIENT_ID, key)
+        services = lti_services.Services(f"{platform.url}/token", CLIENT_ID, key, loopback_http=True)
         members = {m["user_id"]: m["roles"] for m in services.members(f"{contexts}/memberships?limit=2")}
         assert set(members) == set(PEOPLE)
         assert members["sub-tara"] == [f"{MEMBERSHIP}#Instructor", f"{MEMBERSHIP}/Instructor#TeachingAssistant"]
@@ -346,11 +346,15 @@ def test_the_tool_s_services_members_line_items_and_scores(lti_hub, tmp_path):
         assert services.line_item(f"{contexts}/lineitems", "Assignment 1", 10, resource_id="ps1") == item
         services.post_score(item, "sub-lena", 7.5, comment="autograded")
         # Another key (not the tool's) gets no token.
-        forger = lti_services.Services(f"{platform.url}/token", CLIENT_ID, rsa.generate_private_key(65537, 2048))
+        forger = lti_services.Services(
+            f"{platform.url}/token", CLIENT_ID, rsa.generate_private_key(65537, 2048), loopback_http=True
+        )
         with pytest.raises(lti_services.ServiceError, match="invalid_client"):
             forger.token()
         # A token for the memberships alone posts no score.
-        reader = lti_services.Services(f"{platform.url}/token", CLIENT_ID, key, [lti_services.SCOPES["memberships"]])
+        reader = lti_services.Services(
+            f"{platform.url}/token", CLIENT_ID, key, [lti_services.SCOPES["memberships"]], loopback_http=True
+        )
         with pytest.raises(lti_services.ServiceError, match="403"):
             reader.post_score(item, "sub-lena", 10)
         return item
