@@ -26,7 +26,7 @@ from traitlets.config import Config
 
 from hubside import config as hub_config
 from hubside import lti_services
-from hubside.lti import CLAIM, MEMBERSHIP, UnixLTIAuthenticator, course_group
+from hubside.lti import AGS_CLAIM, CLAIM, MEMBERSHIP, NRPS_CLAIM, UnixLTIAuthenticator, course_group
 
 from .conftest import REPO, running_hub
 
@@ -193,10 +193,12 @@ def test_launches_log_learners_and_staff_into_their_course_s_groups(lti_hub):
         assert names == {"lena": f"{platform.url} sub-lena", "tara": f"{platform.url} sub-tara"}
         courses = json.loads(Path(options["courses_file"]).read_text())
         assert courses == {
-            "ml-2026": {
-                "context_id": "ctx-ml",
-                "memberships_url": f"{platform.url}/contexts/ctx-ml/memberships",
-                "lineitems_url": f"{platform.url}/contexts/ctx-ml/lineitems",
+            DEPLOYMENT: {
+                "ctx-ml": {
+                    "course": "ml-2026",
+                    "memberships_url": f"{platform.url}/contexts/ctx-ml/memberships",
+                    "lineitems_url": f"{platform.url}/contexts/ctx-ml/lineitems",
+                }
             }
         }
         # A group of the deploy (jh_groups) stays; the course's other group is left at a role change.
@@ -383,6 +385,32 @@ def test_the_tool_s_services_members_line_items_and_scores(lti_hub, tmp_path):
 )
 def test_a_role_in_the_course_maps_to_its_group(roles, group):
     assert course_group(roles) == group
+
+
+def test_two_sections_of_a_course_keep_their_own_endpoints_and_none_wipes_one(tmp_path):
+    courses_file = tmp_path / "courses.json"
+    authenticator = UnixLTIAuthenticator(courses_file=str(courses_file), courses={"sec-a": "ml", "sec-b": "ml"})
+
+    def launch(context, deployment="dep-1", grades=True):
+        return {
+            f"{CLAIM}context": {"id": context},
+            f"{CLAIM}deployment_id": deployment,
+            NRPS_CLAIM: {"context_memberships_url": f"https://lms/{context}/members"},
+            **({AGS_CLAIM: {"lineitems": f"https://lms/{deployment}/{context}/lineitems"}} if grades else {}),
+        }
+
+    def endpoints(context, deployment="dep-1"):
+        urls = {"memberships_url": f"https://lms/{context}/members"}
+        return {"course": "ml", **urls, "lineitems_url": f"https://lms/{deployment}/{context}/lineitems"}
+
+    for context, deployment in (("sec-a", "dep-1"), ("sec-b", "dep-1"), ("sec-a", "dep-2")):
+        authenticator.keep_services("ml", launch(context, deployment))
+    # A launch without the grades claim (a link without grades) keeps the line items URL known.
+    authenticator.keep_services("ml", launch("sec-b", grades=False))
+    assert json.loads(courses_file.read_text()) == {
+        "dep-1": {"sec-a": endpoints("sec-a"), "sec-b": endpoints("sec-b")},
+        "dep-2": {"sec-a": endpoints("sec-a", "dep-2")},
+    }
 
 
 def test_a_plain_claim_may_name_people_and_a_role_without_access_is_refused(tmp_path):

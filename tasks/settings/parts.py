@@ -243,7 +243,8 @@ class Lti13(Strict):
     courses: dict[LtiId, CourseName] = Field(
         {},
         description="The platform's course (its context id) -> the hub's course, whose groups its people join. "
-        "Two contexts may share a course (the sections of one).",
+        "Two contexts may share a course (the sections of one). A context id is the platform's, whichever of "
+        "`deployment_ids` launches from it: the same course in any of the tool's deployments.",
         examples=[{"8f2a61c7": "ml-2026"}],
     )
 

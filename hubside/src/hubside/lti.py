@@ -11,8 +11,9 @@ jupyterhub-ltiauthenticator, with what the deploy adds:
 - the course: a launch from a context the settings map to a course puts its person in
   ``<course>-students`` (learners) or ``<course>-staff`` (instructors and their sub-roles, such as
   teaching assistants), in the hub's groups; a launch from any other course is refused, unless
-  the name is one the settings bind to this account (admins); the course's service endpoints
-  (names and roles, grades) are kept for the deploy's tools (courses_file);
+  the name is one the settings bind to this account (admins); each context's service endpoints
+  (names and roles, grades) are kept for the deploy's tools (courses_file, by deployment and
+  context);
 - the tool's public key at /hub/lti13/jwks, for the platform to check the tool's service
   requests (hubside.lti_services): the JWK the deploy derived from the key, served as it is; the
   private key is root's, not the hub's.
@@ -154,14 +155,15 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
     deployment_ids = Set(Unicode(), help="The tool's deployments in the platform whose launches log in").tag(
         config=True
     )
-    courses = Dict(Unicode(), help="The platform's context id -> the hub's course (its groups' prefix)").tag(
-        config=True
-    )
+    # A context id is the platform's own, whichever of the hub's deployments launches from it.
+    courses = Dict(
+        Unicode(), help="The platform's context id (in any of the deployments) -> the hub's course (its groups' prefix)"
+    ).tag(config=True)
     username_claim = Unicode(
         "custom_username", help="The claim whose value, lower-cased, is the Unix name (custom_NAME: a custom one)"
     ).tag(config=True)
     tool_jwk = Dict(help="The tool's public key (a JWK), which /hub/lti13/jwks shows").tag(config=True)
-    courses_file = Unicode(help="Each course's context and service endpoints, as launches gave them (JSON)").tag(
+    courses_file = Unicode(help="Each context's course and service endpoints, as launches gave them (JSON)").tag(
         config=True
     )
 
@@ -229,15 +231,20 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
         self.keep_services(course, launch)
 
     def keep_services(self, course: str, launch: dict) -> None:
-        """The course's context and service endpoints, for the deploy's tools (grades back)."""
-        endpoints = {
-            "context_id": str(launch[f"{CLAIM}context"]["id"]),
+        """The context's course and service endpoints, for the deploy's tools (grades back):
+        {deployment id: {context id: ...}}, one entry per section; an endpoint a launch leaves out
+        (a link without grades) keeps the one known."""
+        context = str(launch[f"{CLAIM}context"]["id"])
+        given = {
             "memberships_url": (launch.get(NRPS_CLAIM) or {}).get("context_memberships_url"),
             "lineitems_url": (launch.get(AGS_CLAIM) or {}).get("lineitems"),
         }
         kept = read_courses(self.courses_file)
-        if kept.get(course) != endpoints:
-            kept[course] = endpoints
+        contexts = kept.setdefault(str(launch[f"{CLAIM}deployment_id"]), {})
+        known = contexts.get(context) or {}
+        endpoints = {"course": course} | {name: url or known.get(name) for name, url in given.items()}
+        if known != endpoints:
+            contexts[context] = endpoints
             names.save(self.courses_file, kept)
 
     async def platform_key(self, kid: str | None):
