@@ -21,6 +21,7 @@ jupyterhub-ltiauthenticator, with what the deploy adds:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from functools import cached_property
@@ -30,7 +31,7 @@ import jwt
 from jupyterhub import orm
 from jupyterhub.handlers import BaseHandler
 from ltiauthenticator.lti13.auth import LTI13Authenticator
-from ltiauthenticator.lti13.error import InvalidAudienceError, TokenError
+from ltiauthenticator.lti13.error import InvalidAudienceError, TokenError, ValidationError
 from ltiauthenticator.lti13.handlers import LTI13CallbackHandler, LTI13LoginInitHandler
 from ltiauthenticator.lti13.validator import LTI13LaunchValidator
 from ltiauthenticator.utils import convert_request_to_dict
@@ -95,6 +96,14 @@ class LaunchHandler(LTI13CallbackHandler):
     signing_key = None
 
     async def post(self):
+        # What needs no key first: an anonymous POST makes the hub fetch nothing.
+        try:
+            LTI13LaunchValidator(parent=self.app).validate_auth_response(
+                convert_request_to_dict(self.request.arguments)
+            )
+        except ValidationError as error:
+            raise web.HTTPError(400, str(error)) from None
+        self.check_state()
         try:
             kid = jwt.get_unverified_header(self.get_argument("id_token", "")).get("kid")
         except jwt.PyJWTError as error:
@@ -103,13 +112,11 @@ class LaunchHandler(LTI13CallbackHandler):
         await super().post()
 
     def decode_and_validate_launch_request(self) -> dict:
-        """ltiauthenticator's checks, with the key fetched before (not by a blocking client),
-        and the deployment checked."""
+        """ltiauthenticator's checks (its arguments and state checked before, in post), with the
+        key fetched before (not by a blocking client), and the deployment checked."""
         authenticator = self.authenticator
         validator = LTI13LaunchValidator(parent=self.app)
         arguments = convert_request_to_dict(self.request.arguments)
-        validator.validate_auth_response(arguments)
-        self.check_state()
         try:
             launch = jwt.decode(
                 arguments["id_token"],
@@ -169,6 +176,8 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
 
     _platform_keys: dict = {}
     _keys_read_at = 0.0
+    _keys_reading: asyncio.Future | None = None
+    _keys_error: str | None = None
 
     def get_handlers(self, app):
         return [*super().get_handlers(app), ("lti13/jwks", JwksHandler)]
@@ -248,22 +257,33 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
             names.save(self.courses_file, kept)
 
     async def platform_key(self, kid: str | None):
-        """The platform's public key kid (its JWKS, read again for an unknown kid)."""
-        if kid not in self._platform_keys and time.monotonic() - self._keys_read_at > KEYS_REFRESH_SECONDS:
-            try:
-                response = await AsyncHTTPClient().fetch(self.jwks_endpoint, request_timeout=10)
-            except (HTTPClientError, OSError) as error:
-                self.log.error("The learning platform's keys could not be read: %s", error)
-                raise web.HTTPError(
-                    503, "The learning platform did not answer. Please try again in a few minutes."
-                ) from None
-            try:
-                keys = jwt.PyJWKSet.from_json(response.body.decode()).keys
-            except (jwt.PyJWTError, ValueError) as error:
-                self.log.error("The learning platform's keys are not a JWKS: %s", error)
-                raise web.HTTPError(503, "The learning platform's keys cannot be read.") from None
-            self._platform_keys = {key.key_id: key.key for key in keys}
-            self._keys_read_at = time.monotonic()
+        """The platform's public key kid (its JWKS, read again for an unknown kid at most every
+        KEYS_REFRESH_SECONDS, whether the last reading failed or not; one reading at a time)."""
+        if kid not in self._platform_keys:
+            if self._keys_reading is None and time.monotonic() - self._keys_read_at > KEYS_REFRESH_SECONDS:
+                # Recorded before the reading: requests meanwhile wait for it instead of asking again.
+                self._keys_read_at = time.monotonic()
+                self._keys_reading = asyncio.ensure_future(self._read_keys())
+            if self._keys_reading is not None:
+                # Shielded: a launch given up does not cancel the others' reading.
+                await asyncio.shield(self._keys_reading)
+            if self._keys_error is not None:
+                raise web.HTTPError(503, self._keys_error)
         if kid not in self._platform_keys:
             raise web.HTTPError(400, "The launch is signed with a key the learning platform does not publish.")
         return self._platform_keys[kid]
+
+    async def _read_keys(self) -> None:
+        """The platform's keys, or why they could not be read (_keys_error, until the next reading)."""
+        try:
+            response = await AsyncHTTPClient().fetch(self.jwks_endpoint, request_timeout=10)
+            self._platform_keys = {key.key_id: key.key for key in jwt.PyJWKSet.from_json(response.body.decode()).keys}
+            self._keys_error = None
+        except (HTTPClientError, OSError) as error:
+            self.log.error("The learning platform's keys could not be read: %s", error)
+            self._keys_error = "The learning platform did not answer. Please try again in a few minutes."
+        except (jwt.PyJWTError, ValueError) as error:
+            self.log.error("The learning platform's keys are not a JWKS: %s", error)
+            self._keys_error = "The learning platform's keys cannot be read."
+        finally:
+            self._keys_reading = None
