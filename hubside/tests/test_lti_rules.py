@@ -67,3 +67,12 @@ def test_a_plain_claim_may_name_people_and_a_role_without_access_is_refused(tmp_
     with pytest.raises(web.HTTPError, match="neither learner nor instructor") as refused:
         authenticator.check_allowed("mia", {"name": "mia", "auth_state": {"launch": launch}})
     assert refused.value.status_code == 403
+
+
+def test_a_name_that_lower_cases_to_ascii_is_refused(tmp_path):
+    """The Kelvin sign lower-cases to k: "\u212aate" would take kate's name (unbound yet)."""
+    authenticator = UnixLTIAuthenticator(names_file=str(tmp_path / "names.json"))
+    launch = {"iss": "https://lms.example.org", "sub": "sub-mallory", f"{CLAIM}custom": {"username": "\u212aate"}}
+    with pytest.raises(web.HTTPError, match="cannot be a user name") as refused:
+        authenticator.user_info_to_username(launch)
+    assert refused.value.status_code == 403

@@ -18,6 +18,7 @@ from tasks.settings.network import (
     HttpsUrl,
     LdapDn,
     LdapDnTemplate,
+    LtiClaim,
     LtiId,
     LtiIssuer,
     OidcClaim,
@@ -235,10 +236,11 @@ class Lti13(Strict):
         "the tool that sends grades back, run as root, signs the requests to the platform's services with it.",
         examples=["secrets/lti-tool-key.pem"],
     )
-    username_claim: OidcClaim = Field(
+    username_claim: LtiClaim = Field(
         "custom_username",
-        description="The launch's claim whose value, lower-cased, becomes the Unix name (it must then be one); "
-        "`custom_NAME`: the custom parameter NAME.",
+        description="The launch's claim whose value, lower-cased, becomes the Unix name (it must then be one, in "
+        "ASCII): `custom_NAME`, the tool's custom parameter NAME, which the platform's admins set (not the "
+        "person's own name or email, which they may edit).",
     )
     courses: dict[LtiId, CourseName] = Field(
         {},

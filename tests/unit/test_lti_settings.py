@@ -80,6 +80,11 @@ def refused(data: dict) -> str:
         ({"deployment_ids": []}, "jh_lti13[deployment_ids]: List should have at least 1 item"),
         ({"deployment_ids": ["1 2"]}, "jh_lti13[deployment_ids][0]: must be the platform's id"),
         ({"username_claim": "name'); import os; ('"}, "jh_lti13[username_claim]: must be a claim name"),
+        # Claims the person edits at the platform would let them pick a name.
+        ({"username_claim": "name"}, "jh_lti13[username_claim]: must be a custom parameter's claim (custom_NAME"),
+        ({"username_claim": "email"}, "the person's to edit"),
+        ({"username_claim": "given_name"}, "jh_lti13[username_claim]: must be a custom parameter's claim"),
+        ({"username_claim": "custom_"}, "jh_lti13[username_claim]: must be a custom parameter's claim"),
         ({"courses": {"8f2a61c7": "ML-2026"}}, "jh_lti13[courses][8f2a61c7]: must be a course name"),
         ({"courses": {"8f2a61c7": "ml 2026"}}, "jh_lti13[courses][8f2a61c7]: must be a course name"),
         ({"courses": {"8f2a61c7": "2026-ml"}}, "jh_lti13[courses][8f2a61c7]: must be a course name"),
