@@ -287,6 +287,16 @@ def test_a_launch_is_good_once(lti_hub):
         assert again.code == 400 and b"OAuth state missing from cookies" in again.body
         elsewhere = await Browser().fetch(action, fields)
         assert elsewhere.code == 400
+        # The login's cookies kept and sent again with the form: the hub knows the nonce was used.
+        browser = Browser()
+        action, fields = (await browser.unsent(platform.link("sub-lena")))[1]
+        kept = dict(browser.cookies)
+        assert (await browser.fetch(action, fields)).code == 302
+        for _ in range(2):
+            replay = Browser()
+            replay.cookies = dict(kept)
+            again = await replay.fetch(action, fields)
+            assert again.code == 400 and b"This launch was used already" in again.body
 
     running_hub(test, config, sockets)
 

@@ -4,10 +4,13 @@ deployment and context, a claim that names people and a role that gives no acces
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+from ltiauthenticator.lti13.error import TokenError
 from tornado import web
 
+from hubside import lti
 from hubside.lti import AGS_CLAIM, CLAIM, MEMBERSHIP, NRPS_CLAIM, UnixLTIAuthenticator, course_group
 
 
@@ -76,3 +79,17 @@ def test_a_name_that_lower_cases_to_ascii_is_refused(tmp_path):
     with pytest.raises(web.HTTPError, match="cannot be a user name") as refused:
         authenticator.user_info_to_username(launch)
     assert refused.value.status_code == 403
+
+
+def test_a_nonce_is_good_once_and_forgotten_when_its_launch_expires(monkeypatch):
+    authenticator, now = UnixLTIAuthenticator(), time.time()
+    authenticator.use_nonce({"nonce": "n1", "exp": now + 60})
+    with pytest.raises(TokenError, match="used already"):
+        authenticator.use_nonce({"nonce": "n1", "exp": now + 60})
+    authenticator.use_nonce({"nonce": "n2", "exp": now - 3600})
+    authenticator.use_nonce({"nonce": "n3", "exp": now + 50})
+    assert set(authenticator._used_nonces) == {"n1", "n3"}
+    # Full: the soonest to expire goes.
+    monkeypatch.setattr(lti, "NONCES_KEPT", 2)
+    authenticator.use_nonce({"nonce": "n4", "exp": now + 90})
+    assert set(authenticator._used_nonces) == {"n1", "n4"}

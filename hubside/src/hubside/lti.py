@@ -50,6 +50,8 @@ MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership"
 COURSE_GROUPS = (("Instructor", "staff"), ("Learner", "students"))
 # The platform's keys are asked again for an unknown kid (a key rotated), at most this often.
 KEYS_REFRESH_SECONDS = 10
+# Used nonces kept (each until its launch expires), at most.
+NONCES_KEPT = 100_000
 
 
 def course_group(roles: list) -> str | None:
@@ -133,6 +135,7 @@ class LaunchHandler(LTI13CallbackHandler):
         validator.validate_id_token(launch)
         validator.validate_azp_claim(launch, authenticator.client_id)
         self.check_nonce(launch)
+        authenticator.use_nonce(launch)
         if launch[f"{CLAIM}deployment_id"] not in authenticator.deployment_ids:
             raise InvalidAudienceError("This deployment of the tool in the learning platform is not this hub's.")
         return launch
@@ -179,6 +182,10 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
     _keys_reading: asyncio.Future | None = None
     _keys_error: str | None = None
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._used_nonces: dict[str, float] = {}
+
     def get_handlers(self, app):
         return [*super().get_handlers(app), ("lti13/jwks", JwksHandler)]
 
@@ -186,6 +193,21 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
     def jwks(self) -> str:
         # Made once: the handler answers anonymous requests.
         return json.dumps({"keys": [self.tool_jwk]})
+
+    def use_nonce(self, launch: dict) -> None:
+        """The launch's nonce, refused if a launch used it before (the browser's cookies, which
+        the nonce is checked against, can be kept and sent again); kept until the launch expires."""
+        now = time.time()
+        used = self._used_nonces
+        for nonce in [nonce for nonce, expires in used.items() if expires < now]:
+            del used[nonce]
+        nonce = str(launch.get("nonce"))
+        if nonce in used:
+            raise TokenError("This launch was used already: open the hub from your course again.")
+        if len(used) >= NONCES_KEPT:
+            # Full (a flood of good launches): the soonest to expire goes first.
+            del used[min(used, key=used.get)]
+        used[nonce] = float(launch.get("exp", now)) + LTI13LaunchValidator(parent=self).time_leeway
 
     def claimed_name(self, launch) -> str:
         if self.username_claim.startswith("custom_"):
