@@ -260,6 +260,8 @@ def test_a_launch_from_a_course_the_hub_does_not_have_is_refused_but_to_the_sett
         ("audience", b"Audience doesn"),
         ("nonce", b"OAuth nonce mismatch"),
         ("deployment", b"deployment of the tool in the learning platform is not this hub"),
+        # An instructor picking content to add (deep linking) is no login.
+        ("deep_linking", b"offers no content to pick"),
     ],
 )
 def test_tampered_launches_are_refused(lti_hub, tamper, refusal):

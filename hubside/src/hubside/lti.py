@@ -132,6 +132,13 @@ class LaunchHandler(LTI13CallbackHandler):
             raise InvalidAudienceError(str(error)) from None
         except jwt.PyJWTError as error:
             raise TokenError(str(error)) from None
+        if launch.get(f"{CLAIM}message_type") != "LtiResourceLinkRequest":
+            # A deep linking request (an instructor adding content) would log the instructor in.
+            raise web.HTTPError(
+                400,
+                "This hub offers no content to pick: add it to the course as a link (an external tool), "
+                "then open it from there.",
+            )
         validator.validate_id_token(launch)
         validator.validate_azp_claim(launch, authenticator.client_id)
         self.check_nonce(launch)
@@ -187,7 +194,12 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
         self._used_nonces: dict[str, float] = {}
 
     def get_handlers(self, app):
-        return [*super().get_handlers(app), ("lti13/jwks", JwksHandler)]
+        # Not ltiauthenticator's public config endpoint: it advertises more scopes than the tool uses.
+        return [
+            (self.login_url(""), self.login_handler),
+            (self.callback_url(""), self.callback_handler),
+            ("lti13/jwks", JwksHandler),
+        ]
 
     @cached_property
     def jwks(self) -> str:
