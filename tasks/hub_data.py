@@ -9,10 +9,11 @@ is root's). No secret is in it: the hub reads its secrets from files the deploy 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tasks import layout
 from tasks.platform import Platform
-from tasks.settings import PRIVILEGED_GROUPS, SYSTEM_NAMES, Settings, memory_bytes
+from tasks.settings import PRIVILEGED_GROUPS, SYSTEM_NAMES, Settings, memory_bytes, pem
 
 # Login names from a directory or identity provider that may become Unix accounts: the helper's
 # rule (files/bin/user-server), lower-case.
@@ -135,7 +136,8 @@ def login(settings: Settings) -> dict:
             "authorization_endpoint": str(lti.authorization_endpoint),
             "jwks_url": str(lti.jwks_url),
             "token_url": str(lti.token_url),
-            "tool_key_file": str(paths.lti_tool_key),
+            # The public half only: the private key is root's (tasks/logins.py), not the hub's.
+            "tool_jwk": pem.public_jwk(Path(lti.tool_key_file)),
             "username_claim": lti.username_claim,
             "courses": dict(lti.courses),
             "courses_file": str(paths.state_dir / layout.LTI_COURSES),

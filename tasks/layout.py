@@ -293,7 +293,8 @@ class Layout:
 
     @property
     def lti_tool_key(self) -> PurePosixPath:
-        """The LTI tool's private key: the hub publishes its public half and signs service requests."""
+        """The LTI tool's private key, root's alone: it signs the grades-back tool's service requests
+        (the hub publishes the public half, which the deploy derives)."""
         return self.auth_dir / "lti-tool-key.pem"
 
     def oidc_endpoints(self, issuer: str) -> PurePosixPath:

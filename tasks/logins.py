@@ -2,8 +2,9 @@
 
 LDAP needs nothing on the host but the CA that signed the directory's certificate
 (jh_extra_ca_certificates). OAuth (OpenID Connect, GitHub) needs the client secret (uploaded
-root:<hub user> 0640 to a folder of root's), LTI 1.3 the tool's private key the same way;
-OpenID Connect also the provider's endpoints, read
+root:<hub user> 0640 to a folder of root's); LTI 1.3 the tool's private key root's alone (0600
+root:root): the hub has only its public JWK (hub.json), the grades-back tool, run as root, signs
+with the key; OpenID Connect also the provider's endpoints, read
 from the issuer's discovery document on the host (hubside-oidc-discover), once per issuer: before
 the hub's configuration that names them is used.
 """
@@ -15,7 +16,7 @@ from pathlib import PurePosixPath
 from pyinfra.operations import server
 
 from tasks import layout
-from tasks.ops import command, directory, root_file
+from tasks.ops import command, directory, private_transfer, root_file
 from tasks.platform import Platform
 from tasks.settings import Settings
 from tasks.snapshot import Managed, entry
@@ -33,7 +34,7 @@ def apply(settings: Settings, env: PurePosixPath) -> None:
         return
     directory(f"Identity provider files {paths.auth_dir}", paths.auth_dir, "750", "root", settings.hub_user)
     if settings.lti13:
-        root_file("LTI tool key", settings.lti13.tool_key_file, paths.lti_tool_key, mode="640", group=settings.hub_user)
+        root_file("LTI tool key", settings.lti13.tool_key_file, paths.lti_tool_key, mode="600", **private_transfer())
         return
     root_file(
         "OAuth client secret",
@@ -41,6 +42,7 @@ def apply(settings: Settings, env: PurePosixPath) -> None:
         paths.oauth_client_secret,
         mode="640",
         group=settings.hub_user,
+        **private_transfer(),
     )
     if settings.oidc is None:
         return

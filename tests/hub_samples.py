@@ -88,7 +88,8 @@ def write(directory: Path) -> list[Path]:
     with tempfile.TemporaryDirectory() as scratch:
         secret = Path(scratch) / "client-secret"
         secret.write_text("s3cret\n")
-        key = Path(scratch) / "lti-tool-key.pem"
+        # Kept beside the samples: the hub's tests sign with the key whose JWK the deploy derived.
+        key = directory / "lti-tool-key.pem"
         key.write_bytes(
             rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -14,7 +14,8 @@ tornado and PyJWT, its state in memory:
   (/contexts/ID/lineitems, .../lineitems/N, .../lineitems/N/scores), each checking its scope;
 - for the tests alone: a launch may be asked tampered (/launch?tamper=signature, expired,
   audience, nonce: the nonce of an earlier launch of the tool, or deployment: another deployment
-  of the tool than the login initiation named), and /_test/scores lists the scores it stored.
+  of the tool than the login initiation named, or deep_linking: a deep linking request, not a
+  resource link's launch), and /_test/scores lists the scores it stored.
 
     python -m tests.lti_platform --host 127.0.0.1 --port 0 --config platform.json
 
@@ -69,7 +70,7 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ACTIVITY = {"Initialized", "Started", "InProgress", "Submitted", "Completed"}
 GRADING = {"FullyGraded", "Pending", "PendingManual", "Failed", "NotReady"}
 PERSON = ("name", "given_name", "family_name", "email")
-TAMPERINGS = {"signature", "expired", "audience", "nonce", "deployment"}
+TAMPERINGS = {"signature", "expired", "audience", "nonce", "deployment", "deep_linking"}
 TOKEN_SECONDS = 3600
 
 
@@ -110,7 +111,7 @@ class Platform:
             "exp": now - 600 if tamper == "expired" else now + 300,
             "nonce": self.nonces[message["client_id"]][0] if tamper == "nonce" else nonce,
             **{field: value for field, value in user.items() if field in PERSON},
-            f"{LTI}message_type": "LtiResourceLinkRequest",
+            f"{LTI}message_type": "LtiDeepLinkingRequest" if tamper == "deep_linking" else "LtiResourceLinkRequest",
             f"{LTI}version": "1.3.0",
             f"{LTI}deployment_id": "another-deployment" if tamper == "deployment" else tool["deployment_id"],
             f"{LTI}target_link_uri": tool["target_link_uri"],

@@ -15,8 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE.parent / "src" / "hubside"
@@ -60,14 +58,9 @@ def hub_files(samples, tmp_path):
             options["client_secret_file"] = str(tmp_path / "client-secret")
             (tmp_path / "client-secret").write_text("s3cret\n")
             options["names_file"] = str(state / "oauth-names.json")
-        if "tool_key_file" in options:
-            options["tool_key_file"] = str(tmp_path / "lti-tool-key.pem")
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            (tmp_path / "lti-tool-key.pem").write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-                )
-            )
+        if "tool_jwk" in options:
+            # The tool's key, root's on the host, for the tests that sign as the grades-back tool.
+            shutil.copy(samples / "lti-tool-key.pem", tmp_path / "lti-tool-key.pem")
             options["names_file"] = str(state / "oauth-names.json")
             options["courses_file"] = str(state / "lti-courses.json")
         if "endpoints_file" in options:

@@ -183,6 +183,19 @@ GitHubClientId = Annotated[
 ]
 OidcScope = Annotated[StrictStr, whole(OIDC_NAME, "must be a scope name"), Kind("scope")]
 OidcClaim = Annotated[StrictStr, whole(OIDC_NAME, "must be a claim name"), Kind("claim name")]
+
+
+def _custom_claim(claim: str) -> str:
+    # name, given_name, email, ...: the person edits them at the platform, and would pick a name.
+    if not claim.startswith("custom_") or claim == "custom_":
+        raise ValueError(
+            "must be a custom parameter's claim (custom_NAME, such as custom_username): a custom parameter is "
+            "set by the platform's admins, while name, given_name, email and the like are the person's to edit"
+        )
+    return claim
+
+
+LtiClaim = Annotated[OidcClaim, AfterValidator(_custom_claim), Kind("custom claim name")]
 OidcGroup = Annotated[StrictStr, whole(OIDC_NAME, "must be a group name of the provider"), Kind("group name")]
 ProviderAccount = Annotated[
     StrictStr,

@@ -18,6 +18,7 @@ from tasks.settings.network import (
     HttpsUrl,
     LdapDn,
     LdapDnTemplate,
+    LtiClaim,
     LtiId,
     LtiIssuer,
     OidcClaim,
@@ -230,20 +231,22 @@ class Lti13(Strict):
         examples=["https://moodle.example.org/mod/lti/token.php"],
     )
     tool_key_file: RsaKeyFile = Field(
-        description="A file on the controller holding the tool's private RSA key (PEM, 2048 bits or more; "
-        "uploaded `root:<hub user>` 0640): the hub publishes its public half, and signs the requests to the "
-        "platform's services with it.",
+        description="A file on the controller holding the tool's private RSA key (PEM, 2048 to 4096 bits; "
+        "uploaded `root:root` 0600, not the hub's): the deploy gives the hub its public half to publish, and "
+        "the tool that sends grades back, run as root, signs the requests to the platform's services with it.",
         examples=["secrets/lti-tool-key.pem"],
     )
-    username_claim: OidcClaim = Field(
+    username_claim: LtiClaim = Field(
         "custom_username",
-        description="The launch's claim whose value, lower-cased, becomes the Unix name (it must then be one); "
-        "`custom_NAME`: the custom parameter NAME.",
+        description="The launch's claim whose value, lower-cased, becomes the Unix name (it must then be one, in "
+        "ASCII): `custom_NAME`, the tool's custom parameter NAME, which the platform's admins set (not the "
+        "person's own name or email, which they may edit).",
     )
     courses: dict[LtiId, CourseName] = Field(
         {},
         description="The platform's course (its context id) -> the hub's course, whose groups its people join. "
-        "Two contexts may share a course (the sections of one).",
+        "Two contexts may share a course (the sections of one). A context id is the platform's, whichever of "
+        "`deployment_ids` launches from it: the same course in any of the tool's deployments.",
         examples=[{"8f2a61c7": "ml-2026"}],
     )
 

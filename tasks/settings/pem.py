@@ -2,6 +2,9 @@
 certificate and its private key, an LTI tool's key. A file that holds anything else is refused, and a private
 key found where a certificate belongs is never repeated in the message."""
 
+import base64
+import hashlib
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -105,14 +108,29 @@ def private_key_file(path: Path) -> Path:
 
 
 def rsa_key_file(path: Path) -> Path:
-    """An unencrypted RSA private key of 2048 bits or more (an LTI tool's: RS256)."""
-    key = private_key(path, "the hub")
-    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048:
+    """An unencrypted RSA private key of 2048 to 4096 bits (an LTI tool's: RS256; larger ones only
+    make each signature slower)."""
+    key = private_key(path, "the tool")
+    if not isinstance(key, rsa.RSAPrivateKey) or not 2048 <= key.key_size <= 4096:
         raise ValueError(
-            "must be an RSA key of 2048 bits or more (LTI signs with RS256), such as "
+            "must be an RSA key of 2048 to 4096 bits (LTI signs with RS256), such as "
             "`openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`"
         )
     return path
+
+
+def _b64(number: int) -> str:
+    return base64.urlsafe_b64encode(number.to_bytes((number.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+
+
+def public_jwk(path: Path) -> dict:
+    """The public JWK of the RSA key in path, its kid the RFC 7638 thumbprint, as
+    hubside.lti_services.tool_jwk computes it for the assertions the key signs."""
+    numbers = private_key(path, "the tool").public_key().public_numbers()
+    public = {"e": _b64(numbers.e), "kty": "RSA", "n": _b64(numbers.n)}
+    canonical = json.dumps(public, separators=(",", ":"), sort_keys=True)
+    kid = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    return {**public, "kid": kid, "alg": "RS256", "use": "sig"}
 
 
 def public_key(key: Any) -> bytes:

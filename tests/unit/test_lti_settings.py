@@ -1,13 +1,16 @@
 """LTI 1.3 logins' settings (jh_authenticator = "lti13"): bad input refused before any change,
 naming the setting; what the hub gets of good input (hub.json's login)."""
 
+import base64
+import hashlib
 import json
+from pathlib import PurePosixPath
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tasks import hub_data
+from tasks import hub_data, logins
 from tasks.settings import Settings, SettingsError
 from tests.unit.test_templates import NOBLE
 
@@ -26,6 +29,7 @@ def keys(tmp_path_factory):
     files = {
         "tool.pem": pem(rsa.generate_private_key(65537, 2048)),
         "small.pem": pem(rsa.generate_private_key(65537, 1024)),
+        "large.pem": pem(rsa.generate_private_key(65537, 4160)),
         "ec.pem": pem(ec.generate_private_key(ec.SECP256R1())),
         "encrypted.pem": pem(rsa.generate_private_key(65537, 2048), b"passphrase"),
         "empty.pem": b"",
@@ -76,6 +80,11 @@ def refused(data: dict) -> str:
         ({"deployment_ids": []}, "jh_lti13[deployment_ids]: List should have at least 1 item"),
         ({"deployment_ids": ["1 2"]}, "jh_lti13[deployment_ids][0]: must be the platform's id"),
         ({"username_claim": "name'); import os; ('"}, "jh_lti13[username_claim]: must be a claim name"),
+        # Claims the person edits at the platform would let them pick a name.
+        ({"username_claim": "name"}, "jh_lti13[username_claim]: must be a custom parameter's claim (custom_NAME"),
+        ({"username_claim": "email"}, "the person's to edit"),
+        ({"username_claim": "given_name"}, "jh_lti13[username_claim]: must be a custom parameter's claim"),
+        ({"username_claim": "custom_"}, "jh_lti13[username_claim]: must be a custom parameter's claim"),
         ({"courses": {"8f2a61c7": "ML-2026"}}, "jh_lti13[courses][8f2a61c7]: must be a course name"),
         ({"courses": {"8f2a61c7": "ml 2026"}}, "jh_lti13[courses][8f2a61c7]: must be a course name"),
         ({"courses": {"8f2a61c7": "2026-ml"}}, "jh_lti13[courses][8f2a61c7]: must be a course name"),
@@ -93,9 +102,11 @@ def test_bad_lti_settings_are_refused_naming_the_setting(lti, change, expected):
 @pytest.mark.parametrize(
     ("key", "expected"),
     [
-        ("small.pem", "must be an RSA key of 2048 bits or more"),
-        ("ec.pem", "must be an RSA key of 2048 bits or more"),
-        ("encrypted.pem", "holds an encrypted private key: the hub needs it without a passphrase"),
+        ("small.pem", "must be an RSA key of 2048 to 4096 bits"),
+        # Larger keys cost every signature (and parsing them) more.
+        ("large.pem", "must be an RSA key of 2048 to 4096 bits"),
+        ("ec.pem", "must be an RSA key of 2048 to 4096 bits"),
+        ("encrypted.pem", "holds an encrypted private key: the tool needs it without a passphrase"),
         ("empty.pem", "jh_lti13[tool_key_file]"),
     ],
 )
@@ -135,7 +146,14 @@ def test_the_hub_gets_the_platform_the_courses_and_the_key_s_place_on_the_host(l
     options = login["options"]
     # The issuer as the launches carry it: no / added.
     assert options["issuer"] == ISSUER
-    assert options["tool_key_file"] == "/opt/jupyter/auth/lti-tool-key.pem"
+    # The tool's public JWK (its kid the RFC 7638 thumbprint), not the private key or its place.
+    assert "tool_key_file" not in options
+    key = serialization.load_pem_private_key((keys / "tool.pem").read_bytes(), None).public_key().public_numbers()
+    jwk = options["tool_jwk"]
+    assert set(jwk) == {"kty", "n", "e", "kid", "alg", "use"} and jwk["alg"] == "RS256"
+    assert int.from_bytes(base64.urlsafe_b64decode(jwk["n"] + "=="), "big") == key.n
+    canonical = json.dumps({"e": jwk["e"], "kty": "RSA", "n": jwk["n"]}, separators=(",", ":"), sort_keys=True)
+    assert jwk["kid"] == base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
     assert options["courses"] == {"8f2a61c7": "ml-2026", "c0ffee": "stats_101"}
     assert options["courses_file"] == "/opt/jupyter/state/lti-courses.json"
     assert options["names_file"] == "/opt/jupyter/state/oauth-names.json"
@@ -145,3 +163,40 @@ def test_the_hub_gets_the_platform_the_courses_and_the_key_s_place_on_the_host(l
     assert login["allowed_users"] == ["prof"] and login["admin_users"] == ["prof"]
     # Its people get accounts at their first start, like OpenID Connect's.
     assert data["servers"]["create_accounts"] is True
+
+
+def uploads(monkeypatch, settings: Settings) -> list:
+    """The files logins.apply uploads (args, kwargs), as a sudo user would have them staged."""
+    made = []
+    monkeypatch.setattr(logins, "directory", lambda *args, **kwargs: None)
+    monkeypatch.setattr(logins, "entry", lambda path: "endpoints")
+    monkeypatch.setattr(logins, "private_transfer", lambda: {"_temp_dir": "/home/deploy/.jupyterhub-deploy-transfer"})
+    monkeypatch.setattr(logins, "root_file", lambda *args, **kwargs: made.append((args, kwargs)))
+    logins.apply(settings, PurePosixPath("/opt/jupyter/server-env"))
+    return made
+
+
+def test_the_tool_key_is_root_s_alone_on_the_host(lti, monkeypatch):
+    """The hub has the public JWK only: the private key is uploaded 0600 root:root."""
+    settings = Settings.from_data(lti)
+    [(args, kwargs)] = uploads(monkeypatch, settings)
+    assert args[2] == settings.layout.lti_tool_key
+    assert kwargs["mode"] == "600" and kwargs.get("group", "root") == "root" and kwargs.get("user", "root") == "root"
+
+
+def test_secrets_are_never_staged_in_a_readable_temporary_file(lti, keys, monkeypatch):
+    """Connected as a sudo user, pyinfra stages uploads in /tmp, readable by others, unless told a
+    private folder (tasks.ops.private_transfer): the tool key and the OAuth client secret."""
+    (keys / "secret").write_text("s3cret\n")
+    github = {
+        "jh_authenticator": "github",
+        "jh_domain": "hub.example.org",
+        "jh_github": {
+            "client_id": "Iv1.0123",
+            "client_secret_file": str(keys / "secret"),
+            "allowed_organizations": ["lab"],
+        },
+    }
+    for data in (lti, github):
+        [(_, kwargs)] = uploads(monkeypatch, Settings.from_data(data))
+        assert kwargs["_temp_dir"] == "/home/deploy/.jupyterhub-deploy-transfer", data["jh_authenticator"]

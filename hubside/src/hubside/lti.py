@@ -11,23 +11,27 @@ jupyterhub-ltiauthenticator, with what the deploy adds:
 - the course: a launch from a context the settings map to a course puts its person in
   ``<course>-students`` (learners) or ``<course>-staff`` (instructors and their sub-roles, such as
   teaching assistants), in the hub's groups; a launch from any other course is refused, unless
-  the name is one the settings bind to this account (admins); the course's service endpoints
-  (names and roles, grades) are kept for the deploy's tools (courses_file);
+  the name is one the settings bind to this account (admins); each context's service endpoints
+  (names and roles, grades) are kept for the deploy's tools (courses_file, by deployment and
+  context);
 - the tool's public key at /hub/lti13/jwks, for the platform to check the tool's service
-  requests (hubside.lti_services).
+  requests (hubside.lti_services): the JWK the deploy derived from the key, served as it is; the
+  private key is root's, not the hub's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from functools import cached_property
 from pathlib import Path
 
 import jwt
 from jupyterhub import orm
 from jupyterhub.handlers import BaseHandler
 from ltiauthenticator.lti13.auth import LTI13Authenticator
-from ltiauthenticator.lti13.error import InvalidAudienceError, TokenError
+from ltiauthenticator.lti13.error import InvalidAudienceError, TokenError, ValidationError
 from ltiauthenticator.lti13.handlers import LTI13CallbackHandler, LTI13LoginInitHandler
 from ltiauthenticator.lti13.validator import LTI13LaunchValidator
 from ltiauthenticator.utils import convert_request_to_dict
@@ -36,7 +40,6 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Dict, Set, Unicode
 
 from hubside import names
-from hubside.lti_services import tool_jwk, tool_key
 from hubside.oauth import UnixNames
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -47,6 +50,8 @@ MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership"
 COURSE_GROUPS = (("Instructor", "staff"), ("Learner", "students"))
 # The platform's keys are asked again for an unknown kid (a key rotated), at most this often.
 KEYS_REFRESH_SECONDS = 10
+# Used nonces kept (each until its launch expires), at most.
+NONCES_KEPT = 100_000
 
 
 def course_group(roles: list) -> str | None:
@@ -93,6 +98,14 @@ class LaunchHandler(LTI13CallbackHandler):
     signing_key = None
 
     async def post(self):
+        # What needs no key first: an anonymous POST makes the hub fetch nothing.
+        try:
+            LTI13LaunchValidator(parent=self.app).validate_auth_response(
+                convert_request_to_dict(self.request.arguments)
+            )
+        except ValidationError as error:
+            raise web.HTTPError(400, str(error)) from None
+        self.check_state()
         try:
             kid = jwt.get_unverified_header(self.get_argument("id_token", "")).get("kid")
         except jwt.PyJWTError as error:
@@ -101,13 +114,11 @@ class LaunchHandler(LTI13CallbackHandler):
         await super().post()
 
     def decode_and_validate_launch_request(self) -> dict:
-        """ltiauthenticator's checks, with the key fetched before (not by a blocking client),
-        and the deployment checked."""
+        """ltiauthenticator's checks (its arguments and state checked before, in post), with the
+        key fetched before (not by a blocking client), and the deployment checked."""
         authenticator = self.authenticator
         validator = LTI13LaunchValidator(parent=self.app)
         arguments = convert_request_to_dict(self.request.arguments)
-        validator.validate_auth_response(arguments)
-        self.check_state()
         try:
             launch = jwt.decode(
                 arguments["id_token"],
@@ -121,9 +132,17 @@ class LaunchHandler(LTI13CallbackHandler):
             raise InvalidAudienceError(str(error)) from None
         except jwt.PyJWTError as error:
             raise TokenError(str(error)) from None
+        if launch.get(f"{CLAIM}message_type") != "LtiResourceLinkRequest":
+            # A deep linking request (an instructor adding content) would log the instructor in.
+            raise web.HTTPError(
+                400,
+                "This hub offers no content to pick: add it to the course as a link (an external tool), "
+                "then open it from there.",
+            )
         validator.validate_id_token(launch)
         validator.validate_azp_claim(launch, authenticator.client_id)
         self.check_nonce(launch)
+        authenticator.use_nonce(launch)
         if launch[f"{CLAIM}deployment_id"] not in authenticator.deployment_ids:
             raise InvalidAudienceError("This deployment of the tool in the learning platform is not this hub's.")
         return launch
@@ -136,11 +155,12 @@ class LaunchHandler(LTI13CallbackHandler):
 
 
 class JwksHandler(BaseHandler):
-    """The tool's public key, which the platform checks the tool's service requests with."""
+    """The tool's public key, which the platform checks the tool's service requests with: the
+    deploy's JWK, as it is (nothing read or computed per request)."""
 
     def get(self):
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"keys": [self.authenticator.tool_jwk()]}))
+        self.finish(self.authenticator.jwks)
 
 
 class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
@@ -152,27 +172,54 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
     deployment_ids = Set(Unicode(), help="The tool's deployments in the platform whose launches log in").tag(
         config=True
     )
-    courses = Dict(Unicode(), help="The platform's context id -> the hub's course (its groups' prefix)").tag(
-        config=True
-    )
+    # A context id is the platform's own, whichever of the hub's deployments launches from it.
+    courses = Dict(
+        Unicode(), help="The platform's context id (in any of the deployments) -> the hub's course (its groups' prefix)"
+    ).tag(config=True)
     username_claim = Unicode(
         "custom_username", help="The claim whose value, lower-cased, is the Unix name (custom_NAME: a custom one)"
     ).tag(config=True)
-    tool_key_file = Unicode(help="The tool's private key (PEM), whose public half /hub/lti13/jwks shows").tag(
-        config=True
-    )
-    courses_file = Unicode(help="Each course's context and service endpoints, as launches gave them (JSON)").tag(
+    tool_jwk = Dict(help="The tool's public key (a JWK), which /hub/lti13/jwks shows").tag(config=True)
+    courses_file = Unicode(help="Each context's course and service endpoints, as launches gave them (JSON)").tag(
         config=True
     )
 
     _platform_keys: dict = {}
     _keys_read_at = 0.0
+    _keys_reading: asyncio.Future | None = None
+    _keys_error: str | None = None
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._used_nonces: dict[str, float] = {}
 
     def get_handlers(self, app):
-        return [*super().get_handlers(app), ("lti13/jwks", JwksHandler)]
+        # Not ltiauthenticator's public config endpoint: it advertises more scopes than the tool uses.
+        return [
+            (self.login_url(""), self.login_handler),
+            (self.callback_url(""), self.callback_handler),
+            ("lti13/jwks", JwksHandler),
+        ]
 
-    def tool_jwk(self) -> dict:
-        return tool_jwk(tool_key(Path(self.tool_key_file).read_bytes()))
+    @cached_property
+    def jwks(self) -> str:
+        # Made once: the handler answers anonymous requests.
+        return json.dumps({"keys": [self.tool_jwk]})
+
+    def use_nonce(self, launch: dict) -> None:
+        """The launch's nonce, refused if a launch used it before (the browser's cookies, which
+        the nonce is checked against, can be kept and sent again); kept until the launch expires."""
+        now = time.time()
+        used = self._used_nonces
+        for nonce in [nonce for nonce, expires in used.items() if expires < now]:
+            del used[nonce]
+        nonce = str(launch.get("nonce"))
+        if nonce in used:
+            raise TokenError("This launch was used already: open the hub from your course again.")
+        if len(used) >= NONCES_KEPT:
+            # Full (a flood of good launches): the soonest to expire goes first.
+            del used[min(used, key=used.get)]
+        used[nonce] = float(launch.get("exp", now)) + LTI13LaunchValidator(parent=self).time_leeway
 
     def claimed_name(self, launch) -> str:
         if self.username_claim.startswith("custom_"):
@@ -227,34 +274,50 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
         self.keep_services(course, launch)
 
     def keep_services(self, course: str, launch: dict) -> None:
-        """The course's context and service endpoints, for the deploy's tools (grades back)."""
-        endpoints = {
-            "context_id": str(launch[f"{CLAIM}context"]["id"]),
+        """The context's course and service endpoints, for the deploy's tools (grades back):
+        {deployment id: {context id: ...}}, one entry per section; an endpoint a launch leaves out
+        (a link without grades) keeps the one known."""
+        context = str(launch[f"{CLAIM}context"]["id"])
+        given = {
             "memberships_url": (launch.get(NRPS_CLAIM) or {}).get("context_memberships_url"),
             "lineitems_url": (launch.get(AGS_CLAIM) or {}).get("lineitems"),
         }
         kept = read_courses(self.courses_file)
-        if kept.get(course) != endpoints:
-            kept[course] = endpoints
+        contexts = kept.setdefault(str(launch[f"{CLAIM}deployment_id"]), {})
+        known = contexts.get(context) or {}
+        endpoints = {"course": course} | {name: url or known.get(name) for name, url in given.items()}
+        if known != endpoints:
+            contexts[context] = endpoints
             names.save(self.courses_file, kept)
 
     async def platform_key(self, kid: str | None):
-        """The platform's public key kid (its JWKS, read again for an unknown kid)."""
-        if kid not in self._platform_keys and time.monotonic() - self._keys_read_at > KEYS_REFRESH_SECONDS:
-            try:
-                response = await AsyncHTTPClient().fetch(self.jwks_endpoint, request_timeout=10)
-            except (HTTPClientError, OSError) as error:
-                self.log.error("The learning platform's keys could not be read: %s", error)
-                raise web.HTTPError(
-                    503, "The learning platform did not answer. Please try again in a few minutes."
-                ) from None
-            try:
-                keys = jwt.PyJWKSet.from_json(response.body.decode()).keys
-            except (jwt.PyJWTError, ValueError) as error:
-                self.log.error("The learning platform's keys are not a JWKS: %s", error)
-                raise web.HTTPError(503, "The learning platform's keys cannot be read.") from None
-            self._platform_keys = {key.key_id: key.key for key in keys}
-            self._keys_read_at = time.monotonic()
+        """The platform's public key kid (its JWKS, read again for an unknown kid at most every
+        KEYS_REFRESH_SECONDS, whether the last reading failed or not; one reading at a time)."""
+        if kid not in self._platform_keys:
+            if self._keys_reading is None and time.monotonic() - self._keys_read_at > KEYS_REFRESH_SECONDS:
+                # Recorded before the reading: requests meanwhile wait for it instead of asking again.
+                self._keys_read_at = time.monotonic()
+                self._keys_reading = asyncio.ensure_future(self._read_keys())
+            if self._keys_reading is not None:
+                # Shielded: a launch given up does not cancel the others' reading.
+                await asyncio.shield(self._keys_reading)
+            if self._keys_error is not None:
+                raise web.HTTPError(503, self._keys_error)
         if kid not in self._platform_keys:
             raise web.HTTPError(400, "The launch is signed with a key the learning platform does not publish.")
         return self._platform_keys[kid]
+
+    async def _read_keys(self) -> None:
+        """The platform's keys, or why they could not be read (_keys_error, until the next reading)."""
+        try:
+            response = await AsyncHTTPClient().fetch(self.jwks_endpoint, request_timeout=10)
+            self._platform_keys = {key.key_id: key.key for key in jwt.PyJWKSet.from_json(response.body.decode()).keys}
+            self._keys_error = None
+        except (HTTPClientError, OSError) as error:
+            self.log.error("The learning platform's keys could not be read: %s", error)
+            self._keys_error = "The learning platform did not answer. Please try again in a few minutes."
+        except (jwt.PyJWTError, ValueError) as error:
+            self.log.error("The learning platform's keys are not a JWKS: %s", error)
+            self._keys_error = "The learning platform's keys cannot be read."
+        finally:
+            self._keys_reading = None

@@ -5,6 +5,10 @@ and a person's score on one (Assignment and Grade Services).
 
 Plain urllib, synchronous: the tools that use it run on their own, not in the hub's event loop,
 and urllib trusts the system's CAs (the site's own among them: jh_extra_ca_certificates).
+
+The bearer token goes to the platform only: every URL (the launches' service endpoints, a Link
+header's next page, a line item's id) must be https on the token URL's origin or one the caller
+names (the issuer's host, when its services are elsewhere); redirects are never followed.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from urllib.parse import urlencode, urlsplit, urlunsplit
-from urllib.request import Request, urlopen
+from urllib.request import HTTPRedirectHandler, Request, build_opener
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -49,17 +53,59 @@ def tool_jwk(key) -> dict:
     return {**public, "kid": kid, "alg": "RS256", "use": "sig"}
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 class ServiceError(Exception):
     pass
 
 
-class Services:
-    """The platform's services for one tool registration (client_id), its key signing the assertions."""
+class _NoRedirects(HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        # urllib would send the Authorization header on to wherever the redirect points.
+        raise ServiceError(f"{req.get_method()} {req.full_url}: redirected ({code}) to {newurl}, not followed")
 
-    def __init__(self, token_url: str, client_id: str, key, scopes: list[str] | None = None):
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+class Services:
+    """The platform's services for one tool registration (client_id), its key signing the assertions.
+
+    origins: more origins of the platform's services than the token URL's (https://host[:port]);
+    loopback_http: plain http on the loopback interface allowed (a test platform), never otherwise.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        key,
+        scopes: list[str] | None = None,
+        origins: tuple[str, ...] = (),
+        loopback_http: bool = False,
+    ):
         self.token_url, self.client_id, self.key = token_url, client_id, key
         self.scopes = scopes or list(SCOPES.values())
+        self.loopback_http = loopback_http
+        self.origins = {origin(token_url), *map(origin, origins)}
+        self.check_url(token_url)
         self._token: tuple[str, float] | None = None
+        self._opener = build_opener(_NoRedirects)
+
+    def check_url(self, url: str) -> str:
+        """url, if it is the platform's: https (http only to loopback, when allowed) on its origins."""
+        parts = urlsplit(url)
+        secure = parts.scheme == "https" or (
+            self.loopback_http and parts.scheme == "http" and parts.hostname in LOOPBACK
+        )
+        if not secure:
+            raise ServiceError(f"{url}: not an https URL; the token is sent to https URLs only")
+        if origin(url) not in self.origins:
+            raise ServiceError(f"{url}: not on the platform's origins ({', '.join(sorted(self.origins))})")
+        return url
 
     def token(self) -> str:
         """A bearer token for the scopes, asked again shortly before the last one ends."""
@@ -102,10 +148,14 @@ class Services:
         """The course's line item for resource_id (an assignment), made with label and score_maximum
         if it has none yet."""
         found, _ = self._call("GET", with_query(lineitems_url, resource_id=resource_id), accept=LINE_ITEMS, token=True)
-        if found:
-            return found[0]
+        # The platform's filter is not trusted: the item must be this resource's, in this course.
+        for item in found or []:
+            if item.get("resourceId") == resource_id and under(item.get("id"), lineitems_url):
+                return item
         item = {"label": label, "scoreMaximum": score_maximum, "resourceId": resource_id}
         made, _ = self._call("POST", lineitems_url, json.dumps(item).encode(), LINE_ITEM, accept=LINE_ITEM, token=True)
+        if not under(made.get("id"), lineitems_url):
+            raise ServiceError(f"the line item made has the id {made.get('id')!r}, not one under {lineitems_url}")
         return made
 
     def post_score(self, line_item: dict, user_id: str, score_given: float, comment: str | None = None) -> None:
@@ -125,13 +175,15 @@ class Services:
 
     def _call(self, method, url, body=None, content_type=None, accept="application/json", token=False):
         """The answer's JSON (None when empty) and its headers."""
+        self.check_url(url)
         headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
         if token:
             headers["Authorization"] = f"Bearer {self.token()}"
         try:
-            with urlopen(Request(url, data=body, headers=headers, method=method), timeout=TIMEOUT) as response:
+            request = Request(url, data=body, headers=headers, method=method)
+            with self._opener.open(request, timeout=TIMEOUT) as response:
                 text = response.read()
                 return (json.loads(text) if text else None), response.headers
         except OSError as error:
@@ -147,6 +199,18 @@ def next_link(header: str) -> str | None:
         if 'rel="next"' in parameters.replace(" ", ""):
             return url.strip().strip("<>")
     return None
+
+
+def under(item_id, lineitems_url: str) -> bool:
+    """Whether item_id is a line item of the course whose line items are at lineitems_url."""
+    if not isinstance(item_id, str):
+        return False
+    item, items = urlsplit(item_id), urlsplit(lineitems_url)
+    return (
+        origin(item_id) == origin(lineitems_url)
+        and item.path.startswith(items.path.rstrip("/") + "/")
+        and ".." not in item.path.split("/")
+    )
 
 
 def with_query(url: str, **parameters: str) -> str:

@@ -1,7 +1,7 @@
 """OAuth logins for a hub whose users are Unix accounts: OpenID Connect and GitHub, on
 oauthenticator, with what the deploy adds:
 
-- one rule from a provider's name to a Unix name: the username claim, lower-cased, must be
+- one rule from a provider's name to a Unix name: the username claim, ASCII, lower-cased, must be
   [a-z_][a-z0-9_-]{0,31}; a name the settings bind to an account of the provider (OpenID
   Connect's ``sub``, GitHub's numeric ``id``: bound_names) is that account's alone, whoever signs
   in first; any other name is bound to the account that first signed in with it and was let in,
@@ -48,9 +48,11 @@ class UnixNames(HasTraits):
         return str(user_info.get(self.subject_key) or "")
 
     def user_info_to_username(self, user_info):
-        name = self.claimed_name(user_info).lower()
-        if not UNIX_NAME.match(name):
-            raise web.HTTPError(403, f"{name!r} cannot be a user name here (a-z, 0-9, _ and -, at most 32)")
+        claimed = self.claimed_name(user_info)
+        name = claimed.lower()
+        # ASCII before lower-casing: it maps some other letters to ASCII ones (the Kelvin sign to k).
+        if not (claimed.isascii() and UNIX_NAME.match(name)):
+            raise web.HTTPError(403, f"{claimed!r} cannot be a user name here (a-z, 0-9, _ and -, at most 32)")
         self._refuse_another_account(name, bindings.load(self.names_file), user_info)
         return name
 
