@@ -101,7 +101,7 @@ def test_bad_people_settings_stop_the_run_before_any_change(people, workdir):
         "jh_users[0]: dave is not in jupyterhub-users, so not a hub user this deploy may remove": {
             "jh_users": [{"name": "dave", "state": "absent"}]
         },
-        "jh_authenticator: Input should be 'pam', 'ldap', 'oidc', 'github' or 'native'": {
+        "jh_authenticator: Input should be 'pam', 'ldap', 'oidc', 'github', 'lti13' or 'native'": {
             "jh_authenticator": "kerberos"
         },
         "jh_oidc[issuer]: must be an https:// URL": {
