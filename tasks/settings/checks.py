@@ -293,6 +293,9 @@ def _controller_paths(settings: Settings) -> None:
         paths.append(("jh_server_release", settings.server_release_dir, "root installs the locks it holds"))
     if settings.conda_installer_file:
         paths.append(("jh_conda_installer_file", settings.conda_installer_file, "root runs the installer"))
+    if settings.lti13:
+        # Another user's key in its place: the hub would publish their public key as the tool's.
+        paths.append(("jh_lti13[tool_key_file]", settings.lti13.tool_key_file, "the tool's identity is this key"))
     for name, path, why in paths:
         problem = controller.unsafe(path)
         if problem:

@@ -200,3 +200,13 @@ def test_secrets_are_never_staged_in_a_readable_temporary_file(lti, keys, monkey
     for data in (lti, github):
         [(_, kwargs)] = uploads(monkeypatch, Settings.from_data(data))
         assert kwargs["_temp_dir"] == "/home/deploy/.jupyterhub-deploy-transfer", data["jh_authenticator"]
+
+
+def test_a_tool_key_others_could_swap_is_refused(lti, keys, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o775)
+    (shared / "tool.pem").write_bytes((keys / "tool.pem").read_bytes())
+    lti["jh_lti13"]["tool_key_file"] = str(shared / "tool.pem")
+    with pytest.raises(SettingsError, match=r"jh_lti13\[tool_key_file\]: .*shared may be changed by others"):
+        Settings.from_data(lti)
