@@ -8,8 +8,8 @@ started (they run beside the rest and are waited for at the end), the server env
 (built beside the one in use), then on the hub server its logins (an identity provider's files),
 database (PostgreSQL, with jh_db_url) and configuration, which the switch to the new server
 environment reads; the other kernels and every kernel's spec, the Slurm cluster (jh_cluster: the hub and the inventory's `nodes`),
-then on the hub server the hub's services, people (groups, shared folders, off-boarding), web
-front, nightly backup, monitoring, owners and modes; then the firewall, and the kernels' installs. Each task module names the host directories it manages
+then on the hub server the hub's services, people (groups, shared folders, off-boarding), courses,
+web front, nightly backup, monitoring, owners and modes; then the firewall, and the kernels' installs. Each task module names the host directories it manages
 (`managed_paths`), read first in one command; settings and targets are checked next, for every
 host, and a cluster is planned once for all its hosts: bad input stops the run before any host is
 changed. This file only orders the work.
@@ -23,6 +23,7 @@ from tasks import (
     cluster,
     conda,
     confinement,
+    courses,
     database,
     firewall,
     hub,
@@ -44,7 +45,20 @@ from tasks.settings import current_settings
 from tasks.snapshot import prefetch_managed
 
 # The modules whose host directories are read up front, in one command (tasks.snapshot).
-MANAGING = (system, conda, server_env, kernels, logins, hub, people, web, confinement, nightly_backup, monitoring)
+MANAGING = (
+    system,
+    conda,
+    server_env,
+    kernels,
+    logins,
+    hub,
+    people,
+    courses,
+    web,
+    confinement,
+    nightly_backup,
+    monitoring,
+)
 
 settings = current_settings()
 platform = target_platform(settings)
@@ -77,6 +91,7 @@ confinement.apply(settings, platform, hub_server)
 if hub_server:
     hub.apply(settings, platform, restart=server_changed or config_changed, marked=config_changed)
     people.apply(settings)
+    courses.apply(settings)
     web.apply(settings, platform)
     nightly_backup.apply(settings)
     monitoring.apply(settings, cluster_plan)

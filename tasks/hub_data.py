@@ -14,6 +14,7 @@ from pathlib import Path
 from tasks import layout
 from tasks.platform import Platform
 from tasks.settings import PRIVILEGED_GROUPS, SYSTEM_NAMES, Settings, memory_bytes, pem
+from tasks.settings.courses import grader
 
 # Login names from a directory or identity provider that may become Unix accounts: the helper's
 # rule (files/bin/user-server), lower-case.
@@ -25,6 +26,10 @@ SERVICES = (
     ("deploy", layout.DEPLOY_TOKEN, ["admin:users", "admin:groups"]),
 )
 
+
+# What a course's staff may do with its grader's server (tasks/courses.py): open it, start and
+# stop it, and see it in the hub's pages.
+GRADING_SCOPES = ("access:servers", "servers", "read:users:name", "read:users:activity")
 
 # Prometheus reads /hub/metrics with this service's token (jh_monitoring), and nothing else.
 METRICS_SERVICE = ("metrics", layout.METRICS_TOKEN, ["read:metrics"])
@@ -77,8 +82,29 @@ def hub_data(
             {"name": name, "token_file": token, "scopes": scopes} for name, token, scopes in services(settings)
         ],
         "monitoring_gate": monitoring_gate(settings),
+        "courses": courses(settings),
         "user_servers": user_servers(settings, platform, uid_min),
     }
+
+
+def courses(settings: Settings) -> dict:
+    """Each current course's staff (<course>-staff) may open and start its grader's server; nobody
+    logs in as a grader (jh_courses)."""
+    graders = {name: grader(name) for name in settings.courses}
+    roles = [
+        {
+            "name": f"{name}-grading",
+            "scopes": [f"{scope}!user={graders[name]}" for scope in GRADING_SCOPES],
+            "groups": [f"{name}-staff"],
+        }
+        for name in settings.current_courses
+    ]
+    # The current graders are hub users from the hub's start (a role makes them), so that their
+    # staff can start their servers before anyone logged in as them, which nobody can.
+    current = sorted(graders[name] for name in settings.current_courses)
+    if current:
+        roles.append({"name": "course-graders", "scopes": ["self"], "users": current})
+    return {"graders": sorted(graders.values()), "roles": roles}
 
 
 def monitoring_gate(settings: Settings) -> dict | None:

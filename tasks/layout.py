@@ -345,6 +345,11 @@ class Layout:
         return self.install_root / "hub.json"
 
     @property
+    def courses_file(self) -> PurePosixPath:
+        """Each course's grader and the exchange (jh_courses), for nbgrader in every server (root's)."""
+        return self.install_root / "courses.json"
+
+    @property
     def restart_marker(self) -> PurePosixPath:
         """There while the hub has yet to restart with a changed configuration or package (tasks/hub.py)."""
         return self.install_root / ".hub-restart-pending"

@@ -66,6 +66,7 @@ def hub_groups(settings: Settings) -> None:
     libexec says the deploy has made groups there. Hubs that never had any are not asked.
     """
     wanted = {group: sorted(members) for group, members in settings.groups.items()}
+    wanted |= settings.course_hub_groups(settings.groups)
     marker = settings.layout.libexec / layout.HUB_GROUPS_MARKER
     if not wanted and entry(marker) is None:
         return

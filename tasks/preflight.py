@@ -318,6 +318,12 @@ def path_problems(settings: Settings, states: dict[str, tuple | None]) -> list[s
                 f"jh_nightly_backup.repository: {nightly.folder} is not a folder only root can change ({found[0]}, owner "
                 f"{found[2]}, mode {found[1]:o}); anyone who can change it can delete the backups"
             )
+    if settings.courses:
+        root = settings.course_root
+        problems += _through_others("jh_course_root", root, states, f"root would make {root} through it")
+        found = states.get(str(root))
+        if found is not None and (found[0] != "d" or found[2] != "root" or found[1] & 0o022):
+            problems.append(f"jh_course_root: {root} is not a folder only root can change; its courses would be")
     for index, shared in enumerate(settings.shared_dirs):
         setting = f"jh_shared_dirs[{index}]"
         problems += _through_others(setting, shared.path, states, f"root would make {shared.path} through it")
@@ -360,6 +366,8 @@ def check_paths(settings: Settings) -> None:
     folder, or archive and remove a home that is not its person's."""
     paths = [p for shared in settings.shared_dirs for p in (*ancestors(shared.path), shared.path)]
     paths += [above for _, path in root_paths(settings) for above in ancestors(path)]
+    if settings.courses:
+        paths += [*ancestors(settings.course_root), settings.course_root]
     if settings.nightly_backup and not settings.nightly_backup.sftp_target:
         paths += [*ancestors(settings.nightly_backup.folder), settings.nightly_backup.folder]
     users = host_accounts(settings)

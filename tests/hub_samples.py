@@ -71,6 +71,16 @@ def samples(secret_file: Path, key_file: Path) -> dict[str, dict]:
                 "courses": {"ctx-ml": "ml-2026", "ctx-ml-b": "ml-2026"},
             },
         },
+        "courses": {
+            "jh_users": [{"name": name} for name in ("prof", "ta1", "alice", "bob", "carol")],
+            "jh_admin_users": ["prof"],
+            "jh_groups": {"ml-2026": ["alice", "bob"], "nlp": ["carol"]},
+            "jh_courses": {
+                "ml-2026": {"instructors": ["prof"], "tas": ["ta1"], "students": "ml-2026"},
+                "nlp": {"instructors": ["prof"], "students": "nlp"},
+                "old": {"instructors": ["prof"], "students": "nlp", "archived": True},
+            },
+        },
         "native": {"jh_authenticator": "native", "jh_server_release": "jupyterhub-5", "jh_admin_users": ["alice"]},
         "cluster": {"jh_users": users, "jh_cluster": True, "jh_cluster_address": "10.0.0.1", "jh_firewall": True},
         "postgresql": {"jh_db_url": "postgresql:///jupyterhub"},

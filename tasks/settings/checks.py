@@ -11,7 +11,7 @@ from pathlib import PurePath, PurePosixPath
 from typing import TYPE_CHECKING
 
 from tasks.layout import BACKUP_STAGING, INSTALLER_CACHE, RESTIC_DIR
-from tasks.settings import controller, pem
+from tasks.settings import controller, courses, pem
 from tasks.settings.constants import COURSE_GROUPS, HUB_PATHS, LETS_ENCRYPT, NATIVE_PACKAGE, SERVER_RELEASES
 from tasks.settings.network import local_host
 from tasks.settings.types import at_or_below, lock_sets, memory_bytes
@@ -39,6 +39,7 @@ def check(settings: Settings) -> None:
     if settings.hub_user in names or settings.hub_user in settings.admin_users:
         raise ValueError(f"the hub's own account {settings.hub_user!r} cannot be a hub user or admin")
     _people(settings)
+    courses.check(settings)
     kernel_names = [k.name for k in settings.kernels]
     if len(set(kernel_names)) != len(kernel_names):
         raise ValueError("jh_kernels: two kernels have the same name")
@@ -138,15 +139,14 @@ def _people(settings: Settings) -> None:
 
 
 def _course_groups(settings: Settings) -> None:
-    """A course's groups are the launches' (hubside.lti): not jh_groups, which the deploy keeps as listed."""
-    if not settings.lti13:
-        return
-    for context, course in settings.lti13.courses.items():
+    """A course's groups are the deploy's (jh_courses) or the launches' (hubside.lti): not jh_groups."""
+    named = set(settings.lti13.courses.values()) if settings.lti13 else set()
+    for course in sorted(named | set(settings.courses)):
         for kind in COURSE_GROUPS:
             if f"{course}-{kind}" in (*settings.groups, settings.users_group, settings.hub_user):
                 raise ValueError(
-                    f"jh_lti13: the course {course} (context {context}) has the group {course}-{kind}, which "
-                    "the launches fill: it cannot be one of jh_groups, jh_users_group or jh_hub_user"
+                    f"the course {course} has the group {course}-{kind}, which the deploy or the launches "
+                    "fill: it cannot be one of jh_groups, jh_users_group or jh_hub_user"
                 )
 
 

@@ -19,6 +19,7 @@ from tasks.settings.constants import (
     NLTK_INDEX,
     PREFIX,
 )
+from tasks.settings.courses import Courses
 from tasks.settings.derived import Derived
 from tasks.settings.errors import SettingsError, explain
 from tasks.settings.monitoring import Monitoring
@@ -64,7 +65,7 @@ from tasks.settings.types import (
 )
 
 
-class Settings(Derived, Capacity, Risks, Strict):
+class Settings(Derived, Capacity, Courses, Risks, Strict):
     """The deploy's settings, with their defaults. Data key = ``jh_`` + field name.
 
     A field's json_schema_extra "section" starts a section of docs/settings.md; derived

@@ -6,13 +6,39 @@ import re
 
 import pytest
 
-from tasks import conda, confinement, hub, kernels, logins, monitoring, nightly_backup, people, server_env, system, web
+from tasks import (
+    conda,
+    confinement,
+    courses,
+    hub,
+    kernels,
+    logins,
+    monitoring,
+    nightly_backup,
+    people,
+    server_env,
+    system,
+    web,
+)
 from tasks.platform import Platform
 from tasks.settings import REPO, Settings
 from tasks.snapshot import Managed
 
 # As deploy.py's MANAGING (checked below).
-MANAGING = (system, conda, server_env, kernels, logins, hub, people, web, confinement, nightly_backup, monitoring)
+MANAGING = (
+    system,
+    conda,
+    server_env,
+    kernels,
+    logins,
+    hub,
+    people,
+    courses,
+    web,
+    confinement,
+    nightly_backup,
+    monitoring,
+)
 NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
 XENIAL = Platform("Ubuntu", "16.04", "3.5", "3.12", "/opt/miniconda3/envs/jupyterhub-server/bin/python3.12")
 
@@ -27,7 +53,8 @@ def gathered(settings: Settings, platform: Platform) -> Managed:
 
 def test_deploy_gathers_the_managed_paths_of_these_modules():
     text = (REPO / "deploy.py").read_text()
-    assert re.search(r"^MANAGING = \((.*)\)$", text, re.M).group(1) == ", ".join(m.__name__[6:] for m in MANAGING)
+    listed = re.search(r"^MANAGING = \((.*?)\)$", text, re.M | re.S).group(1)
+    assert " ".join(listed.split()).strip(", ") == ", ".join(m.__name__[6:] for m in MANAGING)
     assert text.count("prefetch_managed(") == 1
 
 

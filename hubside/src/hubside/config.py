@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import jupyterhub
+from tornado import web
 
 from hubside import jobs
 
@@ -31,6 +32,7 @@ def apply(c, config_file: str) -> dict:
     login(c, data["login"])
     servers(c, data["servers"])
     services(c, data["services"], state)
+    courses(c, data["courses"])
     monitoring_gate(c, data["monitoring_gate"])
     return data
 
@@ -205,6 +207,22 @@ def services(c, services: list, state: Path) -> None:
     """The idle culler and the deploy itself, each with only the scopes it needs."""
     c.JupyterHub.services = [{"name": s["name"], "api_token": secret(state, s["token_file"])} for s in services]
     c.JupyterHub.load_roles = [{"name": s["name"], "scopes": s["scopes"], "services": [s["name"]]} for s in services]
+
+
+def courses(c, courses: dict) -> None:
+    """Each course's staff open its grader's server (roles on <course>-staff, which the deploy or
+    the launches fill); nobody logs in as a grader, whatever the login says."""
+    c.JupyterHub.load_roles = [*c.JupyterHub.load_roles, *courses["roles"]]
+    graders = frozenset(courses["graders"])
+
+    def no_graders(authenticator, handler, authentication):
+        if authentication and authentication["name"] in graders:
+            authenticator.log.warning("Refused %s: a course's grader account", authentication["name"])
+            raise web.HTTPError(403, "This is a course's grader account: its staff open it from the hub.")
+        return authentication
+
+    if graders:
+        c.Authenticator.post_auth_hook = no_graders
 
 
 def monitoring_gate(c, gate: dict | None) -> None:

@@ -1,0 +1,137 @@
+"""nbgrader for the hub's courses (jh_courses), in every server and nbgrader command.
+
+The deploy makes the exchange root's and each course's part of it its grader's, entered by the
+course's students alone (tasks/courses.py), and writes which account grades which course
+(courses.json). /etc/jupyter/nbgrader_config.py calls configure(). The exchange classes here are
+nbgrader's own but for two things:
+- they leave the exchange's root as root made it (nbgrader would make it writable by everyone);
+- collecting takes, for each student, only folders that student owns: nbgrader only warns when
+  bob submits a folder named as alice's, and then takes the newest, so bob could hand in work as
+  alice or hide hers behind a later one.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pwd
+import stat
+from collections import defaultdict
+
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.exchange import default
+
+
+class RootsExchange:
+    """The exchange's root is the deploy's (root's, 0755): checked, never changed."""
+
+    def ensure_root(self):
+        if not os.path.isdir(self.root):
+            self.fail(f"The exchange {self.root} is missing: ask the hub's admins")
+
+
+class Exchange(RootsExchange, default.Exchange):
+    pass
+
+
+class FetchAssignment(RootsExchange, default.ExchangeFetchAssignment):
+    pass
+
+
+class FetchFeedback(RootsExchange, default.ExchangeFetchFeedback):
+    pass
+
+
+class ReleaseAssignment(RootsExchange, default.ExchangeReleaseAssignment):
+    pass
+
+
+class ReleaseFeedback(RootsExchange, default.ExchangeReleaseFeedback):
+    pass
+
+
+class List(RootsExchange, default.ExchangeList):
+    pass
+
+
+class Submit(RootsExchange, default.ExchangeSubmit):
+    pass
+
+
+class Collect(RootsExchange, default.ExchangeCollect):
+    """nbgrader 0.9.5's collect, each student's submissions being only the folders they own."""
+
+    def init_src(self):
+        if self.coursedir.course_id == "":
+            self.fail("No course id specified. Re-run with --course flag.")
+        self.course_path = os.path.join(self.root, self.coursedir.course_id)
+        self.inbound_path = os.path.join(self.course_path, "inbound")
+        if not os.path.isdir(self.inbound_path):
+            self.fail(f"Course not found: {self.inbound_path}")
+        student_id = self.coursedir.student_id or "*"
+        pattern = os.path.join(self.inbound_path, f"{glob.escape(student_id)}+{self.coursedir.assignment_id}+*")
+        by_student = defaultdict(list)
+        for path in glob.glob(pattern):
+            record = self.owned_record(path)
+            if record:
+                by_student[record["username"]].append(record)
+        with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gradebook:
+            try:
+                self.duedate = gradebook.find_assignment(self.coursedir.assignment_id).duedate
+            except MissingEntry:
+                self.duedate = None
+        self.src_records = [self.chosen(records) for records in by_student.values()]
+
+    def owned_record(self, path: str) -> dict | None:
+        """nbgrader's record of a submission, if it is a folder of the student its name gives."""
+        name = os.path.basename(path)
+        parts = name.rsplit("+", 3)
+        info = os.lstat(path)
+        try:
+            owner = pwd.getpwuid(info.st_uid).pw_name
+        except KeyError:
+            owner = None
+        if len(parts) < 3 or not stat.S_ISDIR(info.st_mode) or owner != parts[0]:
+            self.log.warning("Not collected: %s is not a submission of %s (it is %s's)", name, parts[0], owner)
+            return None
+        try:
+            return self._path_to_record(path)
+        except (ValueError, OverflowError):
+            self.log.warning("Not collected: %s has no time of submission", name)
+            return None
+
+    def chosen(self, records: list[dict]) -> dict:
+        """The newest, or with before_duedate the newest before the due date if there is one."""
+        records = self._sort_by_timestamp(records)
+        if self.duedate is not None and self.before_duedate:
+            in_time = [record for record in records if record["timestamp"] <= self.duedate]
+            return (in_time or records)[0]
+        return records[0]
+
+
+EXCHANGE_CLASSES = {
+    "exchange": Exchange,
+    "fetch_assignment": FetchAssignment,
+    "fetch_feedback": FetchFeedback,
+    "release_assignment": ReleaseAssignment,
+    "release_feedback": ReleaseFeedback,
+    "list": List,
+    "submit": Submit,
+    "collect": Collect,
+}
+
+
+def configure(c, courses_file: str) -> None:
+    """nbgrader's configuration (c) for whoever runs it: the exchange for everyone, and for a
+    course's grader account its course and course folder."""
+    with open(courses_file) as file:
+        data = json.load(file)
+    c.Exchange.root = data["exchange_root"]
+    c.Exchange.path_includes_course = True
+    for kind, exchange_class in EXCHANGE_CLASSES.items():
+        setattr(c.ExchangeFactory, kind, f"{exchange_class.__module__}.{exchange_class.__qualname__}")
+    course = data["graders"].get(pwd.getpwuid(os.getuid()).pw_name)
+    if course:
+        c.CourseDirectory.course_id = course["course"]
+        c.CourseDirectory.root = course["home"]
