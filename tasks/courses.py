@@ -13,6 +13,7 @@ import json
 from io import StringIO
 from pathlib import PurePosixPath
 
+from pyinfra.api import deploy
 from pyinfra.operations import server
 
 from tasks import layout
@@ -20,7 +21,7 @@ from tasks.facts import GroupEntries
 from tasks.ops import command, directory, root_directory, root_file, root_template, script
 from tasks.platform import Platform
 from tasks.preflight import ancestors, host_accounts
-from tasks.settings import Settings
+from tasks.settings import Settings, SettingsError, current_settings
 from tasks.settings.courses import grader
 from tasks.snapshot import Managed, entry, fact
 from tasks.system import USER_SHELL
@@ -49,22 +50,33 @@ def courses_data(settings: Settings) -> dict:
     }
 
 
+def folders(settings: Settings) -> None:
+    root_directory("Courses' folder", settings.course_root)
+    root_directory("Course folders", settings.course_root / "courses")
+    root_directory("nbgrader's exchange", settings.exchange_root)
+
+
 def graders(settings: Settings) -> None:
     """Each course's grader account: a hub user's (its server starts like anyone's, with its
-    limits), no password, its home the course folder."""
+    limits), no password, its home the course folder; an archived course's is out of the hub's
+    users group, so no server of it starts again."""
     accounts = host_accounts(settings)
-    for name in settings.courses:
+    for name, course in settings.courses.items():
         account, home = accounts.get(grader(name)), course_home(settings, name)
-        member = not settings.courses[name].archived
-        if not account or (settings.users_group in account["groups"]) != member or account["home"] != str(home):
+        if not account:
             server.user(
-                name=f"Grader account of {name}" + ("" if member else " (archived: no server)"),
+                name=f"Grader account of {name}",
                 user=grader(name),
                 home=str(home),
                 shell=USER_SHELL,
-                groups=[settings.users_group] if member else [],
-                append=False,
+                groups=[] if course.archived else [settings.users_group],
                 create_home=False,
+            )
+        elif (settings.users_group in account["groups"]) == course.archived:
+            verb = "-d" if course.archived else "-a"
+            server.shell(
+                name=f"Grader account of {name} {'out of' if course.archived else 'in'} {settings.users_group}",
+                commands=[command("gpasswd", verb, grader(name), settings.users_group)],
             )
         directory(f"Course folder of {name}: its grader's home", home, "700", grader(name), grader(name))
 
@@ -94,9 +106,6 @@ def students(settings: Settings) -> None:
 
 def exchange(settings: Settings) -> None:
     """The exchange: root's; each course's part its grader's, entered by its students' group alone."""
-    root_directory("Courses' folder", settings.course_root)
-    root_directory("Course folders", settings.course_root / "courses")
-    root_directory("nbgrader's exchange", settings.exchange_root)
     for name in settings.current_courses:
         path = settings.exchange_root / name
         directory(f"Exchange of {name}: its students' alone", path, "750", grader(name), students_group(name))
@@ -112,6 +121,58 @@ def nbgrader_config(settings: Settings) -> None:
         settings,
         courses_file=settings.layout.courses_file,
     )
+
+
+def grades_settings(settings: Settings) -> dict:
+    """What hubside-grades-back reads (root's): the platform, the tool's key, the courses' contexts."""
+    lti, paths = settings.lti13, settings.layout
+    return {
+        "issuer": lti.issuer,
+        "client_id": lti.client_id,
+        "token_url": str(lti.token_url),
+        "tool_key_file": str(paths.lti_tool_key),
+        "deployment_ids": list(lti.deployment_ids),
+        "courses": dict(lti.courses),
+        "courses_file": str(paths.state_dir / layout.LTI_COURSES),
+        "names_file": str(paths.state_dir / layout.OAUTH_NAMES),
+    }
+
+
+def grades_back_file(settings: Settings) -> None:
+    if settings.lti13:
+        data = json.dumps(grades_settings(settings), indent=2, sort_keys=True) + "\n"
+        root_file("Grades back: the platform's services", StringIO(data), settings.layout.grades_back_file, mode="600")
+
+
+def platform_courses(settings: Settings) -> list[str]:
+    """The current courses whose learners launch them from the platform, whose grades go back there."""
+    taught = set(settings.lti13.courses.values()) if settings.lti13 else set()
+    return sorted(name for name in settings.current_courses if name in taught)
+
+
+@deploy("Send the courses' grades back to the learning platform")
+def grades_back() -> None:
+    """`pyinfra inventory.py tasks.courses.grades_back`: each current course of jh_lti13, its
+    nbgrader scores (read by its grader) posted to the platform's gradebook (hubside.grades)."""
+    settings = current_settings()
+    sent = platform_courses(settings)
+    if not sent:
+        raise SettingsError("jh_courses: no current course of jh_lti13, so no grades go back")
+    for name in sent:
+        server.shell(
+            name=f"Grades of {name} back to the platform",
+            commands=[
+                script(
+                    settings.layout,
+                    "grades-back",
+                    name,
+                    grader(name),
+                    course_home(settings, name) / "gradebook.db",
+                    settings.layout.grades_back_file,
+                    settings.layout.venv,
+                )
+            ],
+        )
 
 
 def archive(settings: Settings) -> None:
@@ -150,8 +211,10 @@ def managed_paths(settings: Settings, platform: Platform) -> Managed:
 def apply(settings: Settings) -> None:
     if not settings.courses:
         return
+    folders(settings)
     graders(settings)
     students(settings)
     exchange(settings)
     nbgrader_config(settings)
+    grades_back_file(settings)
     archive(settings)

@@ -69,6 +69,7 @@ def hub_data(
             "helper": str(paths.script("user-server")),
             "unit_prefix": layout.USER_UNIT_PREFIX,
             "create_accounts": creates_accounts(settings),
+            "course_groups": lti_course_groups(settings),
             "activity_interval": settings.activity_interval,
             "ports": list(layout.SERVER_PORTS),
             "start_slots": slots,
@@ -85,6 +86,11 @@ def hub_data(
         "courses": courses(settings),
         "user_servers": user_servers(settings, platform, uid_min),
     }
+
+
+def lti_course_groups(settings: Settings) -> list[str]:
+    """The students' groups of the current courses whose students come from the learning platform."""
+    return sorted(f"{name}-students" for name, course in settings.current_courses.items() if course.students is None)
 
 
 def courses(settings: Settings) -> dict:
@@ -222,6 +228,9 @@ def user_servers(settings: Settings, platform: Platform, uid_min: int) -> dict:
         "sockets_dir": str(layout.SERVER_SOCKETS),
         # How long a server may take to listen (a class arriving at once shares the CPU).
         "listen_timeout": 110,
+        # The learning platform's courses' students join their Unix groups at each start; graders stay.
+        "course_groups": lti_course_groups(settings),
+        "graders": sorted(grader(name) for name in settings.courses),
         # With a directory's logins, its new members get accounts at their first start (in homes/).
         "create_accounts": creates_accounts(settings),
         "homes": str(layout.HOMES),

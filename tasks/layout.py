@@ -350,6 +350,11 @@ class Layout:
         return self.install_root / "courses.json"
 
     @property
+    def grades_back_file(self) -> PurePosixPath:
+        """The platform's services for grades back (hubside.grades): root's alone, beside the tool's key."""
+        return self.auth_dir / "grades-back.json"
+
+    @property
     def restart_marker(self) -> PurePosixPath:
         """There while the hub has yet to restart with a changed configuration or package (tasks/hub.py)."""
         return self.install_root / ".hub-restart-pending"

@@ -19,6 +19,7 @@ from tasks.cluster_plan import NODES, role
 from tasks.facts import Accounts, GroupEntries, LoginDefs, ResourceControl, SudoRights
 from tasks.layout import SHADOW_GROUP
 from tasks.settings import PRIVILEGED_GROUPS, Settings, SettingsError, memory_bytes
+from tasks.settings.courses import grader
 from tasks.snapshot import entry, fact
 
 # The cgroup controller systemd needs to enforce each kind of per-user limit.
@@ -44,6 +45,7 @@ def account_problems(
     accounts = [("jh_hub_user", settings.hub_user)]
     accounts += [(f"jh_users[{index}]", user.name) for index, user in enumerate(settings.users)]
     accounts += [(f"jh_admin_users[{index}]", name) for index, name in enumerate(settings.admin_users)]
+    accounts += [(f"jh_courses[{course}]", grader(course)) for course in settings.courses]
     gone = {user.name for user in settings.absent_users}
     problems = []
     for setting, name in accounts:
@@ -200,6 +202,7 @@ def sudo_problems(settings: Settings, rights: dict[str, list[str]]) -> list[str]
     accounts = [("jh_hub_user", settings.hub_user)]
     accounts += [(f"jh_users[{index}]", user.name) for index, user in enumerate(settings.present_users)]
     accounts += [(f"jh_admin_users[{index}]", name) for index, name in enumerate(settings.admin_users)]
+    accounts += [(f"jh_courses[{course}]", grader(course)) for course in settings.courses]
     problems = []
     for setting, name in accounts:
         granted = [line for line in rights.get(name, []) if not (setting == "jh_hub_user" and helper in line)]
@@ -210,15 +213,31 @@ def sudo_problems(settings: Settings, rights: dict[str, list[str]]) -> list[str]
     return problems
 
 
+def grader_problems(settings: Settings, users: dict[str, Account]) -> list[str]:
+    """Grader accounts the host has for something else: the deploy would make a course folder the
+    home of someone's account (and give the course's staff its server)."""
+    problems = []
+    for course in settings.courses:
+        account, home = users.get(grader(course)), str(settings.course_root / "courses" / course)
+        if account and account.get("home") != home:
+            problems.append(
+                f"jh_courses[{course}]: the host has an account {grader(course)} whose home is "
+                f"{account.get('home')}, not {home}: not this deploy's grader; remove it or rename the course"
+            )
+    return problems
+
+
 def check_accounts(settings: Settings) -> None:
     """Stop the run for the current host if its settings name privileged accounts or groups there.
 
     Called before any operation, so no host has been changed yet.
     """
     users = host_accounts(settings)
-    named = sorted({settings.hub_user, *(u.name for u in settings.present_users), *settings.admin_users} & set(users))
+    graders = {grader(course) for course in settings.courses}
+    named = {settings.hub_user, *(u.name for u in settings.present_users), *settings.admin_users, *graders}
     problems = account_problems(settings, users, fact(GroupEntries), fact(LoginDefs))
-    problems += sudo_problems(settings, fact(SudoRights, names=named))
+    problems += sudo_problems(settings, fact(SudoRights, names=sorted(named & set(users))))
+    problems += grader_problems(settings, users)
     if problems:
         lines = [f"host {host.name}: settings name privileged accounts or groups on this host (no host was changed):"]
         lines += [f"  {problem}" for problem in problems]

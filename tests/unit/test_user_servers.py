@@ -204,10 +204,10 @@ def test_unit_properties_follow_the_platform(platform):
         ["user-server"],
         ["user-server", "status", "alice"],
         ["user-server", "start"],
-        ["user-server", "start", "alice", "--extra"],
+        ["user-server", "start", "alice", "ml-students", "--extra"],
     ],
 )
-def test_the_helper_takes_exactly_a_verb_and_a_user(argv, capsys):
+def test_the_helper_takes_a_verb_a_user_and_what_the_verb_needs(argv, capsys):
     assert helper.main(argv) == 2
     assert "usage" in capsys.readouterr().err
 

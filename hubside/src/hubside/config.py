@@ -174,6 +174,7 @@ def servers(c, servers: dict) -> None:
     c.ServerSpawner.helper = servers["helper"]
     c.ServerSpawner.unit_prefix = servers["unit_prefix"]
     c.ServerSpawner.create_accounts = servers["create_accounts"]
+    c.ServerSpawner.course_groups = servers["course_groups"]
     c.ServerSpawner.ports = servers["ports"]
     if jupyterhub.version_info[0] >= 6:
         # Servers on Unix sockets: JupyterHub 6 reaches them (its HTTP client), the proxy too.

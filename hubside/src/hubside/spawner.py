@@ -63,6 +63,11 @@ class ServerSpawner(Spawner):
     helper = Unicode(help="The root helper that starts and stops servers (run through sudo)").tag(config=True)
     unit_prefix = Unicode(help="Unit names are <prefix><user>.service").tag(config=True)
     create_accounts = Bool(False, help="Have the helper make a missing account before the first start").tag(config=True)
+    course_groups = List(
+        Unicode(),
+        help="The hub's groups of the learning platform's courses' students, which the helper makes the "
+        "user's Unix groups at each start (hubside.courses)",
+    ).tag(config=True)
     ports = List(
         Integer(), [20000, 30000], minlen=2, maxlen=2, help="The servers' ports [first, last): the proxy's alone"
     ).tag(config=True)
@@ -178,6 +183,13 @@ class ServerSpawner(Spawner):
         finally:
             ServerSpawner.starting.discard(self)
 
+    def start_command(self) -> list[str]:
+        """The helper's start, with the user's courses of the learning platform where there are any."""
+        if not self.course_groups:
+            return self.helper_command("start")
+        groups = sorted({group.name for group in self.user.groups} & set(self.course_groups))
+        return self.helper_command("start", ",".join(groups))
+
     async def _start_unit(self):
         if self.create_accounts:
             await run(*self.helper_command("create"))
@@ -187,14 +199,14 @@ class ServerSpawner(Spawner):
             # Not a port handed to a server still starting: two starts at once could pick the same
             # free port, and the hub would take the other's server for this one's.
             self.port = free_port(*self.ports, taken={s.port for s in starting_on_ports()})
-            await run(*self.helper_command("start"), stdin=self.hub_variables())
+            await run(*self.start_command(), stdin=self.hub_variables())
             await wait_for_http_server(f"http://{self.ip}:{self.port}{path}api", timeout=self.http_timeout)
             return self.ip, self.port
         # On a Unix socket in a folder of the user's own (root's helper makes it): nobody else
         # connects to the server, nor takes its place.
         socket = f"{self.sockets_dir}/{self.user.name}/server.sock"
         socket_url = "http+unix://" + quote(socket, safe="")
-        await run(*self.helper_command("start"), stdin=self.hub_variables(socket_url))
+        await run(*self.start_command(), stdin=self.hub_variables(socket_url))
         # Until the server makes its socket, asking it would only log failures; a server that ends
         # first (its person's own configuration raised, say) fails the start now, not at the timeout.
         for waited in itertools.count(1):
