@@ -95,11 +95,9 @@ def shell(user: HubClient, command: str, server: str | None = None, timeout: flo
         f"r = subprocess.run(['bash', '-c', {command!r}], capture_output=True, text=True, timeout={timeout})\n"
         "print(r.stdout + r.stderr + f'exit={r.returncode}')"
     )
-    if server is None:
-        return user.run_code(code, timeout=timeout + 30)
-    owner, user.user = user.user, server
+    owner, user.user = user.user, server or user.user
     try:
-        return user.run_code(code, timeout=timeout + 30)
+        return user.run_code(code, timeout=timeout + 30).rstrip("\n")
     finally:
         user.user = owner
 

@@ -3,11 +3,13 @@
 The deploy makes the exchange root's and each course's part of it its grader's, entered by the
 course's students alone (tasks/courses.py), and writes which account grades which course
 (courses.json). /etc/jupyter/nbgrader_config.py calls configure(). The exchange classes here are
-nbgrader's own but for two things:
+nbgrader's own but for three things:
 - they leave the exchange's root as root made it (nbgrader would make it writable by everyone);
 - collecting takes, for each student, only folders that student owns: nbgrader only warns when
   bob submits a folder named as alice's, and then takes the newest, so bob could hand in work as
-  alice or hide hers behind a later one.
+  alice or hide hers behind a later one;
+- collecting copies a submission's files and folders only, not what its links point to (the
+  grader copies: a link to the course's solutions would be collected as the student's work).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import glob
 import json
 import os
 import pwd
+import shutil
 import stat
 from collections import defaultdict
 
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange import default
+from nbgrader.utils import ignore_patterns
 
 
 class RootsExchange:
@@ -69,8 +73,9 @@ class Collect(RootsExchange, default.ExchangeCollect):
         self.inbound_path = os.path.join(self.course_path, "inbound")
         if not os.path.isdir(self.inbound_path):
             self.fail(f"Course not found: {self.inbound_path}")
+        # The student a glob, as nbgrader's (--student; "*": everyone's); what it matches is checked below.
         student_id = self.coursedir.student_id or "*"
-        pattern = os.path.join(self.inbound_path, f"{glob.escape(student_id)}+{self.coursedir.assignment_id}+*")
+        pattern = os.path.join(self.inbound_path, f"{student_id}+{self.coursedir.assignment_id}+*")
         by_student = defaultdict(list)
         for path in glob.glob(pattern):
             record = self.owned_record(path)
@@ -100,6 +105,37 @@ class Collect(RootsExchange, default.ExchangeCollect):
         except (ValueError, OverflowError):
             self.log.warning("Not collected: %s has no time of submission", name)
             return None
+
+    def do_copy(self, src, dest, log=None):
+        """nbgrader's copy of a submission (its size, ignore, include and file size limits) but for
+        what is neither a file nor a folder: the grader copies, and the submission (0777,
+        nbgrader's) is its student's to add to. A link would copy what it points to, which the
+        grader may read and the student not (the course's solutions, another's submission), as
+        the student's work; a pipe would stop the collect for everyone. (The exchange is no
+        group-shared one: each course's part is its grader's.)"""
+        size = self.get_size(src)
+        if size > 1000 * self.coursedir.max_dir_size:
+            self.log.error("Directory size is too big")
+            raise RuntimeError(
+                f"Directory size is too big. Size is {size}, maximum size is {1000 * self.coursedir.max_dir_size}"
+            )
+        nbgrader_s = ignore_patterns(
+            exclude=self.coursedir.ignore,
+            include=self.coursedir.include,
+            max_file_size=self.coursedir.max_file_size,
+            log=self.log,
+        )
+
+        def ignored(folder, names):
+            ignore = set(nbgrader_s(folder, names))
+            for name in names:
+                mode = os.lstat(os.path.join(folder, name)).st_mode
+                if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                    self.log.warning("Not collected: %s, not a file nor a folder", os.path.join(folder, name))
+                    ignore.add(name)
+            return ignore
+
+        shutil.copytree(src, dest, ignore=ignored)
 
     def chosen(self, records: list[dict]) -> dict:
         """The newest, or with before_duedate the newest before the due date if there is one."""

@@ -63,10 +63,12 @@ class UnixNames(HasTraits):
         user_info = (authentication.get("auth_state") or {}).get(self.user_auth_state_key) or {}
         names = bindings.load(self.names_file)
         subject = self._refuse_another_account(name, names, user_info)
+        # The configured hook first: a login it refuses (a course's grader account) binds nothing.
+        authentication = await super().run_post_auth_hook(handler, authentication)
         if name not in names and name not in self.bound_names:
             names[name] = subject
             bindings.save(self.names_file, names)
-        return await super().run_post_auth_hook(handler, authentication)
+        return authentication
 
     def _refuse_another_account(self, name, names, user_info):
         """The provider's account id of user_info, unless the name is bound to another one."""
