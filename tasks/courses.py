@@ -10,11 +10,14 @@ server, is data of hub.json (tasks/hub_data.py: hubside.config.courses).
 from __future__ import annotations
 
 import json
+import sys
 from io import StringIO
 from pathlib import PurePosixPath
 
-from pyinfra.api import deploy
-from pyinfra.operations import server
+from pyinfra import host
+from pyinfra.api import OperationError, StringCommand, deploy
+from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
+from pyinfra.operations import python, server
 
 from tasks import layout
 from tasks.facts import GroupEntries
@@ -159,20 +162,27 @@ def grades_back() -> None:
     if not sent:
         raise SettingsError("jh_courses: no current course of jh_lti13, so no grades go back")
     for name in sent:
-        server.shell(
-            name=f"Grades of {name} back to the platform",
-            commands=[
-                script(
-                    settings.layout,
-                    "grades-back",
-                    name,
-                    grader(name),
-                    course_home(settings, name) / "gradebook.db",
-                    settings.layout.grades_back_file,
-                    settings.layout.venv,
-                )
-            ],
+        command_line = script(
+            settings.layout,
+            "grades-back",
+            name,
+            grader(name),
+            course_home(settings, name) / "gradebook.db",
+            settings.layout.grades_back_file,
+            settings.layout.venv,
         )
+        python.call(name=f"Grades of {name} back to the platform", function=send_grades, command_line=command_line)
+
+
+def send_grades(command_line: str) -> None:
+    """Runs grades-back on the host and shows its summary (posted, skipped and why, per context)."""
+    # As the operations run: the inventory's sudo or su, if it names one.
+    given = host.current_op_global_arguments or {}
+    connecting = {key: value for key, value in given.items() if key in CONNECTOR_ARGUMENT_KEYS}
+    succeeded, output = host.run_shell_command(StringCommand(command_line), **connecting)
+    print(f"--> {host.name}:\n{output.output}", file=sys.stderr, flush=True)
+    if not succeeded:
+        raise OperationError("grades back failed (above: which context, and why)")
 
 
 def archive(settings: Settings) -> None:

@@ -36,13 +36,13 @@ session() { # NAME PORT_OFFSET [VAR=VALUE...] -- PYTEST_ARGS...
 # session-wide Ubuntu 24.04 and Debian 12 hubs) must stay in one session. The day-2 module
 # runs once per release, each with its own containers: one per session.
 session hubs 0 -- "$@" tests/e2e/test_hub.py tests/e2e/test_kernels.py tests/e2e/test_web.py \
-    tests/e2e/test_conda.py &
+    tests/e2e/test_conda.py tests/e2e/test_courses.py &
 hubs=$!
 session others 100 JHD_DAY2_SUITES=noble -- "$@" tests/e2e/test_day2.py tests/e2e/test_unsupported.py \
     tests/e2e/test_releases.py tests/e2e/test_people.py tests/e2e/test_operations.py &
 others=$!
 session servers 200 JHD_DAY2_SUITES=bookworm -- "$@" tests/e2e/test_user_servers.py tests/e2e/test_day2.py \
-    tests/e2e/test_logins.py tests/e2e/test_oidc.py &
+    tests/e2e/test_logins.py tests/e2e/test_oidc.py tests/e2e/test_lti13.py &
 servers=$!
 session cluster 300 -- "$@" tests/e2e/test_cluster.py tests/e2e/test_database.py tests/e2e/test_class_arrives.py &
 cluster=$!

@@ -212,4 +212,4 @@ def test_the_autograded_score_reaches_the_platform_s_gradebook(hub, platform):
     # The released notebook unsolved: its test fails, 0 of 2 points; for lena alone.
     scores = [s for s in platform.scores if s["label"] == "ps1"]
     assert [(s["userId"], s["scoreGiven"], s["scoreMaximum"]) for s in scores] == [("sub-lena", 0.0, 2.0)], scores
-    assert "posted 1" in result.stdout + result.stderr
+    assert "ps1: posted 1" in result.stderr, result.stderr[-3000:]

@@ -130,7 +130,7 @@ class Entry:
 def calls(monkeypatch):
     made = []
     monkeypatch.setattr(helper, "group_names", lambda entry: {"alice", "jupyterhub-users", "nlp-students"})
-    monkeypatch.setattr(helper.subprocess, "check_call", lambda argv, **_: made.append(argv))
+    monkeypatch.setattr(helper, "change_group", lambda name, verb, group: made.append(["gpasswd", verb, name, group]))
     return made
 
 
@@ -140,6 +140,29 @@ CONFIG = {"course_groups": ["ml-2026-students", "nlp-students"], "graders": ["gr
 def test_the_helper_puts_a_learner_in_the_groups_of_the_courses_they_launched(calls):
     helper.join_courses(CONFIG, Entry, "ml-2026-students")
     assert calls == [["gpasswd", "-a", "alice", "ml-2026-students"], ["gpasswd", "-d", "alice", "nlp-students"]]
+
+
+def test_the_helper_changes_groups_outside_the_hub_s_read_only_etc(monkeypatch):
+    calls = []
+    monkeypatch.setattr(helper, "systemctl", lambda *argv: None)
+    monkeypatch.setattr(helper.subprocess, "call", lambda argv, **_: calls.append(argv) or 0)
+    helper.change_group("alice", "-a", "ml-2026-students")
+    assert calls == [
+        [
+            "systemd-run",
+            "--quiet",
+            "--unit=jupyterhub-course-group-alice-ml-2026-students.service",
+            "--property=Type=oneshot",
+            "--",
+            "gpasswd",
+            "-a",
+            "alice",
+            "ml-2026-students",
+        ]
+    ]
+    monkeypatch.setattr(helper.subprocess, "call", lambda argv, **_: 1)
+    with pytest.raises(helper.Refused, match="gpasswd -a alice ml-2026-students failed"):
+        helper.change_group("alice", "-a", "ml-2026-students")
 
 
 def test_the_helper_changes_no_other_group_and_no_grader(calls):
