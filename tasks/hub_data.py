@@ -173,6 +173,7 @@ def login(settings: Settings) -> dict:
             "username_claim": lti.username_claim,
             "courses": dict(lti.courses),
             "courses_file": str(paths.state_dir / layout.LTI_COURSES),
+            "nonces_file": str(paths.state_dir / layout.LTI_NONCES),
             "names_file": str(paths.state_dir / layout.OAUTH_NAMES),
             # The platform's accounts are its sub within its issuer.
             "bound_names": {name: f"{lti.issuer} {account}" for name, account in bound.items()},

@@ -209,6 +209,8 @@ HUB_GROUPS_MARKER = "hub-groups.kept"
 OAUTH_NAMES = "oauth-names.json"
 # Each LTI course's context and service endpoints, as the launches gave them (hubside.lti).
 LTI_COURSES = "lti-courses.json"
+# The LTI launches' nonces used, until each launch expires (hubside.lti).
+LTI_NONCES = "lti-nonces.json"
 # The deploy's own token for the hub's API (groups, off-boarding; tasks/people.py), used as the hub user.
 DEPLOY_TOKEN = "deploy.env"
 # Secret file name -> the text written around the value: env files for systemd's

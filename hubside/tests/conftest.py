@@ -63,6 +63,7 @@ def hub_files(samples, tmp_path):
             shutil.copy(samples / "lti-tool-key.pem", tmp_path / "lti-tool-key.pem")
             options["names_file"] = str(state / "oauth-names.json")
             options["courses_file"] = str(state / "lti-courses.json")
+            options["nonces_file"] = str(state / "lti-nonces.json")
         if "endpoints_file" in options:
             options["endpoints_file"] = str(tmp_path / "endpoints.json")
             (tmp_path / "endpoints.json").write_text(

@@ -93,3 +93,14 @@ def test_a_nonce_is_good_once_and_forgotten_when_its_launch_expires(monkeypatch)
     monkeypatch.setattr(lti, "NONCES_KEPT", 2)
     authenticator.use_nonce({"nonce": "n4", "exp": now + 90})
     assert set(authenticator._used_nonces) == {"n1", "n4"}
+
+
+def test_a_nonce_used_before_the_hub_restarted_is_still_refused(tmp_path):
+    nonces, now = tmp_path / "nonces.json", time.time()
+    UnixLTIAuthenticator(nonces_file=str(nonces)).use_nonce({"nonce": "n1", "exp": now + 60})
+    assert (nonces.stat().st_mode & 0o777) == 0o600
+    restarted = UnixLTIAuthenticator(nonces_file=str(nonces))
+    with pytest.raises(TokenError, match="used already"):
+        restarted.use_nonce({"nonce": "n1", "exp": now + 60})
+    nonces.write_text("[not a record]")
+    assert UnixLTIAuthenticator(nonces_file=str(nonces))._used_nonces == {}

@@ -144,6 +144,7 @@ def lti13(c, options: dict) -> None:
     section.username_claim = options["username_claim"]
     section.courses = options["courses"]
     section.courses_file = options["courses_file"]
+    section.nonces_file = options["nonces_file"]
     section.tool_jwk = options["tool_jwk"]
     section.names_file = options["names_file"]
     section.bound_names = options["bound_names"]

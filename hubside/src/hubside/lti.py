@@ -183,6 +183,9 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
     courses_file = Unicode(help="Each context's course and service endpoints, as launches gave them (JSON)").tag(
         config=True
     )
+    nonces_file = Unicode(
+        "", help="The launches' nonces used, until each launch expires (JSON): kept across the hub's restarts"
+    ).tag(config=True)
 
     _platform_keys: dict = {}
     _keys_read_at = 0.0
@@ -191,7 +194,23 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._used_nonces: dict[str, float] = {}
+        self._used_nonces: dict[str, float] = self._read_nonces()
+
+    def _read_nonces(self) -> dict[str, float]:
+        """The nonces used before the hub's restart: a kept launch form is not good again."""
+        if not self.nonces_file:
+            return {}
+        try:
+            with open(self.nonces_file) as file:
+                kept = json.load(file)
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            kept = None
+        if not isinstance(kept, dict) or not all(isinstance(v, (int, float)) for v in kept.values()):
+            self.log.warning("%s is not a record of nonces: starting a new one", self.nonces_file)
+            return {}
+        return {str(nonce): float(expires) for nonce, expires in kept.items()}
 
     def get_handlers(self, app):
         # Not ltiauthenticator's public config endpoint: it advertises more scopes than the tool uses.
@@ -220,6 +239,8 @@ class UnixLTIAuthenticator(UnixNames, LTI13Authenticator):
             # Full (a flood of good launches): the soonest to expire goes first.
             del used[min(used, key=used.get)]
         used[nonce] = float(launch.get("exp", now)) + LTI13LaunchValidator(parent=self).time_leeway
+        if self.nonces_file:
+            names.save(self.nonces_file, used)
 
     def claimed_name(self, launch) -> str:
         if self.username_claim.startswith("custom_"):
