@@ -215,8 +215,9 @@ def test_an_assignment_goes_out_comes_back_graded_and_returns_as_feedback(course
     out = shell(bob, f"mkdir '{forged}' && cp ml-2026/ps1/ps1.ipynb '{forged}/' && echo planted")
     assert "planted" in out, out
 
+    # The TA grades.
     out = shell(
-        prof,
+        logged_in(courses, "ta1"),
         f'{NBGRADER} collect ps1 && {NBGRADER} autograde ps1 && /opt/jupyter/.venv/bin/python -c "'
         "from nbgrader.api import Gradebook\n"
         "with Gradebook('sqlite:///gradebook.db') as gb:\n"

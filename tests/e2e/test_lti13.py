@@ -213,3 +213,9 @@ def test_the_autograded_score_reaches_the_platform_s_gradebook(hub, platform):
     scores = [s for s in platform.scores if s["label"] == "ps1"]
     assert [(s["userId"], s["scoreGiven"], s["scoreMaximum"]) for s in scores] == [("sub-lena", 0.0, 2.0)], scores
     assert "ps1: posted 1" in result.stderr, result.stderr[-3000:]
+
+
+def test_a_second_run_changes_nothing(hub):
+    again = run_pyinfra(Path(hub.inventory))
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert again.totals["success"] == 0, again.changed_operations()
