@@ -138,6 +138,8 @@ def grades_settings(settings: Settings) -> dict:
         "courses": dict(lti.courses),
         "courses_file": str(paths.state_dir / layout.LTI_COURSES),
         "names_file": str(paths.state_dir / layout.OAUTH_NAMES),
+        # The names the settings bind to the platform's accounts: the hub keeps them out of the names file.
+        "bound_names": {u.name: f"{lti.issuer} {u.account}" for u in settings.present_users if u.account},
     }
 
 
@@ -176,13 +178,51 @@ def grades_back() -> None:
 
 def send_grades(command_line: str) -> None:
     """Runs grades-back on the host and shows its summary (posted, skipped and why, per context)."""
+    run_shown(command_line, "grades back failed (above: which context, and why)")
+
+
+def sync_rosters_command(settings: Settings) -> str:
+    """sync-rosters' command line: root lists the platform courses' members, the hub user sets their
+    groups with the deploy's token (as tasks.people.hub_people runs hubside-people)."""
+    paths = settings.layout
+    return script(
+        paths,
+        "sync-rosters",
+        paths.grades_back_file,
+        paths.venv,
+        settings.hub_user,
+        paths.state_dir / layout.DEPLOY_TOKEN,
+        settings.hub_api,
+        *platform_courses(settings),
+    )
+
+
+@deploy("Sync the courses' groups with the learning platform's rosters")
+def sync_rosters() -> None:
+    """`pyinfra inventory.py tasks.courses.sync_rosters`: the hub's groups of each current course of
+    jh_lti13 (<course>-students, <course>-staff) as the platform's names and roles service lists
+    its members now (hubside.rosters, hubside-people set-course-groups); a person dropped or moved
+    there leaves the group, and its Unix group at their next server start."""
+    settings = current_settings()
+    if not platform_courses(settings):
+        raise SettingsError("jh_courses: no current course of jh_lti13, so no rosters to sync")
+    python.call(
+        name=f"Rosters of {', '.join(platform_courses(settings))} from the platform",
+        function=run_shown,
+        command_line=sync_rosters_command(settings),
+        failure="roster sync failed (above: which course, and why)",
+    )
+
+
+def run_shown(command_line: str, failure: str) -> None:
+    """Runs command_line on the host and shows its output; failure is the error if it fails."""
     # As the operations run: the inventory's sudo or su, if it names one.
     given = host.current_op_global_arguments or {}
     connecting = {key: value for key, value in given.items() if key in CONNECTOR_ARGUMENT_KEYS}
     succeeded, output = host.run_shell_command(StringCommand(command_line), **connecting)
     print(f"--> {host.name}:\n{output.output}", file=sys.stderr, flush=True)
     if not succeeded:
-        raise OperationError("grades back failed (above: which context, and why)")
+        raise OperationError(failure)
 
 
 def archive(settings: Settings) -> None:

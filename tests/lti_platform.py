@@ -15,7 +15,9 @@ tornado and PyJWT, its state in memory:
 - for the tests alone: a launch may be asked tampered (/launch?tamper=signature, expired,
   audience, nonce: the nonce of an earlier launch of the tool, or deployment: another deployment
   of the tool than the login initiation named, or deep_linking: a deep linking request, not a
-  resource link's launch), and /_test/scores lists the scores it stored.
+  resource link's launch), /_test/scores lists the scores it stored, /_test/memberships-read the
+  contexts whose members were read, and a PUT of {"members": {...}, "inactive": [...]} to
+  /_test/contexts/ID changes a context's people (a person dropped, a role changed).
 
     python -m tests.lti_platform --host 127.0.0.1 --port 0 --config platform.json
 
@@ -26,7 +28,8 @@ prints "listening on URL" once it serves. The config (JSON):
                              "target_link_uri": "...", "jwks_url": "..." or "public_key": "PEM"}},
      "users": {"SUB": {"name": "...", "given_name": "...", "family_name": "...", "email": "...",
                        "username": "(the custom claim's username)"}},
-     "contexts": {"ID": {"label": "...", "title": "...", "members": {"SUB": "Learner"}}}}
+     "contexts": {"ID": {"label": "...", "title": "...", "members": {"SUB": "Learner"},
+                         "inactive": ["(optional) SUB of a member whose status is Inactive"]}}}
 
 Roles are Learner, Instructor or TeachingAssistant.
 """
@@ -89,6 +92,7 @@ class Platform:
         self.access_tokens: dict[str, dict] = {}
         self.line_items: dict[str, list[dict]] = {context: [] for context in self.contexts}
         self.scores: list[dict] = []
+        self.memberships_read: list[str] = []
 
     def jwks(self) -> dict:
         public = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
@@ -312,9 +316,10 @@ class MembershipsHandler(Handler):
 
     def get(self, context: str):
         course = self.context(context, {SCOPE["memberships"]})
+        self.platform.memberships_read.append(context)
         members = [
             {
-                "status": "Active",
+                "status": "Inactive" if sub in course.get("inactive", ()) else "Active",
                 "user_id": sub,
                 "roles": ROLES[role],
                 **{field: value for field, value in self.platform.users[sub].items() if field in PERSON},
@@ -409,6 +414,23 @@ class TestScoresHandler(Handler):
         self.answer(self.platform.scores)
 
 
+class TestMembershipsReadHandler(Handler):
+    """For the tests alone: the contexts whose members were read, in order."""
+
+    def get(self):
+        self.answer(self.platform.memberships_read)
+
+
+class TestContextHandler(Handler):
+    """For the tests alone: a context's members (and inactive ones) replaced."""
+
+    def put(self, context: str):
+        body = json.loads(self.request.body)
+        self.platform.contexts[context].update(members=body["members"], inactive=body.get("inactive", []))
+        self.set_status(204)
+        self.finish()
+
+
 def application(platform: Platform) -> web.Application:
     return web.Application(
         [
@@ -421,6 +443,8 @@ def application(platform: Platform) -> web.Application:
             (r"/contexts/([^/]+)/lineitems/([0-9]+)", LineItemHandler),
             (r"/contexts/([^/]+)/lineitems/([0-9]+)/scores", ScoresHandler),
             (r"/_test/scores", TestScoresHandler),
+            (r"/_test/memberships-read", TestMembershipsReadHandler),
+            (r"/_test/contexts/([^/]+)", TestContextHandler),
         ],
         platform=platform,
     )

@@ -42,16 +42,16 @@ BOUND = ("lena", "otto", "bea", "tara", "prof")
 class Platform:
     """tests/lti_platform.py run as `python -m tests.lti_platform`, the tool's public key configured."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, contexts: dict = CONTEXTS):
         public = KEY.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         tool = {"deployment_id": DEPLOYMENT, "login_url": "http://127.0.0.1:9/login", "redirect_uris": []}
-        subs = {sub for _, members in CONTEXTS.values() for sub in members}
+        subs = {sub for _, members in contexts.values() for sub in members}
         config = {
             "tools": {CLIENT_ID: {**tool, "target_link_uri": "http://127.0.0.1:9/", "public_key": public.decode()}},
             "users": {sub: {"name": sub[4:].title()} for sub in subs},
-            "contexts": {c: {"label": c, "title": c, "members": members} for c, (_, members) in CONTEXTS.items()},
+            "contexts": {c: {"label": c, "title": c, "members": members} for c, (_, members) in contexts.items()},
         }
         (tmp_path / "platform.json").write_text(json.dumps(config))
         self.process = subprocess.Popen(

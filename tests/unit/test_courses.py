@@ -172,3 +172,32 @@ def test_the_helper_changes_no_other_group_and_no_grader(calls):
     helper.join_courses(CONFIG, grader, "")
     helper.join_courses(CONFIG, Entry, "nlp-students")
     assert calls == []
+
+
+def test_sync_rosters_runs_the_shipped_script_for_the_current_platform_courses_only(tmp_path):
+    data = lti(tmp_path, **{"ml-2026": {}, "art": {}, "old": {"archived": True}})
+    data["jh_lti13"]["courses"] = {"ctx-ml": "ml-2026", "ctx-art": "art", "ctx-old": "old"}
+    settings = Settings.from_data(data)
+    paths = settings.layout
+    assert courses.sync_rosters_command(settings) == " ".join(
+        [
+            str(paths.script("sync-rosters")),
+            str(paths.grades_back_file),
+            str(paths.venv),
+            settings.hub_user,
+            str(paths.state_dir / "deploy.env"),
+            settings.hub_api,
+            "art",
+            "ml-2026",
+        ]
+    )
+    # The hub user runs hubside-people with the deploy's token, as tasks.people.hub_people does.
+    assert settings.hub_api == "http://127.0.0.1:8081/hub/api"
+    # The names the settings bind, which the hub keeps out of its names file, count too.
+    assert courses.grades_settings(settings)["bound_names"] == {"prof": "https://lms.example.org sub-prof"}
+
+
+def test_sync_rosters_is_refused_without_a_current_course_of_the_platform(monkeypatch):
+    monkeypatch.setattr(courses, "current_settings", lambda: Settings.from_data(BASE))
+    with pytest.raises(SettingsError, match="no current course of jh_lti13, so no rosters to sync"):
+        courses.sync_rosters._inner()

@@ -46,3 +46,53 @@ def test_jobs_pam_access_gives_cron_and_at_installed_later_the_deploy_s_line_onc
     assert (tmp_path / "cron").read_text() == "@include common-account\n" + line
     assert (tmp_path / "elsewhere").read_text() == "canary\n"
     assert run(SCRIPTS / "jobs-pam-access", "/x", tmp_path / "missing").returncode == 0
+
+
+def fake_tools(tmp_path, rosters: str, code: int = 0):
+    """A server venv whose hubside-course-rosters prints rosters and exits with code, whose
+    hubside-people records its arguments and token; a runuser that records whom it runs as."""
+    venv, bin_dir = tmp_path / "venv", tmp_path / "fake-bin"
+    (venv / "bin").mkdir(parents=True)
+    bin_dir.mkdir()
+    tools = {
+        venv / "bin" / "hubside-course-rosters": f"printf '%s\\n' \"$*\" > {tmp_path}/rosters-args\n"
+        f"printf '%s\\n' '{rosters}'\nexit {code}\n",
+        venv / "bin" / "hubside-people": f'printf \'%s\\n\' "$JUPYTERHUB_API_TOKEN" "$@" > {tmp_path}/people-args\n',
+        bin_dir / "runuser": f'printf "%s\\n" "$2" > {tmp_path}/runuser-user\nshift 3\nexec "$@"\n',
+    }
+    for path, body in tools.items():
+        path.write_text("#!/bin/sh\n" + body)
+        path.chmod(0o755)
+    (tmp_path / "deploy.env").write_text("JUPYTERHUB_API_TOKEN=deploy-token\n")
+    return venv, bin_dir
+
+
+def test_sync_rosters_sets_the_listed_groups_as_the_hub_user_with_the_deploy_s_token(tmp_path):
+    wanted = '{"ml-staff": ["prof"], "ml-students": ["lena", "otto"]}'
+    venv, bin_dir = fake_tools(tmp_path, wanted)
+    argv = ["settings.json", venv, "jupyterhub", tmp_path / "deploy.env", "http://127.0.0.1:8081/hub/api", "ml", "art"]
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    result = run(SCRIPTS / "sync-rosters", *argv, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "rosters-args").read_text() == "--settings settings.json ml art\n"
+    assert (tmp_path / "runuser-user").read_text() == "jupyterhub\n"
+    # The JSON is one argument, as it was printed.
+    assert (tmp_path / "people-args").read_text().splitlines() == [
+        "deploy-token",
+        "http://127.0.0.1:8081/hub/api",
+        "set-course-groups",
+        wanted,
+    ]
+
+
+def test_sync_rosters_sets_what_was_read_when_a_course_failed_and_nothing_when_all_did(tmp_path):
+    venv, bin_dir = fake_tools(tmp_path, '{"ml-students": ["lena"]}', code=3)
+    argv = ["settings.json", venv, "jupyterhub", tmp_path / "deploy.env", "http://127.0.0.1:8081/hub/api", "ml", "art"]
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    assert run(SCRIPTS / "sync-rosters", *argv, env=env).returncode == 3
+    assert (tmp_path / "people-args").read_text().splitlines()[-1] == '{"ml-students": ["lena"]}'
+    again = tmp_path / "again"
+    venv, bin_dir = fake_tools(again, "", code=1)
+    argv[1], env = venv, {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    assert run(SCRIPTS / "sync-rosters", *argv, env=env).returncode == 1
+    assert (again / "rosters-args").exists() and not (again / "people-args").exists()

@@ -31,6 +31,8 @@ The settings FILE (JSON, root's, written by the deploy from its lti13 settings):
      "courses": {"CONTEXT_ID": "COURSE"},            # the platform's contexts -> the hub's courses
      "courses_file": "/.../lti-courses.json",        # the hub's record of each context's services
      "names_file": "/.../oauth-names.json",          # the hub's name bindings (hubside.names)
+     "bound_names": {"prof": "ISSUER SUB"},          # optional: the settings' bindings (jh_users'
+                                                     # accounts; not in the names file, and win)
      "loopback_http": false}                         # optional: a test platform on 127.0.0.1
 
 A context is COURSE's when both the hub's courses file (kept from launches: the hub's to write)
@@ -213,6 +215,9 @@ def read_settings(path: str) -> dict:
             raise Refused(f"{path}: {key} must be a {kind.__name__}")
     if not all(isinstance(item, str) for item in [*settings["deployment_ids"], *settings["courses"].values()]):
         raise Refused(f"{path}: deployment_ids and the courses' names must be strings")
+    bound = settings.setdefault("bound_names", {})
+    if not (isinstance(bound, dict) and all(isinstance(account, str) for account in bound.values())):
+        raise Refused(f"{path}: bound_names must be a JSON object of names to accounts")
     # Plain http only to a test platform on this machine: lti_services allows http on loopback
     # alone whatever it is told, and the flag is refused for any other token URL.
     loopback = settings.setdefault("loopback_http", False)
@@ -241,6 +246,12 @@ def course_contexts(settings: dict, course: str) -> dict[str, dict]:
             if isinstance(endpoints, dict) and endpoints.get("course") == course == settings["courses"].get(context):
                 contexts[context] = endpoints
     return contexts
+
+
+def name_bindings(settings: dict) -> dict[str, str]:
+    """Unix name -> account: the hub's names file, and the settings' bindings (which the hub keeps
+    out of the file, and which win, as at login: hubside.oauth)."""
+    return {**names.load(settings["names_file"]), **settings["bound_names"]}
 
 
 def platform_accounts(bindings: dict[str, str], issuer: str) -> dict[str, str]:
@@ -308,7 +319,7 @@ def grades_back(course: str, settings: dict, assignments: list[dict]) -> bool:
     contexts = course_contexts(settings, course)
     if not contexts:
         raise Refused(f"{course}: no LTI context (no launch from a context the settings map to {course} yet)")
-    accounts = platform_accounts(names.load(settings["names_file"]), settings["issuer"])
+    accounts = platform_accounts(name_bindings(settings), settings["issuer"])
     key = lti_services.tool_key(Path(settings["tool_key_file"]).read_bytes())
     services = lti_services.Services(
         settings["token_url"],

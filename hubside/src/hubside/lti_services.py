@@ -37,6 +37,9 @@ LINE_ITEMS = "application/vnd.ims.lis.v2.lineitemcontainer+json"
 LINE_ITEM = "application/vnd.ims.lis.v2.lineitem+json"
 SCORE = "application/vnd.ims.lis.v1.score+json"
 TIMEOUT = 30
+# The platform's answers are hostile input: each at most this long, a course's members at most this many.
+MAX_ANSWER = 32 * 1024 * 1024
+MAX_MEMBERS = 100_000
 
 
 def tool_key(pem: bytes):
@@ -140,7 +143,11 @@ class Services:
         members, url = [], memberships_url
         while url:
             page, headers = self._call("GET", url, accept=MEMBERSHIPS, token=True)
+            if not (isinstance(page, dict) and isinstance(page.get("members"), list)):
+                raise ServiceError(f"GET {url}: not a membership container")
             members += page["members"]
+            if len(members) > MAX_MEMBERS:
+                raise ServiceError(f"{memberships_url}: more than {MAX_MEMBERS} members")
             url = next_link(headers.get("Link", ""))
         return members
 
@@ -184,12 +191,17 @@ class Services:
         try:
             request = Request(url, data=body, headers=headers, method=method)
             with self._opener.open(request, timeout=TIMEOUT) as response:
-                text = response.read()
-                return (json.loads(text) if text else None), response.headers
+                text = response.read(MAX_ANSWER + 1)
         except OSError as error:
             # HTTPError is an OSError: the platform's refusal, with its reason.
-            detail = error.read().decode(errors="replace") if hasattr(error, "read") else ""
+            detail = error.read(4096).decode(errors="replace") if hasattr(error, "read") else ""
             raise ServiceError(f"{method} {url}: {error} {detail}".strip()) from None
+        if len(text) > MAX_ANSWER:
+            raise ServiceError(f"{method} {url}: an answer of more than {MAX_ANSWER} bytes")
+        try:
+            return (json.loads(text) if text else None), response.headers
+        except (ValueError, RecursionError):
+            raise ServiceError(f"{method} {url}: the answer is not JSON") from None
 
 
 def next_link(header: str) -> str | None:
