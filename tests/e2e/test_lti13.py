@@ -17,6 +17,7 @@ import json
 import re
 import ssl
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
@@ -213,6 +214,24 @@ def test_the_autograded_score_reaches_the_platform_s_gradebook(hub, platform):
     scores = [s for s in platform.scores if s["label"] == "ps1"]
     assert [(s["userId"], s["scoreGiven"], s["scoreMaximum"]) for s in scores] == [("sub-lena", 0.0, 2.0)], scores
     assert "ps1: posted 1" in result.stderr, result.stderr[-3000:]
+
+
+def test_a_learner_dropped_at_the_platform_leaves_the_course_at_the_next_sync(hub, platform):
+    lena = launched(hub, "sub-lena")
+    platform.contexts[CONTEXT]["members"] = {sub: role for sub, role in MEMBERS.items() if sub != "sub-lena"}
+    result = run_pyinfra(Path(hub.inventory), deploy="tasks.courses.sync_rosters")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert lena.api("GET", "/hub/api/users/lena").json()["groups"] == []
+    # Her next server start takes her out of the course's Unix group: the exchange is closed to her.
+    lena.stop_server()
+    for _ in range(60):
+        if lena.server() is None:
+            break
+        time.sleep(1)
+    lena.start_server()
+    assert "ml-students" not in hub.sh("id -nG lena")
+    out = shell(lena, f"{NBGRADER} list --course ml; ls /srv/nbgrader/exchange/ml; echo done")
+    assert "ml ps1" not in out and "Permission denied" in out, out
 
 
 def test_a_second_run_changes_nothing(hub):
