@@ -14,6 +14,7 @@ nbgrader's own but for three things:
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -106,13 +107,32 @@ class Collect(RootsExchange, default.ExchangeCollect):
             self.log.warning("Not collected: %s has no time of submission", name)
             return None
 
+    def get_size(self, root):
+        """The size of a submission's files (nbgrader's but for the race): the student may rename
+        or remove a file between the listing and the look at it, which would fail nbgrader's
+        (os.path.getsize) and with it the collect of every student; such a file counts for
+        nothing here. Links count for nothing, as in nbgrader's."""
+        total = 0
+        for folder, _, files in os.walk(root):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    info = os.lstat(os.path.join(folder, name))
+                    if stat.S_ISREG(info.st_mode):
+                        total += info.st_size
+        return total
+
     def do_copy(self, src, dest, log=None):
         """nbgrader's copy of a submission (its size, ignore, include and file size limits) but for
         what is neither a file nor a folder: the grader copies, and the submission (0777,
         nbgrader's) is its student's to add to. A link would copy what it points to, which the
         grader may read and the student not (the course's solutions, another's submission), as
         the student's work; a pipe would stop the collect for everyone. (The exchange is no
-        group-shared one: each course's part is its grader's.)"""
+        group-shared one: each course's part is its grader's.)
+
+        Each folder and file is opened without following a link (O_NOFOLLOW, relative to its
+        folder's descriptor) and what was opened is checked, not the name: the student may swap a
+        file or folder for a link at any time, between a check by name and a copy by name too.
+        The submission's own folder must still be its student's when opened."""
         size = self.get_size(src)
         if size > 1000 * self.coursedir.max_dir_size:
             self.log.error("Directory size is too big")
@@ -125,17 +145,61 @@ class Collect(RootsExchange, default.ExchangeCollect):
             max_file_size=self.coursedir.max_file_size,
             log=self.log,
         )
+        student = os.path.basename(src).rsplit("+", 3)[0]
+        try:
+            top = os.open(src, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as error:
+            self.log.warning("Not collected: %s is no longer a folder (%s)", src, error)
+            return
+        try:
+            info = os.fstat(top)
+            try:
+                owner = pwd.getpwuid(info.st_uid).pw_name
+            except KeyError:
+                owner = None
+            if owner != student:
+                self.log.warning("Not collected: %s is no longer a submission of %s", src, student)
+                return
+            self._copy_folder(top, src, dest, nbgrader_s, info)
+        finally:
+            os.close(top)
 
-        def ignored(folder, names):
-            ignore = set(nbgrader_s(folder, names))
-            for name in names:
-                mode = os.lstat(os.path.join(folder, name)).st_mode
-                if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                    self.log.warning("Not collected: %s, not a file nor a folder", os.path.join(folder, name))
-                    ignore.add(name)
-            return ignore
+    OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
 
-        shutil.copytree(src, dest, ignore=ignored)
+    def _copy_folder(self, folder: int, path: str, dest: str, ignore, info: os.stat_result) -> None:
+        """The folder open as descriptor folder (found at path) copied to dest: its files and
+        folders, each opened without following a link and checked as opened."""
+        os.makedirs(dest)
+        names = sorted(os.listdir(folder))
+        ignored = set(ignore(path, names))
+        for name in names:
+            if name in ignored:
+                continue
+            try:
+                fd = os.open(name, self.OPEN_FLAGS, dir_fd=folder)
+            except OSError:
+                # A link (ELOOP), a socket (ENXIO), or gone since it was listed.
+                self.log.warning("Not collected: %s, not a file nor a folder", os.path.join(path, name))
+                continue
+            try:
+                found = os.fstat(fd)
+                if stat.S_ISDIR(found.st_mode):
+                    self._copy_folder(fd, os.path.join(path, name), os.path.join(dest, name), ignore, found)
+                elif stat.S_ISREG(found.st_mode):
+                    self._copy_file(fd, os.path.join(dest, name), found)
+                else:
+                    self.log.warning("Not collected: %s, not a file nor a folder", os.path.join(path, name))
+            finally:
+                os.close(fd)
+        os.chmod(dest, stat.S_IMODE(info.st_mode) & 0o777 | 0o700)
+        os.utime(dest, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+    @staticmethod
+    def _copy_file(fd: int, dest: str, info: os.stat_result) -> None:
+        with open(fd, "rb", closefd=False) as source, open(dest, "xb") as target:
+            shutil.copyfileobj(source, target)
+        os.chmod(dest, stat.S_IMODE(info.st_mode) & 0o777 | 0o600)
+        os.utime(dest, ns=(info.st_atime_ns, info.st_mtime_ns))
 
     def chosen(self, records: list[dict]) -> dict:
         """The newest, or with before_duedate the newest before the due date if there is one."""
