@@ -97,6 +97,12 @@ def check(settings: Settings) -> None:
     for name, course in settings.courses.items():
         if grader(name) in taken:
             raise ValueError(f"jh_courses: {name}'s grader account {grader(name)} is already a user or group")
+        # A person's account of that name has it as its own group: they would enter the exchange.
+        if f"{name}-students" in {*people, *(u.name for u in settings.users), settings.hub_user}:
+            raise ValueError(
+                f"jh_courses: {name}'s group {name}-students is the name of an account, whose own group it "
+                "would be: that account would enter the course's exchange"
+            )
         staff = [*course.instructors, *course.tas]
         if unknown := sorted(set(staff) - people):
             raise ValueError(f"jh_courses: {name} names {', '.join(unknown)}, not in jh_users nor jh_admin_users")

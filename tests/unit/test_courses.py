@@ -63,6 +63,7 @@ def with_course(**course) -> dict:
         ({**BASE, "jh_groups": {**BASE["jh_groups"], "nlp-students": []}}, "has the group nlp-students"),
         ({**BASE, "jh_groups": {**BASE["jh_groups"], "grader-nlp": []}}, "grader account grader-nlp is already"),
         ({**BASE, "jh_users": [*PEOPLE, {"name": "grader-nlp"}]}, "grader account grader-nlp is already"),
+        ({**BASE, "jh_users": [*PEOPLE, {"name": "nlp-students"}]}, "group nlp-students is the name of an account"),
         ({**BASE, "jh_cluster": True, "jh_cluster_address": "10.0.0.1"}, "not with jh_cluster yet"),
         ({**BASE, "jh_course_root": "/opt/jupyter/courses"}, "jh_course_root /opt/jupyter/courses and jh_install_root"),
         ({**BASE, "jh_offboard_dir": "/srv/nbgrader/gone"}, "and jh_offboard_dir"),
