@@ -136,8 +136,12 @@ def _paths(settings: Settings) -> None:
     others = [
         ("jh_install_root", settings.install_root),
         ("jh_offboard_dir", settings.offboard_dir),
+        # Root runs conda's programs: one below a grader's home (or the exchange) is the grader's.
+        ("jh_conda_prefix", settings.conda_prefix),
         *(("jh_shared_dirs", shared.path) for shared in settings.shared_dirs),
     ]
+    if settings.nightly_backup and not settings.nightly_backup.sftp_target:
+        others.append(("jh_nightly_backup.repository", settings.nightly_backup.folder))
     for setting, path in others:
         if at_or_below(root, path) or at_or_below(path, root):
             raise ValueError(f"jh_course_root {root} and {setting} {path} overlap: give each a folder of its own")

@@ -67,6 +67,8 @@ def with_course(**course) -> dict:
         ({**BASE, "jh_cluster": True, "jh_cluster_address": "10.0.0.1"}, "not with jh_cluster yet"),
         ({**BASE, "jh_course_root": "/opt/jupyter/courses"}, "jh_course_root /opt/jupyter/courses and jh_install_root"),
         ({**BASE, "jh_offboard_dir": "/srv/nbgrader/gone"}, "and jh_offboard_dir"),
+        ({**BASE, "jh_conda_prefix": "/srv/nbgrader/courses/nlp"}, "and jh_conda_prefix /srv/nbgrader/courses/nlp"),
+        ({**BASE, "jh_course_root": "/opt/miniconda3/courses"}, "and jh_conda_prefix /opt/miniconda3 overlap"),
         ({**BASE, "jh_course_root": "/srv/%i"}, "jh_course_root"),
         ({**BASE, "jh_course_root": "/srv/a b"}, "jh_course_root"),
     ],
