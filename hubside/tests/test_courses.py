@@ -595,3 +595,21 @@ def test_collect_takes_no_link_swapped_in_after_its_checks(course, monkeypatch, 
     copied = [path for path in collected.rglob("*") if path.is_file()] if collected.exists() else []
     assert not any("solutions" in path.read_text() for path in copied)
     assert (course.collected(BOB) / "ps1.ipynb").read_text() == notebook(f"{BOB}'s answers")
+
+
+@as_root
+def test_a_submission_that_cannot_be_copied_does_not_stop_the_others(course, caplog):
+    """alice nests folders deeper than Python recurses (nbgrader's size, a copy of folders): her
+    submission is left and said so, bob's is collected all the same."""
+    alice_s, depth = submission(course, ALICE), 1500
+    with account(ALICE):
+        for level in range(1, depth + 1):
+            os.mkdir(str(alice_s) + "/d" * level)
+    try:
+        course.run("Collect", GRADER)
+    finally:
+        for level in range(depth, 0, -1):
+            os.rmdir(str(alice_s) + "/d" * level)
+    assert (course.collected(BOB) / "ps1.ipynb").read_text() == notebook(f"{BOB}'s answers")
+    assert not course.collected(ALICE).exists()
+    assert f"Not collected: {alice_s} could not be copied (RecursionError)" in caplog.text

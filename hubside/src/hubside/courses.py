@@ -129,10 +129,20 @@ class Collect(RootsExchange, default.ExchangeCollect):
         the student's work; a pipe would stop the collect for everyone. (The exchange is no
         group-shared one: each course's part is its grader's.)
 
+        A submission that cannot be copied (too large, nested too deep, ...) is left, logged, and
+        the collect goes on with the other students': one student cannot stop everyone's.
+
         Each folder and file is opened without following a link (O_NOFOLLOW, relative to its
         folder's descriptor) and what was opened is checked, not the name: the student may swap a
         file or folder for a link at any time, between a check by name and a copy by name too.
         The submission's own folder must still be its student's when opened."""
+        try:
+            self._copy_submission(src, dest)
+        except (OSError, RuntimeError) as error:  # RecursionError is a RuntimeError
+            self.log.error("Not collected: %s could not be copied (%s)", src, type(error).__name__)
+            shutil.rmtree(dest, ignore_errors=True)
+
+    def _copy_submission(self, src, dest):
         size = self.get_size(src)
         if size > 1000 * self.coursedir.max_dir_size:
             self.log.error("Directory size is too big")
