@@ -3,6 +3,8 @@ graders' servers, nbgrader's configuration data, and the helper's course groups.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -152,3 +154,18 @@ def test_the_helper_changes_no_other_group_and_no_grader(calls):
     helper.join_courses(CONFIG, grader, "")
     helper.join_courses(CONFIG, Entry, "nlp-students")
     assert calls == []
+
+
+def test_no_grader_runs_cron_or_at_jobs_even_once_its_course_is_archived():
+    """Its staff run code as the grader: a crontab left there would run once the archive takes
+    the grader out of jh_users_group (pam_access's group). Every grader is named, archived too,
+    and cannot even submit a job (cron.deny, at.deny); the archive removes what is there."""
+    from tasks.confinement import deny_lists, jobs_people
+
+    settings = Settings.from_data(BASE)
+    graders = {"grader-ml-2026", "grader-nlp", "grader-old"}
+    denied = {(path, name) for path, name in deny_lists(settings, {"/etc/pam.d/cron", "/etc/pam.d/atd"})}
+    assert {(deny, name) for deny in ("/etc/cron.deny", "/etc/at.deny") for name in graders} <= denied
+    assert graders <= set(jobs_people(settings))
+    script = (Path(__file__).parents[2] / "files" / "bin" / "archive-course").read_text()
+    assert 'crontab -r -u "$grader"' in script and "xargs -r atrm" in script
