@@ -65,6 +65,14 @@ def jobs_people(settings: Settings) -> list[str]:
     return [f"({settings.users_group})", settings.hub_user, *course_graders(settings)]
 
 
+def ssh_people(settings: Settings) -> list[str]:
+    """Who logs in over SSH by no means (pam_access): as for jobs, but for jh_users_ssh's people.
+    A grader never: its home is the course folder, where its staff may leave authorized_keys."""
+    if settings.users_ssh:
+        return [settings.hub_user, *course_graders(settings)]
+    return jobs_people(settings)
+
+
 def deny_lists(settings: Settings, installed: set[str]) -> list[tuple[str, str]]:
     """Made only where the daemon is installed: at's package brings at.deny as a configuration
     file, and one already there would stop an unattended installation of at at dpkg's question."""
@@ -84,7 +92,7 @@ def no_jobs_or_logins(settings: Settings, ssh: bool) -> None:
         who=people,
     )
     if ssh:
-        who = [settings.hub_user] if settings.users_ssh else people
+        who = ssh_people(settings)
         root_template(
             "Who logs in over SSH", "access-jupyterhub.conf.j2", ACCESS_SSH, settings, what="SSH logins", who=who
         )

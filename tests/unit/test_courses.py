@@ -169,3 +169,14 @@ def test_no_grader_runs_cron_or_at_jobs_even_once_its_course_is_archived():
     assert graders <= set(jobs_people(settings))
     script = (Path(__file__).parents[2] / "files" / "bin" / "archive-course").read_text()
     assert 'crontab -r -u "$grader"' in script and "xargs -r atrm" in script
+
+
+def test_no_grader_logs_in_over_ssh_whatever_jh_users_ssh_says():
+    """A grader's home is its course folder: its staff may leave an authorized_keys there; the
+    grader is refused at sshd's account check, with jh_users_ssh, and once archived (out of
+    jh_users_group)."""
+    from tasks.confinement import ssh_people
+
+    graders = {"grader-ml-2026", "grader-nlp", "grader-old"}
+    assert graders <= set(ssh_people(Settings.from_data(BASE)))
+    assert graders <= set(ssh_people(Settings.from_data({**BASE, "jh_users_ssh": True})))
