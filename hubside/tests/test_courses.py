@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import glob
 import grp
 import json
@@ -613,3 +614,22 @@ def test_a_submission_that_cannot_be_copied_does_not_stop_the_others(course, cap
     assert (course.collected(BOB) / "ps1.ipynb").read_text() == notebook(f"{BOB}'s answers")
     assert not course.collected(ALICE).exists()
     assert f"Not collected: {alice_s} could not be copied (RecursionError)" in caplog.text
+
+
+@as_root
+def test_a_submission_changed_after_the_time_it_gives_is_dated_by_the_change(course, caplog):
+    """alice's submission is hers: she renames it to an earlier time and writes that time in it
+    (or submits early and finishes later). Collected, it bears its last change's time, which
+    autograde reads for lateness; bob's, unchanged, keeps its own."""
+    alice_s, bob_s = submission(course, ALICE), submission(course, BOB)
+    claimed = "2020-01-01 00:00:00.000000 UTC"
+    backdated = alice_s.parent / f"{ALICE}+ps1+{claimed}+abc"
+    with account(ALICE):
+        alice_s.rename(backdated)
+        (backdated / "timestamp.txt").write_text(claimed)
+        (backdated / "ps1.ipynb").write_text(notebook("finished after the due date"))
+    course.run("Collect", GRADER)
+    dated = parse_utc((course.collected(ALICE) / "timestamp.txt").read_text())
+    assert dated > parse_utc(claimed) + datetime.timedelta(days=365)
+    assert f"{backdated.name} was changed at" in caplog.text
+    assert (course.collected(BOB) / "timestamp.txt").read_text() == (bob_s / "timestamp.txt").read_text()

@@ -15,6 +15,7 @@ nbgrader's own but for three things:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import glob
 import json
 import os
@@ -64,8 +65,14 @@ class Submit(RootsExchange, default.ExchangeSubmit):
     pass
 
 
+# submit names the submission by its time, then copies the files into it: a change this long
+# after that time is a change made later.
+CHANGE_SLACK = datetime.timedelta(minutes=5)
+
+
 class Collect(RootsExchange, default.ExchangeCollect):
-    """nbgrader 0.9.5's collect, each student's submissions being only the folders they own."""
+    """nbgrader 0.9.5's collect, each student's submissions being only the folders they own, each
+    dated no earlier than its last change."""
 
     def init_src(self):
         if self.coursedir.course_id == "":
@@ -78,6 +85,7 @@ class Collect(RootsExchange, default.ExchangeCollect):
         student_id = self.coursedir.student_id or "*"
         pattern = os.path.join(self.inbound_path, f"{student_id}+{self.coursedir.assignment_id}+*")
         by_student = defaultdict(list)
+        self.redated = {}
         for path in glob.glob(pattern):
             record = self.owned_record(path)
             if record:
@@ -102,10 +110,24 @@ class Collect(RootsExchange, default.ExchangeCollect):
             self.log.warning("Not collected: %s is not a submission of %s (it is %s's)", name, parts[0], owner)
             return None
         try:
-            return self._path_to_record(path)
+            record = self._path_to_record(path)
         except (ValueError, OverflowError):
             self.log.warning("Not collected: %s has no time of submission", name)
             return None
+        # The student names the submission (its time too) and owns it: they may submit an empty
+        # notebook before the due date and change it until the collect, or give any time. The
+        # last change (ctime, which no user can set back) dates it when it is later.
+        changed = last_change(path)
+        if changed > record["timestamp"] + CHANGE_SLACK:
+            self.log.warning(
+                "%s was changed at %s, after the time it gives (%s): dated by that change",
+                name,
+                changed,
+                record["timestamp"],
+            )
+            record["timestamp"] = changed
+            self.redated[path] = changed
+        return record
 
     def get_size(self, root):
         """The size of a submission's files (nbgrader's but for the race): the student may rename
@@ -138,6 +160,11 @@ class Collect(RootsExchange, default.ExchangeCollect):
         The submission's own folder must still be its student's when opened."""
         try:
             self._copy_submission(src, dest)
+            if src in self.redated:
+                # What autograde reads for lateness: the change's time, not the student's.
+                when = self.redated[src].replace(tzinfo=datetime.timezone.utc).strftime(self.timestamp_format)
+                with open(os.path.join(dest, "timestamp.txt"), "w") as file:
+                    file.write(when)
         except (OSError, RuntimeError) as error:  # RecursionError is a RuntimeError
             self.log.error("Not collected: %s could not be copied (%s)", src, type(error).__name__)
             shutil.rmtree(dest, ignore_errors=True)
@@ -218,6 +245,27 @@ class Collect(RootsExchange, default.ExchangeCollect):
             in_time = [record for record in records if record["timestamp"] <= self.duedate]
             return (in_time or records)[0]
         return records[0]
+
+
+def last_change(root: str) -> datetime.datetime:
+    """The latest change (ctime, UTC) of the folder root and of anything in it, links not followed;
+    what cannot be read counts for nothing. Without recursion: a student's folders may nest deep."""
+    latest, folders = os.lstat(root).st_ctime, [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            latest = max(latest, info.st_ctime)
+            if stat.S_ISDIR(info.st_mode):
+                folders.append(entry.path)
+    return datetime.datetime.fromtimestamp(latest, datetime.timezone.utc).replace(tzinfo=None)
 
 
 EXCHANGE_CLASSES = {
