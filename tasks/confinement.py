@@ -26,6 +26,7 @@ from tasks.ops import append_lines, packages, root_template, service
 from tasks.platform import Platform
 from tasks.preflight import host_accounts
 from tasks.settings import Settings, memory_bytes
+from tasks.settings.courses import grader
 from tasks.snapshot import Managed
 
 ACCESS_JOBS = PurePosixPath("/etc/security/access-jupyterhub-jobs.conf")
@@ -52,16 +53,36 @@ def pam_lines(settings: Settings, ssh: bool) -> list[tuple[str, str]]:
 DENY_LISTS = {"/etc/pam.d/cron": "/etc/cron.deny", "/etc/pam.d/atd": "/etc/at.deny"}
 
 
+def course_graders(settings: Settings) -> list[str]:
+    """Every course's grader account, archived or not (its staff run code as it)."""
+    return sorted(grader(name) for name in settings.courses)
+
+
+def jobs_people(settings: Settings) -> list[str]:
+    """Who runs no cron or at job (pam_access): the hub's users and account, and every course's
+    grader: one leaves the users' group when its course is archived, and a job its staff left
+    would run from then on (archive-course also removes its crontab and at jobs)."""
+    return [f"({settings.users_group})", settings.hub_user, *course_graders(settings)]
+
+
+def ssh_people(settings: Settings) -> list[str]:
+    """Who logs in over SSH by no means (pam_access): as for jobs, but for jh_users_ssh's people.
+    A grader never: its home is the course folder, where its staff may leave authorized_keys."""
+    if settings.users_ssh:
+        return [settings.hub_user, *course_graders(settings)]
+    return jobs_people(settings)
+
+
 def deny_lists(settings: Settings, installed: set[str]) -> list[tuple[str, str]]:
     """Made only where the daemon is installed: at's package brings at.deny as a configuration
     file, and one already there would stop an unattended installation of at at dpkg's question."""
-    names = [settings.hub_user, *sorted(u.name for u in settings.present_users)]
+    names = [settings.hub_user, *sorted(u.name for u in settings.present_users), *course_graders(settings)]
     return [(deny, name) for pam, deny in DENY_LISTS.items() if pam in installed for name in names]
 
 
 def no_jobs_or_logins(settings: Settings, ssh: bool) -> None:
     """pam_access for cron, atd (and sshd on a hub server); the deny lists."""
-    people = [f"({settings.users_group})", settings.hub_user]
+    people = jobs_people(settings)
     root_template(
         "Who runs no cron or at jobs",
         "access-jupyterhub.conf.j2",
@@ -71,7 +92,7 @@ def no_jobs_or_logins(settings: Settings, ssh: bool) -> None:
         who=people,
     )
     if ssh:
-        who = [settings.hub_user] if settings.users_ssh else people
+        who = ssh_people(settings)
         root_template(
             "Who logs in over SSH", "access-jupyterhub.conf.j2", ACCESS_SSH, settings, what="SSH logins", who=who
         )

@@ -62,7 +62,35 @@ def account_problems(
             problems.append(f"{setting}: {name} would get the privileged group {name} as its own group")
     group_problems = _users_group_problems(settings.users_group, groups, login_defs)
     problems += group_problems or _users_group_member_problems(settings, users, groups, login_defs["UID_MIN"])
-    return problems + _offboarding_problems(settings, users) + _group_problems(settings, users, groups, login_defs)
+    problems += _offboarding_problems(settings, users) + _group_problems(settings, users, groups, login_defs)
+    return problems + _course_group_problems(settings, users, groups, login_defs)
+
+
+def _course_group_problems(
+    settings: Settings, users: dict[str, Account], groups: GroupTable, login_defs: dict[str, int]
+) -> list[str]:
+    """<course>-students enters the course's part of the exchange (its group): the deploy reuses a
+    group of that name it finds, so it must be no system group and nobody's own (primary) group,
+    whose account would enter the exchange whatever the group's member list says (an account of
+    that name made at its first start, before the course was set up: useradd --user-group)."""
+    problems = []
+    for course in settings.current_courses:
+        group = f"{course}-students"
+        if group in groups and groups[group][0] < login_defs["GID_MIN"]:
+            problems.append(f"jh_courses[{course}]: {group} is a system group on this host (gid {groups[group][0]})")
+            continue
+        gid = groups[group][0] if group in groups else None
+        owners = sorted(
+            name
+            for name, account in users.items()
+            if account.get("group") == group or (gid is not None and account.get("gid") == gid)
+        )
+        if owners:
+            problems.append(
+                f"jh_courses[{course}]: {group} is the own group of the account {', '.join(owners)} on this host, "
+                "who would enter the course's exchange: remove that account or rename the course"
+            )
+    return problems
 
 
 def _offboarding_problems(settings: Settings, users: dict[str, Account]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import glob
 import grp
 import json
@@ -547,3 +548,88 @@ def test_every_server_s_nbgrader_uses_the_exchange_and_a_grader_s_its_course(tmp
         assert exchange_class.__module__ == "hubside.courses"
         assert issubclass(exchange_class, ExchangeFactory.class_traits()[kind].klass)
         assert exchange_class.ensure_root is courses.RootsExchange.ensure_root
+
+
+@as_root
+@pytest.mark.parametrize("look", [1, 2])
+@pytest.mark.parametrize("swapped", ["answers.ipynb", "work", "."])
+def test_collect_takes_no_link_swapped_in_after_its_checks(course, monkeypatch, caplog, swapped, look):
+    """The student owns their submission and may swap a file, a folder, or the submission itself
+    for a link while the grader collects (a loop of renames): right after collect looked at it
+    (its look-th lstat: the size's, then the check for links) and before it copies. What is copied
+    is what was checked, or nothing; never the course's solutions, and the collect goes on."""
+    alice_s = submission(course, ALICE)
+    solutions = course.home / "source" / "ps1"
+    target = alice_s if swapped == "." else alice_s / swapped
+    with account(ALICE):
+        if swapped == "answers.ipynb":
+            target.write_text(notebook("alice's own"))
+            link_to = solutions / "ps1.ipynb"
+        elif swapped == "work":
+            target.mkdir()
+            (target / "ps1.ipynb").write_text(notebook("alice's own"))
+            link_to = solutions
+        else:
+            link_to = solutions
+        spare = target.parent / f".{target.name}.link"
+        spare.symlink_to(link_to)
+    real_lstat, looks, done = os.lstat, [], []
+
+    def lstat_then_swap(path, *args, **kwargs):
+        # What the student's loop of renames does, at the worst moment: right after a check.
+        result = real_lstat(path, *args, **kwargs)
+        if os.fspath(path) == str(target) and not done:
+            looks.append(path)
+        if len(looks) == look and not done:
+            done.append(path)
+            # (the submission and inbound are writable by the grader too)
+            os.rename(target, target.parent / f".{target.name}.aside")
+            os.rename(spare, target)
+        return result
+
+    monkeypatch.setattr(os, "lstat", lstat_then_swap)
+    course.run("Collect", GRADER)
+    monkeypatch.setattr(os, "lstat", real_lstat)
+    # Collect looks (lstat) at each path once at least (nbgrader's size); the old copy twice.
+    assert done or look > 1
+    collected = course.collected(ALICE)
+    copied = [path for path in collected.rglob("*") if path.is_file()] if collected.exists() else []
+    assert not any("solutions" in path.read_text() for path in copied)
+    assert (course.collected(BOB) / "ps1.ipynb").read_text() == notebook(f"{BOB}'s answers")
+
+
+@as_root
+def test_a_submission_that_cannot_be_copied_does_not_stop_the_others(course, caplog):
+    """alice nests folders deeper than Python recurses (nbgrader's size, a copy of folders): her
+    submission is left and said so, bob's is collected all the same."""
+    alice_s, depth = submission(course, ALICE), 1500
+    with account(ALICE):
+        for level in range(1, depth + 1):
+            os.mkdir(str(alice_s) + "/d" * level)
+    try:
+        course.run("Collect", GRADER)
+    finally:
+        for level in range(depth, 0, -1):
+            os.rmdir(str(alice_s) + "/d" * level)
+    assert (course.collected(BOB) / "ps1.ipynb").read_text() == notebook(f"{BOB}'s answers")
+    assert not course.collected(ALICE).exists()
+    assert f"Not collected: {alice_s} could not be copied (RecursionError)" in caplog.text
+
+
+@as_root
+def test_a_submission_changed_after_the_time_it_gives_is_dated_by_the_change(course, caplog):
+    """alice's submission is hers: she renames it to an earlier time and writes that time in it
+    (or submits early and finishes later). Collected, it bears its last change's time, which
+    autograde reads for lateness; bob's, unchanged, keeps its own."""
+    alice_s, bob_s = submission(course, ALICE), submission(course, BOB)
+    claimed = "2020-01-01 00:00:00.000000 UTC"
+    backdated = alice_s.parent / f"{ALICE}+ps1+{claimed}+abc"
+    with account(ALICE):
+        alice_s.rename(backdated)
+        (backdated / "timestamp.txt").write_text(claimed)
+        (backdated / "ps1.ipynb").write_text(notebook("finished after the due date"))
+    course.run("Collect", GRADER)
+    dated = parse_utc((course.collected(ALICE) / "timestamp.txt").read_text())
+    assert dated > parse_utc(claimed) + datetime.timedelta(days=365)
+    assert f"{backdated.name} was changed at" in caplog.text
+    assert (course.collected(BOB) / "timestamp.txt").read_text() == (bob_s / "timestamp.txt").read_text()

@@ -156,3 +156,31 @@ def test_an_outsider_with_an_unbound_listed_name_is_not_let_in(tmp_path):
     )
     assert not run(oidc.check_allowed("liam", authentication("liam", sub="sub-x", groups=["physics"])))
     assert run(oidc.check_allowed("liam", authentication("liam", sub="sub-x", groups=["ml-2026"])))
+
+
+def test_a_login_the_configured_hook_refuses_binds_nothing(tmp_path):
+    """A stranger at the provider calling themselves a course's grader: the hub's hook
+    (hubside.config.courses) refuses the login before the name is bound, so the name stays free
+    for nobody, and a later login of theirs under another name is bound to that one alone."""
+    from traitlets.config import Config
+
+    from hubside import config as hub_config
+
+    c = Config()
+    c.JupyterHub.load_roles = []
+    hub_config.courses(c, {"graders": ["grader-ml-2026"], "roles": []})
+    oidc = UnixOIDCAuthenticator(
+        config=c,
+        names_file=str(tmp_path / "oauth-names.json"),
+        username_claim="preferred_username",
+        allowed_users={"olivia"},
+        allowed_idp_groups={"ml-2026"},
+    )
+    stranger = authentication("grader-ml-2026", preferred_username="grader-ml-2026", sub="s-stranger")
+    with pytest.raises(web.HTTPError) as refused:
+        run(oidc.run_post_auth_hook(None, stranger))
+    assert refused.value.status_code == 403
+    with pytest.raises(FileNotFoundError):
+        bindings(oidc)
+    run(oidc.run_post_auth_hook(None, authentication("olivia", preferred_username="olivia", sub="s-olivia")))
+    assert bindings(oidc) == {"olivia": "s-olivia"}

@@ -97,6 +97,12 @@ def check(settings: Settings) -> None:
     for name, course in settings.courses.items():
         if grader(name) in taken:
             raise ValueError(f"jh_courses: {name}'s grader account {grader(name)} is already a user or group")
+        # A person's account of that name has it as its own group: they would enter the exchange.
+        if f"{name}-students" in {*people, *(u.name for u in settings.users), settings.hub_user}:
+            raise ValueError(
+                f"jh_courses: {name}'s group {name}-students is the name of an account, whose own group it "
+                "would be: that account would enter the course's exchange"
+            )
         staff = [*course.instructors, *course.tas]
         if unknown := sorted(set(staff) - people):
             raise ValueError(f"jh_courses: {name} names {', '.join(unknown)}, not in jh_users nor jh_admin_users")
@@ -130,8 +136,12 @@ def _paths(settings: Settings) -> None:
     others = [
         ("jh_install_root", settings.install_root),
         ("jh_offboard_dir", settings.offboard_dir),
+        # Root runs conda's programs: one below a grader's home (or the exchange) is the grader's.
+        ("jh_conda_prefix", settings.conda_prefix),
         *(("jh_shared_dirs", shared.path) for shared in settings.shared_dirs),
     ]
+    if settings.nightly_backup and not settings.nightly_backup.sftp_target:
+        others.append(("jh_nightly_backup.repository", settings.nightly_backup.folder))
     for setting, path in others:
         if at_or_below(root, path) or at_or_below(path, root):
             raise ValueError(f"jh_course_root {root} and {setting} {path} overlap: give each a folder of its own")

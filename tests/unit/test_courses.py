@@ -3,6 +3,8 @@ graders' servers, nbgrader's configuration data, and the helper's course groups.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -63,9 +65,12 @@ def with_course(**course) -> dict:
         ({**BASE, "jh_groups": {**BASE["jh_groups"], "nlp-students": []}}, "has the group nlp-students"),
         ({**BASE, "jh_groups": {**BASE["jh_groups"], "grader-nlp": []}}, "grader account grader-nlp is already"),
         ({**BASE, "jh_users": [*PEOPLE, {"name": "grader-nlp"}]}, "grader account grader-nlp is already"),
+        ({**BASE, "jh_users": [*PEOPLE, {"name": "nlp-students"}]}, "group nlp-students is the name of an account"),
         ({**BASE, "jh_cluster": True, "jh_cluster_address": "10.0.0.1"}, "not with jh_cluster yet"),
         ({**BASE, "jh_course_root": "/opt/jupyter/courses"}, "jh_course_root /opt/jupyter/courses and jh_install_root"),
         ({**BASE, "jh_offboard_dir": "/srv/nbgrader/gone"}, "and jh_offboard_dir"),
+        ({**BASE, "jh_conda_prefix": "/srv/nbgrader/courses/nlp"}, "and jh_conda_prefix /srv/nbgrader/courses/nlp"),
+        ({**BASE, "jh_course_root": "/opt/miniconda3/courses"}, "and jh_conda_prefix /opt/miniconda3 overlap"),
         ({**BASE, "jh_course_root": "/srv/%i"}, "jh_course_root"),
         ({**BASE, "jh_course_root": "/srv/a b"}, "jh_course_root"),
     ],
@@ -201,3 +206,29 @@ def test_sync_rosters_is_refused_without_a_current_course_of_the_platform(monkey
     monkeypatch.setattr(courses, "current_settings", lambda: Settings.from_data(BASE))
     with pytest.raises(SettingsError, match="no current course of jh_lti13, so no rosters to sync"):
         courses.sync_rosters._inner()
+
+
+def test_no_grader_runs_cron_or_at_jobs_even_once_its_course_is_archived():
+    """Its staff run code as the grader: a crontab left there would run once the archive takes
+    the grader out of jh_users_group (pam_access's group). Every grader is named, archived too,
+    and cannot even submit a job (cron.deny, at.deny); the archive removes what is there."""
+    from tasks.confinement import deny_lists, jobs_people
+
+    settings = Settings.from_data(BASE)
+    graders = {"grader-ml-2026", "grader-nlp", "grader-old"}
+    denied = {(path, name) for path, name in deny_lists(settings, {"/etc/pam.d/cron", "/etc/pam.d/atd"})}
+    assert {(deny, name) for deny in ("/etc/cron.deny", "/etc/at.deny") for name in graders} <= denied
+    assert graders <= set(jobs_people(settings))
+    script = (Path(__file__).parents[2] / "files" / "bin" / "archive-course").read_text()
+    assert 'crontab -r -u "$grader"' in script and "xargs -r atrm" in script
+
+
+def test_no_grader_logs_in_over_ssh_whatever_jh_users_ssh_says():
+    """A grader's home is its course folder: its staff may leave an authorized_keys there; the
+    grader is refused at sshd's account check, with jh_users_ssh, and once archived (out of
+    jh_users_group)."""
+    from tasks.confinement import ssh_people
+
+    graders = {"grader-ml-2026", "grader-nlp", "grader-old"}
+    assert graders <= set(ssh_people(Settings.from_data(BASE)))
+    assert graders <= set(ssh_people(Settings.from_data({**BASE, "jh_users_ssh": True})))

@@ -401,3 +401,38 @@ def test_root_runs_no_program_from_under_a_folder_others_can_change(data, path, 
         states[str(parent)] = ("d", 0o755, "root", "root", None, None)
     problems = path_problems(Settings.from_data(data), states)
     assert problems and f"{path} is not a folder only root can change" in problems[0], problems
+
+
+COURSES = {
+    "users": [{"name": n} for n in ("prof", "alice")],
+    "groups": {"ml": ["alice"]},
+    "courses": {"ml-2026": {"instructors": ["prof"], "students": "ml"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("found", "groups", "why"),
+    [
+        # Someone let in by the directory as ml-2026-students before the course was set up:
+        # useradd --user-group made the group the deploy would then take as the course's.
+        (
+            {"ml-2026-students": account(1012, "ml-2026-students", home="/home/ml-2026-students")},
+            {"ml-2026-students": (1012, [])},
+            "ml-2026-students is the own group of the account ml-2026-students",
+        ),
+        (
+            {"mallory": account(1013, "ml-2026-students", home="/home/mallory")},
+            {"ml-2026-students": (1013, [])},
+            "ml-2026-students is the own group of the account mallory",
+        ),
+        ({}, {"ml-2026-students": (120, [])}, "ml-2026-students is a system group on this host (gid 120)"),
+    ],
+)
+def test_a_course_s_students_group_may_not_be_someone_s_own_nor_the_system_s(found, groups, why):
+    found = account_problems(settings(**COURSES), {**USERS, **found}, {**GROUPS, **groups}, DEFS)
+    assert any(why in problem for problem in found), found
+
+
+def test_a_course_s_students_group_the_deploy_made_is_fine():
+    groups = {**GROUPS, "ml-2026-students": (1020, ["alice", "grader-ml-2026"])}
+    assert not [p for p in account_problems(settings(**COURSES), USERS, groups, DEFS) if "ml-2026-students" in p]

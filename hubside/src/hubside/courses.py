@@ -14,6 +14,8 @@ nbgrader's own but for three things:
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import glob
 import json
 import os
@@ -63,8 +65,14 @@ class Submit(RootsExchange, default.ExchangeSubmit):
     pass
 
 
+# submit names the submission by its time, then copies the files into it: a change this long
+# after that time is a change made later.
+CHANGE_SLACK = datetime.timedelta(minutes=5)
+
+
 class Collect(RootsExchange, default.ExchangeCollect):
-    """nbgrader 0.9.5's collect, each student's submissions being only the folders they own."""
+    """nbgrader 0.9.5's collect, each student's submissions being only the folders they own, each
+    dated no earlier than its last change."""
 
     def init_src(self):
         if self.coursedir.course_id == "":
@@ -77,6 +85,7 @@ class Collect(RootsExchange, default.ExchangeCollect):
         student_id = self.coursedir.student_id or "*"
         pattern = os.path.join(self.inbound_path, f"{student_id}+{self.coursedir.assignment_id}+*")
         by_student = defaultdict(list)
+        self.redated = {}
         for path in glob.glob(pattern):
             record = self.owned_record(path)
             if record:
@@ -101,10 +110,38 @@ class Collect(RootsExchange, default.ExchangeCollect):
             self.log.warning("Not collected: %s is not a submission of %s (it is %s's)", name, parts[0], owner)
             return None
         try:
-            return self._path_to_record(path)
+            record = self._path_to_record(path)
         except (ValueError, OverflowError):
             self.log.warning("Not collected: %s has no time of submission", name)
             return None
+        # The student names the submission (its time too) and owns it: they may submit an empty
+        # notebook before the due date and change it until the collect, or give any time. The
+        # last change (ctime, which no user can set back) dates it when it is later.
+        changed = last_change(path)
+        if changed > record["timestamp"] + CHANGE_SLACK:
+            self.log.warning(
+                "%s was changed at %s, after the time it gives (%s): dated by that change",
+                name,
+                changed,
+                record["timestamp"],
+            )
+            record["timestamp"] = changed
+            self.redated[path] = changed
+        return record
+
+    def get_size(self, root):
+        """The size of a submission's files (nbgrader's but for the race): the student may rename
+        or remove a file between the listing and the look at it, which would fail nbgrader's
+        (os.path.getsize) and with it the collect of every student; such a file counts for
+        nothing here. Links count for nothing, as in nbgrader's."""
+        total = 0
+        for folder, _, files in os.walk(root):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    info = os.lstat(os.path.join(folder, name))
+                    if stat.S_ISREG(info.st_mode):
+                        total += info.st_size
+        return total
 
     def do_copy(self, src, dest, log=None):
         """nbgrader's copy of a submission (its size, ignore, include and file size limits) but for
@@ -112,7 +149,27 @@ class Collect(RootsExchange, default.ExchangeCollect):
         nbgrader's) is its student's to add to. A link would copy what it points to, which the
         grader may read and the student not (the course's solutions, another's submission), as
         the student's work; a pipe would stop the collect for everyone. (The exchange is no
-        group-shared one: each course's part is its grader's.)"""
+        group-shared one: each course's part is its grader's.)
+
+        A submission that cannot be copied (too large, nested too deep, ...) is left, logged, and
+        the collect goes on with the other students': one student cannot stop everyone's.
+
+        Each folder and file is opened without following a link (O_NOFOLLOW, relative to its
+        folder's descriptor) and what was opened is checked, not the name: the student may swap a
+        file or folder for a link at any time, between a check by name and a copy by name too.
+        The submission's own folder must still be its student's when opened."""
+        try:
+            self._copy_submission(src, dest)
+            if src in self.redated:
+                # What autograde reads for lateness: the change's time, not the student's.
+                when = self.redated[src].replace(tzinfo=datetime.timezone.utc).strftime(self.timestamp_format)
+                with open(os.path.join(dest, "timestamp.txt"), "w") as file:
+                    file.write(when)
+        except (OSError, RuntimeError) as error:  # RecursionError is a RuntimeError
+            self.log.error("Not collected: %s could not be copied (%s)", src, type(error).__name__)
+            shutil.rmtree(dest, ignore_errors=True)
+
+    def _copy_submission(self, src, dest):
         size = self.get_size(src)
         if size > 1000 * self.coursedir.max_dir_size:
             self.log.error("Directory size is too big")
@@ -125,17 +182,61 @@ class Collect(RootsExchange, default.ExchangeCollect):
             max_file_size=self.coursedir.max_file_size,
             log=self.log,
         )
+        student = os.path.basename(src).rsplit("+", 3)[0]
+        try:
+            top = os.open(src, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as error:
+            self.log.warning("Not collected: %s is no longer a folder (%s)", src, error)
+            return
+        try:
+            info = os.fstat(top)
+            try:
+                owner = pwd.getpwuid(info.st_uid).pw_name
+            except KeyError:
+                owner = None
+            if owner != student:
+                self.log.warning("Not collected: %s is no longer a submission of %s", src, student)
+                return
+            self._copy_folder(top, src, dest, nbgrader_s, info)
+        finally:
+            os.close(top)
 
-        def ignored(folder, names):
-            ignore = set(nbgrader_s(folder, names))
-            for name in names:
-                mode = os.lstat(os.path.join(folder, name)).st_mode
-                if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                    self.log.warning("Not collected: %s, not a file nor a folder", os.path.join(folder, name))
-                    ignore.add(name)
-            return ignore
+    OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
 
-        shutil.copytree(src, dest, ignore=ignored)
+    def _copy_folder(self, folder: int, path: str, dest: str, ignore, info: os.stat_result) -> None:
+        """The folder open as descriptor folder (found at path) copied to dest: its files and
+        folders, each opened without following a link and checked as opened."""
+        os.makedirs(dest)
+        names = sorted(os.listdir(folder))
+        ignored = set(ignore(path, names))
+        for name in names:
+            if name in ignored:
+                continue
+            try:
+                fd = os.open(name, self.OPEN_FLAGS, dir_fd=folder)
+            except OSError:
+                # A link (ELOOP), a socket (ENXIO), or gone since it was listed.
+                self.log.warning("Not collected: %s, not a file nor a folder", os.path.join(path, name))
+                continue
+            try:
+                found = os.fstat(fd)
+                if stat.S_ISDIR(found.st_mode):
+                    self._copy_folder(fd, os.path.join(path, name), os.path.join(dest, name), ignore, found)
+                elif stat.S_ISREG(found.st_mode):
+                    self._copy_file(fd, os.path.join(dest, name), found)
+                else:
+                    self.log.warning("Not collected: %s, not a file nor a folder", os.path.join(path, name))
+            finally:
+                os.close(fd)
+        os.chmod(dest, stat.S_IMODE(info.st_mode) & 0o777 | 0o700)
+        os.utime(dest, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+    @staticmethod
+    def _copy_file(fd: int, dest: str, info: os.stat_result) -> None:
+        with open(fd, "rb", closefd=False) as source, open(dest, "xb") as target:
+            shutil.copyfileobj(source, target)
+        os.chmod(dest, stat.S_IMODE(info.st_mode) & 0o777 | 0o600)
+        os.utime(dest, ns=(info.st_atime_ns, info.st_mtime_ns))
 
     def chosen(self, records: list[dict]) -> dict:
         """The newest, or with before_duedate the newest before the due date if there is one."""
@@ -144,6 +245,27 @@ class Collect(RootsExchange, default.ExchangeCollect):
             in_time = [record for record in records if record["timestamp"] <= self.duedate]
             return (in_time or records)[0]
         return records[0]
+
+
+def last_change(root: str) -> datetime.datetime:
+    """The latest change (ctime, UTC) of the folder root and of anything in it, links not followed;
+    what cannot be read counts for nothing. Without recursion: a student's folders may nest deep."""
+    latest, folders = os.lstat(root).st_ctime, [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            latest = max(latest, info.st_ctime)
+            if stat.S_ISDIR(info.st_mode):
+                folders.append(entry.path)
+    return datetime.datetime.fromtimestamp(latest, datetime.timezone.utc).replace(tzinfo=None)
 
 
 EXCHANGE_CLASSES = {
