@@ -327,3 +327,17 @@ def test_plain_http_is_for_a_platform_on_loopback_only(settings, monkeypatch, ca
     settings.write_text(json.dumps(data))
     code, output = grades_back("ml", settings, b'{"assignments": []}', monkeypatch, capsys)
     assert code != 0 and "names_file must be a str" in output
+
+
+def test_a_context_whose_members_url_lists_another_context_gets_nothing(
+    platform, settings, tmp_path, monkeypatch, capsys
+):
+    """The hub writes each context's service URLs: a compromised hub pointing ctx-ml-b's names and
+    roles at another context's members (to post its scores to people there) is refused."""
+    kept = json.loads((tmp_path / "lti-courses.json").read_text())
+    kept[DEPLOYMENT]["ctx-ml-b"]["memberships_url"] = kept[DEPLOYMENT]["ctx-ml"]["memberships_url"]
+    (tmp_path / "lti-courses.json").write_text(json.dumps(kept))
+    scores = json.dumps({"assignments": [{"name": "ps1", "max_score": 10, "scores": {"lena": 5}}]}).encode()
+    code, output = grades_back("ml", settings, scores, monkeypatch, capsys)
+    assert code == 1 and "ctx-ml-b: FAILED" in output and "not of 'ctx-ml-b'" in output, output
+    assert platform.scores() == [("ctx-ml", "ps1", "sub-lena", 5, 10)]

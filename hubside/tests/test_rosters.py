@@ -276,10 +276,10 @@ def test_hostile_answers_and_files_are_refused_or_skipped(platform, settings, tm
     (tmp_path / "names.json").write_text(json.dumps({name: f"{platform.url} sub-{name}" for name in BOUND}))
     real = lti_services.Services.members
 
-    def members_of(self, url):
+    def members_of(self, url, context_id=None):
         if "ctx-ml-b" in url:
             raise lti_services.ServiceError(f"GET {url}: not a membership container")
-        return real(self, url)
+        return real(self, url, context_id)
 
     monkeypatch.setattr(lti_services.Services, "members", members_of)
     code, wanted, err = course_rosters(settings, "ml", "art", capsys=capsys)

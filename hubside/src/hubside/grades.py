@@ -299,11 +299,13 @@ def post_assignment(services, course: str, lineitems_url: str, assignment: dict,
     return posted, skipped
 
 
-def post_context(services, course: str, endpoints: dict, assignments: list[dict], accounts: dict) -> list[str]:
+def post_context(
+    services, course: str, context: str, endpoints: dict, assignments: list[dict], accounts: dict
+) -> list[str]:
     """The scores of the course's learners in one context; the summary's lines."""
     if not (isinstance(endpoints.get("memberships_url"), str) and isinstance(endpoints.get("lineitems_url"), str)):
         raise lti_services.ServiceError("its launches gave no names and roles or grades service")
-    members = learners(services.members(endpoints["memberships_url"]))
+    members = learners(services.members(endpoints["memberships_url"], context))
     lines = []
     for assignment in assignments:
         posted, skipped = post_assignment(services, course, endpoints["lineitems_url"], assignment, accounts, members)
@@ -331,7 +333,7 @@ def grades_back(course: str, settings: dict, assignments: list[dict]) -> bool:
     ok = True
     for context, endpoints in sorted(contexts.items()):
         try:
-            lines = post_context(services, course, endpoints, assignments, accounts)
+            lines = post_context(services, course, context, endpoints, assignments, accounts)
         except lti_services.ServiceError as error:
             print(f"{course} in context {context}: FAILED: {error}")
             ok = False

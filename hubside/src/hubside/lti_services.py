@@ -138,13 +138,17 @@ class Services:
         self._token = answer["access_token"], now + int(answer.get("expires_in", 3600))
         return self._token[0]
 
-    def members(self, memberships_url: str) -> list[dict]:
-        """The course's members, every page of them."""
+    def members(self, memberships_url: str, context_id: str | None = None) -> list[dict]:
+        """The course's members, every page of them; with context_id, refused unless each page says
+        it lists that context (the URL comes from the hub's record of launches: the hub's to write)."""
         members, url = [], memberships_url
         while url:
             page, headers = self._call("GET", url, accept=MEMBERSHIPS, token=True)
             if not (isinstance(page, dict) and isinstance(page.get("members"), list)):
                 raise ServiceError(f"GET {url}: not a membership container")
+            listed = page.get("context") if isinstance(page.get("context"), dict) else {}
+            if context_id is not None and str(listed.get("id")) != context_id:
+                raise ServiceError(f"GET {url}: the members of context {listed.get('id')!r}, not of {context_id!r}")
             members += page["members"]
             if len(members) > MAX_MEMBERS:
                 raise ServiceError(f"{memberships_url}: more than {MAX_MEMBERS} members")

@@ -77,7 +77,7 @@ def course_roster(services, course: str, contexts: dict[str, dict], accounts: di
         url = endpoints.get("memberships_url")
         if not isinstance(url, str):
             raise lti_services.ServiceError(f"context {context}: its launches gave no names and roles service")
-        for user_id, group in roles_by_account(services.members(url)).items():
+        for user_id, group in roles_by_account(services.members(url, context)).items():
             if roles.get(user_id) != "staff":
                 roles[user_id] = group
     groups = {f"{course}-{group}": set() for _, group in COURSE_GROUPS}
