@@ -135,6 +135,19 @@ def open_grader(staff: HubClient, course: str) -> None:
     raise TimeoutError(f"{grader}'s server did not start")
 
 
+def release(staff: HubClient, course: str, assignment: str) -> None:
+    """The SOURCE assignment made and released by one of the course's staff, in its grader's server."""
+    open_grader(staff, course)
+    notebook = json.dumps(SOURCE)
+    out = shell(
+        staff,
+        f"mkdir -p source/{assignment} && cat > source/{assignment}/{assignment}.ipynb <<'EOF'\n{notebook}\nEOF\n"
+        f"{NBGRADER} generate_assignment {assignment} && {NBGRADER} release_assignment {assignment}",
+        server=f"grader-{course}",
+    )
+    assert out.endswith("exit=0"), out
+
+
 @pytest.fixture(scope="module")
 def courses(start, workdir):
     host = start("noble", "jhd-test-courses")
@@ -184,15 +197,7 @@ def test_only_a_courses_staff_open_its_graders_server(courses):
 
 def test_an_assignment_goes_out_comes_back_graded_and_returns_as_feedback(courses):
     prof, alice, bob = (logged_in(courses, name) for name in ("prof", "alice", "bob"))
-    open_grader(prof, "ml-2026")
-    notebook = json.dumps(SOURCE)
-    out = shell(
-        prof,
-        f"mkdir -p source/ps1 && cat > source/ps1/ps1.ipynb <<'EOF'\n{notebook}\nEOF\n"
-        f"{NBGRADER} generate_assignment ps1 && {NBGRADER} release_assignment ps1",
-        server="grader-ml-2026",
-    )
-    assert out.endswith("exit=0"), out
+    release(prof, "ml-2026", "ps1")
     # alice in her terminal, with the right answer; bob in Chromium, with none (the test fails).
     alice.start_server()
     out = shell(alice, f"{NBGRADER} fetch_assignment ps1 --course ml-2026 && ls ml-2026/ps1")
@@ -255,15 +260,7 @@ def test_a_student_of_another_course_sees_nothing_of_it(courses):
 
 def test_a_term_archived_keeps_its_work_and_leaves_the_other_course(courses, workdir):
     prof, alice, carol = (logged_in(courses, name) for name in ("prof", "alice", "carol"))
-    open_grader(prof, "nlp")
-    notebook = json.dumps(SOURCE)
-    out = shell(
-        prof,
-        f"mkdir -p source/nb1 && cat > source/nb1/nb1.ipynb <<'EOF'\n{notebook}\nEOF\n"
-        f"{NBGRADER} generate_assignment nb1 && {NBGRADER} release_assignment nb1",
-        server="grader-nlp",
-    )
-    assert out.endswith("exit=0"), out
+    release(prof, "nlp", "nb1")
 
     archived = {**COURSES, "ml-2026": {**COURSES["ml-2026"], "archived": True}}
     result = deploy(courses, workdir, "archived", jh_courses=archived)

@@ -13,7 +13,6 @@ Tests run in file order."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import ssl
 import threading
@@ -31,7 +30,7 @@ from tests import lti_platform
 from tests.certificates import self_signed
 from tests.e2e.conftest import run_pyinfra, write_inventory
 from tests.e2e.hub_client import HubClient
-from tests.e2e.test_courses import NBGRADER, SOURCE, open_grader, shell
+from tests.e2e.test_courses import NBGRADER, open_grader, release, shell
 from tests.pebble import PORT_OFFSET
 
 LMS = "lms.jhd.test"
@@ -193,15 +192,7 @@ def test_tampered_launches_and_other_courses_are_refused(hub):
 
 def test_the_autograded_score_reaches_the_platform_s_gradebook(hub, platform):
     lena, prof = launched(hub, "sub-lena"), launched(hub, "sub-prof")
-    open_grader(prof, "ml")
-    notebook = json.dumps(SOURCE)
-    out = shell(
-        prof,
-        f"mkdir -p source/ps1 && cat > source/ps1/ps1.ipynb <<'EOF'\n{notebook}\nEOF\n"
-        f"{NBGRADER} generate_assignment ps1 && {NBGRADER} release_assignment ps1",
-        server="grader-ml",
-    )
-    assert out.endswith("exit=0"), out
+    release(prof, "ml", "ps1")
     lena.start_server()
     out = shell(lena, f"{NBGRADER} fetch_assignment ps1 --course ml && {NBGRADER} submit ps1 --course ml")
     assert out.endswith("exit=0"), out
