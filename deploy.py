@@ -68,6 +68,7 @@ check_limits(settings)
 check_paths(settings)
 nightly_backup.check(settings, platform)
 monitoring.check(settings, platform)
+web.check(settings, platform)
 # The whole cluster's plan, made once for every host (tasks/cluster_plan.py); empty without one.
 cluster_plan = plan_cluster(settings)
 print(f"--> {host.name}: {describe(platform)}", file=sys.stderr, flush=True)

@@ -61,6 +61,7 @@ def hub_data(
         "urls": {
             "bind_url": f"http://{settings.public_ip}:{settings.public_port}{settings.base_url}",
             "hub_bind_url": settings.hub_api_url,
+            "subdomain_host": f"https://{settings.domain}" if settings.user_subdomains else None,
         },
         "proxy": {"api_url": layout.PROXY_API_URL, "token_file": "proxy.env"},
         "database": {"url": database_url(settings), "cookie_secret_file": "jupyterhub_cookie_secret"},

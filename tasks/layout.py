@@ -79,6 +79,8 @@ NGINX_ACME_SITE_ENABLED = PurePosixPath("/etc/nginx/sites-enabled/jupyterhub-acm
 ACME_WEBROOT = PurePosixPath("/var/www/letsencrypt")
 LETSENCRYPT_LIVE = PurePosixPath("/etc/letsencrypt/live")
 RENEW_HOOK = PurePosixPath("/etc/letsencrypt/renewal-hooks/deploy/jupyterhub-reload-nginx")
+# certbot's RFC 2136 credentials (jh_dns01), in a folder only root may enter: the TSIG key is never readable.
+DNS01_CREDENTIALS = PurePosixPath("/etc/letsencrypt/jupyterhub-dns01/rfc2136.ini")
 # Manual and self-signed certificates.
 TLS_DIR = PurePosixPath("/etc/ssl/jupyterhub")
 

@@ -28,11 +28,14 @@ def chromium_path() -> str:
 
 
 @contextmanager
-def browser_page(timeout_ms: int = 30_000, **context_options) -> Iterator[Page]:
-    """A page of a headless Chromium in a fresh profile; context_options go to Playwright's new_context
+def browser_page(timeout_ms: int = 30_000, resolve: dict[str, str] | None = None, **context_options) -> Iterator[Page]:
+    """A page of a headless Chromium in a fresh profile; resolve: host name patterns (*.hub.test) ->
+    the address Chromium connects to for them; context_options go to Playwright's new_context
     (ignore_https_errors, base_url, viewport, ...)."""
     # Chromium refuses to run as root with its sandbox (the tests' containers and CI run as root).
     args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    if resolve:
+        args.append("--host-resolver-rules=" + ", ".join(f"MAP {name} {address}" for name, address in resolve.items()))
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=args)
         try:

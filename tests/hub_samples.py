@@ -89,6 +89,12 @@ def samples(secret_file: Path, key_file: Path) -> dict[str, dict]:
             "jh_domain": "hub.example.org",
             "jh_monitoring": {"webhook_url": "https://chat.example.org/hooks/1"},
         },
+        "subdomains": {
+            "jh_users": users,
+            "jh_domain": "hub.example.org",
+            "jh_certificate": "selfsigned",
+            "jh_user_subdomains": True,
+        },
     }
 
 

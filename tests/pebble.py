@@ -1,8 +1,9 @@
 """Pebble, a real ACME server (Debian's `pebble` package), as the test CA.
 
-Pebble's validator resolves names through pebble-challtestsrv's DNS, where the
-tests add an A record per target; it then fetches the HTTP-01 challenge from the
-target's port 80, as Let's Encrypt would. Pebble's directory listens on the
+Pebble's validator resolves names through BIND (tests/dns.py), which holds the zones of
+the tests' per-user subdomains (DNS-01 over RFC 2136) and forwards every other name to
+pebble-challtestsrv's DNS, where the tests add an A record per target; it then fetches
+the HTTP-01 challenge from the target's port 80, as Let's Encrypt would. Pebble's directory listens on the
 Docker bridge's gateway address, which the targets can reach.
 """
 
@@ -17,10 +18,12 @@ from pathlib import Path
 import requests
 
 from tests.certificates import self_signed
+from tests.dns import Bind
 
 # Test sessions that run side by side (tests/e2e.sh) each get their own ports.
 PORT_OFFSET = int(os.environ.get("JHD_PORT_OFFSET", "0"))
 DNS_PORT = 8053 + PORT_OFFSET
+BIND_PORT = 7353 + PORT_OFFSET  # and its control port, one up
 CHALLTESTSRV_MANAGEMENT = f"127.0.0.1:{8055 + PORT_OFFSET}"
 # How long the certificates it issues last.
 CERTIFICATE_DAYS = 10
@@ -34,6 +37,7 @@ class Pebble:
         self.address = listen_address
         self.processes: list[subprocess.Popen] = []
         self.tls_ca = workdir / "pebble-tls-ca.crt"
+        self.dns = Bind(workdir, listen_address, BIND_PORT, forward_port=DNS_PORT)
 
     @property
     def directory_url(self) -> str:
@@ -86,10 +90,11 @@ class Pebble:
                 stderr=subprocess.STDOUT,
             )
         )
+        self.dns.start()
         env = dict(os.environ, PEBBLE_VA_NOSLEEP="1", PEBBLE_WFE_NONCEREJECT="0")
         self.processes.append(
             subprocess.Popen(
-                ["pebble", "-config", str(config), "-dnsserver", f"127.0.0.1:{DNS_PORT}"],
+                ["pebble", "-config", str(config), "-dnsserver", f"127.0.0.1:{BIND_PORT}"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -110,6 +115,7 @@ class Pebble:
         for process in self.processes:
             process.terminate()
             process.wait(timeout=10)
+        self.dns.stop()
 
     def add_name(self, name: str, address: str) -> None:
         """Point name at address in the DNS Pebble's validator uses."""

@@ -2,7 +2,7 @@
 # Installs what the tests need on a Debian or Ubuntu controller (as root). With `unit`, what the
 # unit tests call (make unit): visudo, nginx -t, systemd-analyze, openssl, promtool. Without, also what
 # the target harness needs: Docker's engine (Debian's docker.io), debootstrap, Pebble (the
-# test ACME server), shellcheck for tests/lint.sh, and the browser the tests drive (tests/browser.py).
+# test ACME server) and BIND (its DNS), shellcheck for tests/lint.sh, and the browser the tests drive (tests/browser.py).
 # Usage: prerequisites.sh [unit]
 set -euo pipefail
 
@@ -19,6 +19,7 @@ if [[ "${1:-}" != unit ]]; then
     [iptables-save]=iptables
     [ssh-keygen]=openssh-client
     [pebble]=pebble
+    [named]=bind9
     [shellcheck]=shellcheck
     [chromium]=chromium
   )
@@ -38,10 +39,11 @@ if ((${#missing[@]})); then
   echo "Installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # nginx only for `nginx -t` in the unit tests: keep it from serving on this machine.
+  # nginx only for `nginx -t` in the unit tests, BIND only as the tests start it (tests/dns.py): keep
+  # them from serving on this machine.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
-    systemctl disable --now nginx 2>/dev/null || true
+    systemctl disable --now nginx named 2>/dev/null || true
   fi
 fi
 # promtool (the unit tests check the rules and Prometheus's config with it, and run its rule tests):

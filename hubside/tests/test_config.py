@@ -25,7 +25,7 @@ def test_a_pam_hub(hub_files):
     c = app.config
     assert c.JupyterHub.bind_url == "http://127.0.0.1:8000/"
     assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:8081"
-    assert "hub_connect_url" not in c.JupyterHub
+    assert "hub_connect_url" not in c.JupyterHub and "subdomain_host" not in c.JupyterHub
     # The proxy is a unit of its own; the hub leaves it and users' servers running when it stops.
     assert c.ConfigurableHTTPProxy.should_start is False
     assert c.ConfigurableHTTPProxy.auth_token == "proxy.env-secret"
@@ -163,3 +163,18 @@ def test_nothing_imports_batchspawner():
     import sys
 
     assert "batchspawner" not in sys.modules and "wrapspawner" not in sys.modules
+
+
+def test_per_user_origins_put_each_server_on_its_own_name(hub_files):
+    """jh_user_subdomains: the servers on <name>.<domain>, with JupyterHub's own escaping of names that are
+    not DNS labels, and the hub's login cookie __Host- prefixed (a server's page cannot toss one)."""
+    app = load(hub_files("subdomains"))
+    assert app.subdomain_host == "https://hub.example.org"
+    assert app.cookie_host_prefix_enabled is True
+    app.init_hub()
+    assert app.hub.cookie_name.startswith("__Host-")
+    assert app.hub_routespec == "/"
+    hook = app.subdomain_hook
+    assert hook("alice", "hub.example.org", "user") == "alice.hub.example.org"
+    escaped = hook("a_b", "hub.example.org", "user")
+    assert escaped.startswith("u-ab--") and escaped.removesuffix(".hub.example.org").count(".") == 0

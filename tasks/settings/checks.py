@@ -11,7 +11,7 @@ from pathlib import PurePath, PurePosixPath
 from typing import TYPE_CHECKING
 
 from tasks.layout import BACKUP_STAGING, INSTALLER_CACHE, RESTIC_DIR
-from tasks.settings import controller, courses, pem
+from tasks.settings import controller, courses, pem, subdomains
 from tasks.settings.constants import COURSE_GROUPS, HUB_PATHS, LETS_ENCRYPT, NATIVE_PACKAGE, SERVER_RELEASES
 from tasks.settings.network import local_host
 from tasks.settings.types import at_or_below, lock_sets, memory_bytes
@@ -52,6 +52,7 @@ def check(settings: Settings) -> None:
         raise ValueError("jh_monitoring: webhook_url, email_to or jh_notify_command: alerts must reach a person")
     _ca_names(settings)
     _web(settings)
+    subdomains.check(settings)
     if not (settings.server_release_dir / "requirements.in").is_file():
         raise ValueError(
             f"jh_server_release: {settings.server_release!r} is not a folder of files/server/ "

@@ -136,3 +136,12 @@ def public_jwk(path: Path) -> dict:
 def public_key(key: Any) -> bytes:
     """A public key as DER bytes, to compare a certificate's with a private key's."""
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def dns_names(certificate: x509.Certificate) -> set[str]:
+    """The DNS names a certificate's subjectAltName lists (browsers look nowhere else)."""
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return set(names.get_values_for_type(x509.DNSName))

@@ -5,7 +5,7 @@ after changing a setting; a unit test fails while the file differs from what thi
 
 import inspect
 import json
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path, PurePosixPath
 from types import NoneType, UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -30,6 +30,7 @@ BASE_KINDS = {
     PurePosixPath: "absolute path on the host",
     Path: "path on the controller",
     IPv4Address: "IPv4 address",
+    IPv6Address: "IPv6 address",
     HttpUrl: "http(s) URL",
 }
 INTRO = f"""\

@@ -126,7 +126,11 @@ def test_jobs_reach_the_hub_api_on_the_cluster_address_and_the_hub_listens_on_lo
     settings = Settings.from_data(CLUSTER)
     assert settings.cluster_api_url == "http://10.0.0.1:8081"
     data = hub_data_of(settings, {"node1": "10.0.0.11"})
-    assert data["urls"] == {"bind_url": "http://127.0.0.1:8000/", "hub_bind_url": "http://127.0.0.1:8081"}
+    assert data["urls"] == {
+        "bind_url": "http://127.0.0.1:8000/",
+        "hub_bind_url": "http://127.0.0.1:8081",
+        "subdomain_host": None,
+    }
     assert data["servers"]["job_hub_url"] == "http://10.0.0.1:8081"
     # The spawn page's profiles by key; their sizes are root's (the helper's part).
     assert data["servers"]["profiles"] == [

@@ -33,6 +33,16 @@ CASES = {
         NOBLE,
     ),
     "Ubuntu 16.04 (no TLS 1.3)": ({"jh_domain": "hub.example.org", "jh_certificate": "selfsigned"}, XENIAL),
+    "per-user origins, with monitoring and services": (
+        {
+            "jh_domain": "hub.example.org",
+            "jh_certificate": "selfsigned",
+            "jh_user_subdomains": True,
+            "jh_services": [RSTUDIO],
+            "jh_monitoring": {"webhook_url": "https://chat.example.org/hooks/1"},
+        },
+        NOBLE,
+    ),
 }
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -141,3 +151,17 @@ def test_key_exchange_curves_are_mozillas(tmp_path, platform, curves):
     assert [line.strip() for line in site.splitlines() if "ssl_ecdh_curve" in line] == [f"ssl_ecdh_curve {curves};"]
     result = nginx_test(tmp_path, site)
     assert result.returncode == 0, result.stderr
+
+
+def test_servers_origins_serve_servers_alone(tmp_path):
+    """On <name>.<domain> only users' servers answer: the hub's sign-in there would leave a session on
+    the origin that server's pages run in; the services and monitoring stay on the hub's name."""
+    settings = Settings.from_data(CASES["per-user origins, with monitoring and services"][0])
+    site = site_for(settings, NOBLE, tmp_path)
+    servers_site = site.split("server_name *.hub.example.org;")[1]
+    assert "server_name hub.example.org *.hub.example.org;" in site  # port 80: redirects and challenges
+    locations = [line.strip() for line in servers_site.splitlines() if line.strip().startswith("location")]
+    assert locations == ["location /user/ {", "location / {"]
+    assert "return 302 https://hub.example.org$request_uri;" in servers_site
+    assert "proxy_pass http://127.0.0.1:8000;" in servers_site
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in servers_site

@@ -62,6 +62,7 @@ def test_hub_data(tmp_path):
     assert data["urls"] == {
         "bind_url": "http://127.0.0.1:8000/",
         "hub_bind_url": "http://127.0.0.1:8081",
+        "subdomain_host": None,
     }
     assert data["proxy"] == {"api_url": "http://127.0.0.1:8001", "token_file": "proxy.env"}
     assert data["login"] == {
@@ -87,6 +88,9 @@ def render_unit(name: str, settings: Settings, **context) -> str:
     return render(f"{name}.j2", settings, **hub.UNIT_CONTEXT, **proxy, **context)
 
 
+MONITORED = {"jh_domain": "hub.example.org", "jh_monitoring": {"webhook_url": "https://chat.example.org/hooks/1"}}
+
+
 def test_proxy_unit_runs_configurable_http_proxy_with_its_token_read_as_the_hub_user():
     unit = render_unit("jupyterhub-proxy.service", Settings.from_data(CUSTOM))
     # Its exit on SIGTERM (status 2) is no failure: a restart reports none.
@@ -94,8 +98,11 @@ def test_proxy_unit_runs_configurable_http_proxy_with_its_token_read_as_the_hub_
     assert (
         "ExecStart=/srv/hub/libexec/with-secret /srv/hub/state/proxy.env CONFIGPROXY_AUTH_TOKEN "
         "/srv/hub/.venv/node /srv/hub/.venv/chp --ip 127.0.0.1 --port 8000 --api-ip 127.0.0.1 --api-port 8001 "
-        "--error-target http://127.0.0.1:8081/hub/error"
+        "--error-target http://127.0.0.1:8081/hub/error\n"
     ) in unit
+    # The command's line ends where it should, with or without metrics: systemd restarts the proxy.
+    monitored = render_unit("jupyterhub-proxy.service", Settings.from_data({**CUSTOM, **MONITORED}))
+    assert "--metrics-port 8003\nRestart=always\n" in monitored and "\nRestart=always\n" in unit
     assert "User=hubd" in unit and "EnvironmentFile" not in unit
     # A new Node.js or proxy lock changes the unit, which restarts the proxy (and only then).
     assert "0123456789ab" in unit

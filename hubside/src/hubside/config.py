@@ -47,6 +47,16 @@ def urls(c, urls: dict) -> None:
     hub_bind_url, on loopback (a cluster's nodes reach its API through nginx: ServerSpawner)."""
     c.JupyterHub.bind_url = urls["bind_url"]
     c.JupyterHub.hub_bind_url = urls["hub_bind_url"]
+    if urls.get("subdomain_host"):
+        per_user_origins(c, urls["subdomain_host"])
+
+
+def per_user_origins(c, subdomain_host: str) -> None:
+    """Each server on an origin of its own, <name>.<domain> (JupyterHub's own escaping for names that
+    are not DNS labels). The hub's login cookie gets the __Host- prefix, which a server's page cannot
+    set from its subdomain for the hub's (no cookie tossing); JupyterHub recommends it with subdomains."""
+    c.JupyterHub.subdomain_host = subdomain_host
+    c.JupyterHub.cookie_host_prefix_enabled = True
 
 
 def proxy(c, proxy: dict, state: Path) -> None:
