@@ -19,6 +19,9 @@ from tasks.settings import Settings
 SERVER_EXTENSIONS = ("jupyter_server_ydoc", "jupyter_server_fileid")
 LAB_EXTENSIONS = ("@jupyter/collaboration-extension", "@jupyter/docprovider-extension")
 AUTHORIZER = "hubside.sharing.ShareAuthorizer"
+# How long a server keeps the hub's answer about a visitor's token (JupyterHub's default 300 s): a
+# share, or its withdrawal, takes effect within this time.
+SHARE_CACHE_SECONDS = 30
 # Below the venv: jupyter-server's sys-prefix config (read after each package's .d files) and
 # JupyterLab's page config.
 SERVER_CONFIG = PurePosixPath("etc/jupyter/jupyter_server_config.json")
@@ -28,9 +31,10 @@ PAGE_CONFIG = PurePosixPath("etc/jupyter/labconfig/page_config.json")
 def server_config(settings: Settings) -> dict:
     """jupyter_server_config.json: the collaboration's server extensions on or off, the authorizer."""
     app: dict = {"jpserver_extensions": {name: settings.collaboration for name in SERVER_EXTENSIONS}}
-    if settings.sharing:
-        app["authorizer_class"] = AUTHORIZER
-    return {"ServerApp": app}
+    if not settings.sharing:
+        return {"ServerApp": app}
+    app["authorizer_class"] = AUTHORIZER
+    return {"ServerApp": app, "HubOAuth": {"cache_max_age": SHARE_CACHE_SECONDS}}
 
 
 def page_config(settings: Settings) -> dict:

@@ -71,7 +71,9 @@ def test_with_sharing_everyone_shares_their_own_servers_at_two_levels():
 def test_the_servers_load_the_collaboration_only_when_it_is_on(collaboration):
     data = {**SUBDOMAINS, "jh_collaboration": collaboration}
     settings = Settings.from_data(data)
-    app = server_config.server_config(settings)["ServerApp"]
+    config = server_config.server_config(settings)
+    assert set(config) == {"ServerApp"}
+    app = config["ServerApp"]
     assert app["jpserver_extensions"] == {"jupyter_server_ydoc": collaboration, "jupyter_server_fileid": collaboration}
     assert "authorizer_class" not in app
     disabled = server_config.page_config(settings)["disabledExtensions"]
@@ -83,8 +85,11 @@ def test_the_servers_load_the_collaboration_only_when_it_is_on(collaboration):
 
 def test_with_sharing_the_servers_load_the_shares_authorizer():
     settings = Settings.from_data({**SUBDOMAINS, "jh_sharing": True})
-    app = server_config.server_config(settings)["ServerApp"]
+    config = server_config.server_config(settings)
+    app = config["ServerApp"]
     assert app["authorizer_class"] == "hubside.sharing.ShareAuthorizer"
+    # A withdrawn share stops working within half a minute (JupyterHub's cache: five).
+    assert config["HubOAuth"] == {"cache_max_age": 30}
     assert not any(app["jpserver_extensions"].values())
 
 
