@@ -31,6 +31,11 @@ SERVICES = (
 # stop it, and see it in the hub's pages.
 GRADING_SCOPES = ("access:servers", "servers", "read:users:name", "read:users:activity")
 
+# What a person may do in a server they open (jh_sharing; hubside.sharing's authorizer decides in
+# each server): read its files and notebooks, or everything its owner may, run code included.
+SERVER_READ = "custom:jupyter_server:read:*"
+SERVER_EXECUTE = "custom:jupyter_server:execute:*"
+
 # Prometheus reads /hub/metrics with this service's token (jh_monitoring), and nothing else.
 METRICS_SERVICE = ("metrics", layout.METRICS_TOKEN, ["read:metrics"])
 
@@ -85,6 +90,7 @@ def hub_data(
         ],
         "monitoring_gate": monitoring_gate(settings),
         "courses": courses(settings),
+        "sharing": sharing(settings),
         "user_servers": user_servers(settings, platform, uid_min),
     }
 
@@ -98,10 +104,12 @@ def courses(settings: Settings) -> dict:
     """Each current course's staff (<course>-staff) may open and start its grader's server; nobody
     logs in as a grader (jh_courses)."""
     graders = {name: grader(name) for name in settings.courses}
+    # With sharing, a server's authorizer asks what each visitor may do there: the staff everything.
+    grading = (*GRADING_SCOPES, SERVER_EXECUTE) if settings.sharing else GRADING_SCOPES
     roles = [
         {
             "name": f"{name}-grading",
-            "scopes": [f"{scope}!user={graders[name]}" for scope in GRADING_SCOPES],
+            "scopes": [f"{scope}!user={graders[name]}" for scope in grading],
             "groups": [f"{name}-staff"],
         }
         for name in settings.current_courses
@@ -112,6 +120,43 @@ def courses(settings: Settings) -> dict:
     if current:
         roles.append({"name": "course-graders", "scopes": ["self"], "users": current})
     return {"graders": sorted(graders.values()), "roles": roles}
+
+
+def sharing(settings: Settings) -> dict | None:
+    """JupyterHub's sharing (jh_sharing): each person shares their own servers, with people and
+    groups they may name, read-only (SERVER_READ) or with execution (SERVER_EXECUTE)."""
+    if not settings.sharing:
+        return None
+    return {
+        "custom_scopes": {
+            SERVER_READ: {"description": "Read the files and notebooks of a server; change and run nothing."},
+            SERVER_EXECUTE: {
+                "description": "Read, change and run anything in a server, as its owner may.",
+                "subscopes": [SERVER_READ],
+            },
+        },
+        # Everyone's own: share their servers, by the names of people and groups; do anything in them.
+        "user_scopes": ["self", "shares!user", "read:users:name", "read:groups:name", f"{SERVER_EXECUTE}!user"],
+        # What a visitor's token at a server may hold there (!server: that server alone), of what
+        # they hold: a share's level, or an admin's (admin:servers) whole use of it.
+        "oauth_scopes": [
+            "access:servers!server",
+            f"{SERVER_READ}!server",
+            f"{SERVER_EXECUTE}!server",
+            "admin:servers!server",
+        ],
+        # The server's own token (JUPYTERHUB_API_TOKEN, a terminal of it): its activity, as without
+        # sharing, and its owner's shares of that server, by names, at either level: a share gives
+        # only what its granter holds (docs/sharing.md).
+        "server_token_scopes": [
+            "users:activity!user",
+            "access:servers!server",
+            "shares!server",
+            f"{SERVER_EXECUTE}!server",
+            "read:users:name",
+            "read:groups:name",
+        ],
+    }
 
 
 def monitoring_gate(settings: Settings) -> dict | None:

@@ -24,7 +24,7 @@ from pathlib import PurePosixPath
 
 from pyinfra.operations import server
 
-from tasks import hub_package, layout
+from tasks import hub_package, layout, server_config
 from tasks.facts import StaleServerEnvs
 from tasks.locks import install_from_lock, installed, installer_args, lock_for, venv_from_lock
 from tasks.ops import root_directory, root_file, script
@@ -90,6 +90,16 @@ def build(settings: Settings, platform: Platform, env: PurePosixPath) -> None:
         StringIO(json.dumps(settings.lab_overrides, indent=2, sort_keys=True) + "\n"),
         env / "share" / "jupyter" / "lab" / "settings" / "overrides.json",
     )
+    # What every user's server loads: the collaboration on or off, the shares' authorizer.
+    for name, path, data in (
+        (
+            "Users' servers' config (jupyter_server_config.json)",
+            server_config.SERVER_CONFIG,
+            server_config.server_config,
+        ),
+        ("JupyterLab's page config (page_config.json)", server_config.PAGE_CONFIG, server_config.page_config),
+    ):
+        root_file(name, StringIO(json.dumps(data(settings), indent=2, sort_keys=True) + "\n"), env / path)
     proxy_dir = env / settings.layout.proxy_dir.relative_to(settings.layout.venv)
     root_file("configurable-http-proxy package.json", FILES / "proxy" / "package.json", proxy_dir / "package.json")
     node, npm_cli = node_and_npm(settings, platform, env)
@@ -111,11 +121,12 @@ def build(settings: Settings, platform: Platform, env: PurePosixPath) -> None:
 
 
 def managed_paths(settings: Settings, platform: Platform) -> Managed:
-    """The server venvs, the one in use (its JupyterLab settings, the proxy's package), and uv's own
+    """The server venvs, the one in use (its JupyterLab settings, its servers' config, the proxy's package), and uv's own
     venv (tasks.locks: it installs the server venvs and the kernels)."""
     paths, env = settings.layout, env_dir(settings, platform)
     proxy = env / paths.proxy_dir.relative_to(paths.venv)
-    in_use = (env, env / "share" / "jupyter" / "lab" / "settings", proxy, proxy / "node_modules")
+    configs = (env / server_config.SERVER_CONFIG.parent, env / server_config.PAGE_CONFIG.parent)
+    in_use = (env, env / "share" / "jupyter" / "lab" / "settings", *configs, proxy, proxy / "node_modules")
     return Managed(hashed=(paths.server_envs, *in_use, paths.uv_tool.parent, paths.uv_tool))
 
 

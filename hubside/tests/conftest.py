@@ -23,7 +23,8 @@ REPO = HERE.parent.parent
 
 @pytest.fixture(scope="session")
 def samples(tmp_path_factory) -> Path:
-    """hub.json of each kind (pam, courses, ldap, oidc, github, lti13, native, cluster, postgresql, monitored, subdomains), written by the
+    """hub.json of each kind (pam, courses, sharing, ldap, oidc, github, lti13, native, cluster, postgresql, monitored,
+    subdomains), written by the
     deploy's own code (tests/hub_samples.py, run with the controller's venv unless make unit did)."""
     given = os.environ.get("HUBSIDE_SAMPLES")
     if given:

@@ -11,7 +11,7 @@ from pathlib import PurePath, PurePosixPath
 from typing import TYPE_CHECKING
 
 from tasks.layout import BACKUP_STAGING, INSTALLER_CACHE, RESTIC_DIR
-from tasks.settings import controller, courses, pem, subdomains
+from tasks.settings import controller, courses, pem, sharing, subdomains
 from tasks.settings.constants import COURSE_GROUPS, HUB_PATHS, LETS_ENCRYPT, NATIVE_PACKAGE, SERVER_RELEASES
 from tasks.settings.network import local_host
 from tasks.settings.types import at_or_below, lock_sets, memory_bytes
@@ -40,6 +40,7 @@ def check(settings: Settings) -> None:
         raise ValueError(f"the hub's own account {settings.hub_user!r} cannot be a hub user or admin")
     _people(settings)
     courses.check(settings)
+    sharing.check(settings)
     kernel_names = [k.name for k in settings.kernels]
     if len(set(kernel_names)) != len(kernel_names):
         raise ValueError("jh_kernels: two kernels have the same name")

@@ -43,6 +43,7 @@ from tasks.settings.parts import (
     SubPathService,
 )
 from tasks.settings.risks import Risks
+from tasks.settings.sharing import Sharing
 from tasks.settings.subdomains import Subdomains
 from tasks.settings.types import (
     AccountName,
@@ -66,7 +67,7 @@ from tasks.settings.types import (
 )
 
 
-class Settings(Derived, Capacity, Courses, Subdomains, Risks, Strict):
+class Settings(Derived, Capacity, Courses, Subdomains, Sharing, Risks, Strict):
     """The deploy's settings, with their defaults. Data key = ``jh_`` + field name.
 
     A field's json_schema_extra "section" starts a section of docs/settings.md; derived

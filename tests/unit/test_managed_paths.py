@@ -73,6 +73,8 @@ def test_the_default_hub_reads_these_directories():
             "/opt/jupyter/envs",
             env,
             f"{env}/share/jupyter/lab/settings",
+            f"{env}/etc/jupyter",
+            f"{env}/etc/jupyter/labconfig",
             f"{env}/share/configurable-http-proxy",
             f"{env}/share/configurable-http-proxy/node_modules",
             "/opt/jupyter/tools",

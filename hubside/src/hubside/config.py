@@ -33,6 +33,7 @@ def apply(c, config_file: str) -> dict:
     servers(c, data["servers"])
     services(c, data["services"], state)
     courses(c, data["courses"])
+    sharing(c, data.get("sharing"))
     monitoring_gate(c, data["monitoring_gate"])
     return data
 
@@ -235,6 +236,19 @@ def courses(c, courses: dict) -> None:
 
     if graders:
         c.Authenticator.post_auth_hook = no_graders
+
+
+def sharing(c, sharing: dict | None) -> None:
+    """JupyterHub's sharing (jh_sharing, docs/sharing.md): each person shares their servers with
+    people and groups, read-only or with execution. Every server then asks its visitors' scopes what
+    they may do there (hubside.sharing.ShareAuthorizer, in the server venv's config): a share names
+    its level; the owner, the admins and a course's staff do anything."""
+    if not sharing:
+        return
+    c.JupyterHub.custom_scopes = sharing["custom_scopes"]
+    c.JupyterHub.load_roles = [*c.JupyterHub.load_roles, {"name": "user", "scopes": sharing["user_scopes"]}]
+    c.Spawner.oauth_client_allowed_scopes = sharing["oauth_scopes"]
+    c.Spawner.server_token_scopes = sharing["server_token_scopes"]
 
 
 def monitoring_gate(c, gate: dict | None) -> None:
