@@ -32,6 +32,15 @@ def browser_page(timeout_ms: int = 30_000, resolve: dict[str, str] | None = None
     """A page of a headless Chromium in a fresh profile; resolve: host name patterns (*.hub.test) ->
     the address Chromium connects to for them; context_options go to Playwright's new_context
     (ignore_https_errors, base_url, viewport, ...)."""
+    with browser_pages(1, timeout_ms, resolve, **context_options) as (page,):
+        yield page
+
+
+@contextmanager
+def browser_pages(
+    count: int, timeout_ms: int = 30_000, resolve: dict[str, str] | None = None, **context_options
+) -> Iterator[list[Page]]:
+    """count pages of one headless Chromium, each in a profile of its own (two people side by side)."""
     # Chromium refuses to run as root with its sandbox (the tests' containers and CI run as root).
     args = ["--no-sandbox"] if os.geteuid() == 0 else []
     if resolve:
@@ -39,8 +48,11 @@ def browser_page(timeout_ms: int = 30_000, resolve: dict[str, str] | None = None
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=args)
         try:
-            context = browser.new_context(**context_options)
-            context.set_default_timeout(timeout_ms)
-            yield context.new_page()
+            pages = []
+            for _ in range(count):
+                context = browser.new_context(**context_options)
+                context.set_default_timeout(timeout_ms)
+                pages.append(context.new_page())
+            yield pages
         finally:
             browser.close()

@@ -39,7 +39,7 @@ session hubs 0 -- "$@" tests/e2e/test_hub.py tests/e2e/test_kernels.py tests/e2e
     tests/e2e/test_conda.py tests/e2e/test_courses.py &
 hubs=$!
 session others 100 JHD_DAY2_SUITES=noble -- "$@" tests/e2e/test_day2.py tests/e2e/test_unsupported.py \
-    tests/e2e/test_releases.py tests/e2e/test_people.py tests/e2e/test_operations.py tests/e2e/test_subdomains.py &
+    tests/e2e/test_releases.py tests/e2e/test_people.py tests/e2e/test_operations.py tests/e2e/test_subdomains.py tests/e2e/test_sharing.py &
 others=$!
 session servers 200 JHD_DAY2_SUITES=bookworm -- "$@" tests/e2e/test_user_servers.py tests/e2e/test_day2.py \
     tests/e2e/test_logins.py tests/e2e/test_oidc.py tests/e2e/test_lti13.py &

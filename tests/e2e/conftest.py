@@ -341,3 +341,22 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def origins_site(start, pebble, bridge_gateway, resolver) -> Host:
+    """The hub of per-user origins' target, named in BIND's zone, not deployed yet (tests/e2e/origins.py)."""
+    from tests.e2e import origins
+
+    host = start("bookworm", origins.NAME)
+    origins.prepare(host, pebble, bridge_gateway, resolver)
+    return host
+
+
+@pytest.fixture(scope="session")
+def origins_hub(origins_site, workdir) -> Host:
+    """That target deployed with per-user origins, sharing and collaboration."""
+    from tests.e2e import origins
+
+    origins.per_user_origins(origins_site, workdir)
+    return origins_site

@@ -12,18 +12,14 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 import requests
 from cryptography import x509
 
 from tests.browser import browser_page
-from tests.dns import KEY_ALGORITHM, KEY_NAME
-from tests.e2e.conftest import USERS, run_pyinfra, write_inventory
+from tests.e2e.conftest import run_pyinfra
 from tests.e2e.hub_client import HubClient
-from tests.harness import password_hash
-from tests.pebble import BIND_PORT
+from tests.e2e.origins import PEOPLE, client, deploy
 
-CAROL = "carol-password"
 STOLEN = "stolen by a page"
 # bob's handler, put in his own server's configuration (his ~/.jupyter): any page, no sandbox.
 EXTENSION = """
@@ -98,45 +94,6 @@ async function step(name, attempt) {
 """.replace("STOLEN", STOLEN)
 
 
-@pytest.fixture(scope="module")
-def site(start, workdir, pebble, bridge_gateway, resolver):
-    """A Debian 12 hub at jhd-test-subs.test, whose zone BIND holds (the name and *.name to the target)."""
-    host = start("bookworm", "jhd-test-subs")
-    pebble.dns.add_zone(host.domain, {"@": host.address, "*": host.address})
-    for name in ("bob", "carol"):
-        resolver[f"{name}.{host.domain}"] = host.address
-    host.data = {
-        **host.data,
-        "jh_users": [*host.data["jh_users"], {"name": "carol", "password_hash": password_hash(CAROL)}],
-        "jh_nltk_packages": [],
-        "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}],
-        "jh_idle_timeout": 3600,
-    }
-    host.dns01 = {
-        "server": bridge_gateway,
-        "port": BIND_PORT,
-        "key_name": KEY_NAME,
-        "key_algorithm": KEY_ALGORITHM,
-        "key_secret_file": str(pebble.dns.secret_file),
-        "propagation_seconds": 1,
-    }
-    return host
-
-
-def deploy(host, workdir, name: str, without: tuple[str, ...] = (), **settings):
-    """The deploy with the site's settings, and settings, but those named in without."""
-    data = {key: value for key, value in {**host.data, **settings}.items() if key not in without}
-    inventory = write_inventory(workdir / f"subs-{name}.py", [(host.name, data)])
-    return inventory, run_pyinfra(inventory)
-
-
-def client(host, name: str, password: str) -> HubClient:
-    user = HubClient(f"https://{host.domain}", verify=host.ca_bundle)
-    assert user.login(name, password).status_code == 302
-    user.create_token()
-    return user
-
-
 def plant_attack(host) -> None:
     """bob's own configuration: an extension of his server that serves the page."""
     host.sh("install -d -o bob -g bob -m 700 /home/bob/.attack /home/bob/.jupyter")
@@ -157,7 +114,7 @@ def attack_as_the_admin(host, page_url: str) -> dict:
     with browser_page(timeout_ms=120_000, resolve=resolve, ignore_https_errors=True) as page:
         page.goto(f"https://{host.domain}/hub/login")
         page.fill("#username_input", "alice")
-        page.fill("#password_input", USERS["alice"])
+        page.fill("#password_input", PEOPLE["alice"])
         with page.expect_navigation():
             page.click("#login_submit")
         page.goto(page_url)
@@ -174,15 +131,15 @@ def carol_running(admin: HubClient) -> bool:
     return bool(admin.api("GET", "/hub/api/users/carol").json()["servers"])
 
 
-def test_under_the_hub_s_origin_a_server_s_page_acts_with_the_admin_s_session(site, workdir):
-    site.inventory, result = deploy(site, workdir, "paths")
-    assert result.returncode == 0, result.stderr[-4000:] + site.journal()
-    plant_attack(site)
-    client(site, "carol", CAROL)  # a person of the hub from her first sign-in
-    bob = client(site, "bob", USERS["bob"])
+def test_under_the_hub_s_origin_a_server_s_page_acts_with_the_admin_s_session(origins_site, workdir):
+    origins_site.inventory, result = deploy(origins_site, workdir, "paths")
+    assert result.returncode == 0, result.stderr[-4000:] + origins_site.journal()
+    plant_attack(origins_site)
+    client(origins_site, "carol")  # a person of the hub from her first sign-in
+    bob = client(origins_site, "bob")
     bob.start_server()
-    admin = client(site, "alice", USERS["alice"])
-    found = attack_as_the_admin(site, f"https://{site.domain}/user/bob/attack")
+    admin = client(origins_site, "alice")
+    found = attack_as_the_admin(origins_site, f"https://{origins_site.domain}/user/bob/attack")
     # The page reads the hub's pages, lists everyone and mints a token in the admin's name.
     assert found["xsrf"] == "read", found
     assert "carol" in found["users"], found
@@ -190,25 +147,30 @@ def test_under_the_hub_s_origin_a_server_s_page_acts_with_the_admin_s_session(si
     # Cleared for the next test: the token, carol's server if the page started it.
     for token in stolen_tokens(admin):
         admin.api("DELETE", f"/hub/api/users/alice/tokens/{token['id']}")
-    admin.api("DELETE", "/hub/api/users/carol/server")
-    bob.stop_server()
+    # Servers started under the hub's origin keep its address: none runs into per-user origins.
+    for name in ("alice", "bob", "carol"):
+        admin.api("DELETE", f"/hub/api/users/{name}/server")
 
 
-def test_wildcard_dns_missing_stops_the_run_before_any_change(site, workdir, pebble):
+def test_wildcard_dns_missing_stops_the_run_before_any_change(origins_site, workdir, pebble):
     """A name whose zone has no *.<name>: refused, naming the setting; the host is as it was."""
     other = "jhd-test-nowild.test"
-    pebble.dns.add_zone(other, {"@": site.address})
+    pebble.dns.add_zone(other, {"@": origins_site.address})
     watched = ("/etc/nginx", "/etc/letsencrypt", "/opt/jupyter/hub.json")
-    before = site.snapshot(*watched)
-    _, refused = deploy(site, workdir, "nowild", jh_domain=other, jh_user_subdomains=True, jh_dns01=site.dns01)
+    before = origins_site.snapshot(*watched)
+    _, refused = deploy(
+        origins_site, workdir, "nowild", jh_domain=other, jh_user_subdomains=True, jh_dns01=origins_site.dns01
+    )
     assert refused.returncode != 0
     assert "jh_user_subdomains: jhd-check-" in refused.stderr and f".{other} has no address" in refused.stderr
     without = ("jh_domain", "jh_acme_email", "jh_services")
-    _, no_domain = deploy(site, workdir, "nodomain", without, jh_user_subdomains=True)
+    _, no_domain = deploy(origins_site, workdir, "nodomain", without, jh_user_subdomains=True)
     assert no_domain.returncode != 0 and "jh_user_subdomains needs jh_domain" in no_domain.stderr
-    _, no_dns01 = deploy(site, workdir, "nodns01", jh_user_subdomains=True)
+    _, no_dns01 = deploy(origins_site, workdir, "nodns01", jh_user_subdomains=True)
     assert no_dns01.returncode != 0 and "needs jh_dns01" in no_dns01.stderr
-    assert site.snapshot(*watched) == before
+    _, sharing = deploy(origins_site, workdir, "sharing", jh_sharing=True)
+    assert sharing.returncode != 0 and "jh_sharing needs jh_user_subdomains = True" in sharing.stderr
+    assert origins_site.snapshot(*watched) == before
 
 
 def served_certificate(host, name: str) -> x509.Certificate:
@@ -220,15 +182,8 @@ def served_certificate(host, name: str) -> x509.Certificate:
         return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
 
 
-@pytest.fixture(scope="module")
-def subdomains(site, workdir):
-    site.inventory, result = deploy(site, workdir, "subdomains", jh_user_subdomains=True, jh_dns01=site.dns01)
-    assert result.returncode == 0, result.stderr[-4000:] + site.journal()
-    return site
-
-
-def test_the_wildcard_certificate_comes_by_dns_01_and_a_second_run_changes_nothing(subdomains):
-    host = subdomains
+def test_the_wildcard_certificate_comes_by_dns_01_and_a_second_run_changes_nothing(origins_hub):
+    host = origins_hub
     names = served_certificate(host, f"bob.{host.domain}").extensions.get_extension_for_class(
         x509.SubjectAlternativeName
     )
@@ -242,14 +197,14 @@ def test_the_wildcard_certificate_comes_by_dns_01_and_a_second_run_changes_nothi
     assert again.totals["success"] == 0, again.changed_operations()
 
 
-def test_under_per_user_origins_the_page_gets_nothing_of_the_admin_s(subdomains):
-    host = subdomains
-    bob = client(host, "bob", USERS["bob"])
+def test_under_per_user_origins_the_page_gets_nothing_of_the_admin_s(origins_hub):
+    host = origins_hub
+    bob = client(host, "bob")
     bob.start_server()
-    admin = client(host, "alice", USERS["alice"])
+    admin = client(host, "alice")
     # The hub sends people to bob's server on his own origin.
     moved = bob.get("/user/bob/attack")
-    assert moved.url == f"https://bob.{host.domain}/user/bob/attack" and STOLEN in moved.text, moved.url
+    assert moved.url.startswith(f"https://bob.{host.domain}/user/bob/attack") and STOLEN in moved.text, moved.url
     found = attack_as_the_admin(host, f"https://bob.{host.domain}/user/bob/attack?hub=https://{host.domain}")
     assert found["xsrf"] != "read" and not isinstance(found["users"], list), found
     assert found["token"] != "made" and found["read"] != "carol-secret\n", found
@@ -262,8 +217,8 @@ def test_under_per_user_origins_the_page_gets_nothing_of_the_admin_s(subdomains)
     assert elsewhere.status_code == 302 and elsewhere.headers["Location"] == f"https://{host.domain}/hub/login"
 
 
-def test_a_forced_renewal_under_load_serves_the_new_certificate_without_a_failed_request(subdomains):
-    host = subdomains
+def test_a_forced_renewal_under_load_serves_the_new_certificate_without_a_failed_request(origins_hub):
+    host = origins_hub
     before = served_certificate(host, f"bob.{host.domain}").serial_number
     failures, done, count = [], threading.Event(), [0]
 
@@ -279,7 +234,9 @@ def test_a_forced_renewal_under_load_serves_the_new_certificate_without_a_failed
     for worker in workers:
         worker.start()
     try:
-        renewed = host.sh(f"certbot renew --force-renewal --cert-name {host.domain}-wildcard 2>&1")
+        renewed = host.sh(
+            f"certbot renew --force-renewal --no-random-sleep-on-renew --cert-name {host.domain}-wildcard 2>&1"
+        )
     finally:
         time.sleep(2)
         done.set()
