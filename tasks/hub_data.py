@@ -145,16 +145,16 @@ def sharing(settings: Settings) -> dict | None:
             f"{SERVER_EXECUTE}!server",
             "admin:servers!server",
         ],
-        # The server's own token (JUPYTERHUB_API_TOKEN, a terminal of it): its activity, as without
-        # sharing, and its owner's shares of that server, by names, at either level: a share gives
-        # only what its granter holds (docs/sharing.md).
+        # The server's own token (JUPYTERHUB_API_TOKEN, which every process of it holds): its
+        # activity, as without sharing, and no change to shares. Anything running there (a visitor with
+        # execution, a course's staff in its grader's server) could otherwise share the server on and
+        # keep it after their own share ends; people share with a token of theirs (docs/sharing.md).
+        # It reads the server's shares (hubside.sharing: the browser's tokens carry no share's level).
         "server_token_scopes": [
             "users:activity!user",
             "access:servers!server",
-            "shares!server",
             f"{SERVER_EXECUTE}!server",
-            "read:users:name",
-            "read:groups:name",
+            "read:shares!server",
         ],
     }
 

@@ -34,6 +34,8 @@ def server_config(settings: Settings) -> dict:
     if not settings.sharing:
         return {"ServerApp": app}
     app["authorizer_class"] = AUTHORIZER
+    # Its guard of every handler (hubside.sharing): a reader reads, whatever the extension.
+    app["jpserver_extensions"]["hubside.sharing"] = True
     return {"ServerApp": app, "HubOAuth": {"cache_max_age": SHARE_CACHE_SECONDS}}
 
 

@@ -88,11 +88,12 @@ def check(settings: Settings, platform: Platform) -> None:
             f"server is served on <name>.{settings.domain}, which needs a wildcard record *.{settings.domain} "
             "pointing at this server. Nothing was changed."
         )
-    if site and not site & wildcard:
+    if not site or not wildcard <= site:
         raise SettingsError(
             f"{host.name}: jh_user_subdomains: *.{settings.domain} points at {', '.join(sorted(wildcard))}, "
-            f"{settings.domain} at {', '.join(sorted(site))}{where_asked(settings)}: both must reach this "
-            "server. Nothing was changed."
+            f"{settings.domain} at {', '.join(sorted(site)) or 'nothing'}{where_asked(settings)}: every address "
+            "of the wildcard must be the site's (another host would get the visitors' OAuth codes). "
+            "Nothing was changed."
         )
 
 

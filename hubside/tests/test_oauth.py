@@ -184,3 +184,13 @@ def test_a_login_the_configured_hook_refuses_binds_nothing(tmp_path):
         bindings(oidc)
     run(oidc.run_post_auth_hook(None, authentication("olivia", preferred_username="olivia", sub="s-olivia")))
     assert bindings(oidc) == {"olivia": "s-olivia"}
+
+
+def test_the_login_s_state_cookie_is_the_hub_s_name_s_alone():
+    """__Host-: a page on a server's subdomain cannot set it for the hub (jh_user_subdomains)."""
+    from hubside import oauth
+
+    for authenticator in (oauth.UnixOIDCAuthenticator, oauth.UnixGitHubAuthenticator):
+        assert authenticator.login_handler is oauth.HostStateLogin
+        assert authenticator.callback_handler is oauth.HostStateCallback
+    assert oauth.STATE_COOKIE.startswith("__Host-")

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from jupyterhub import orm, roles
 from jupyterhub.scopes import _resolve_requested_scopes, get_scopes_for
+from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from traitlets.config.loader import PyFileConfigLoader
 
@@ -42,7 +43,8 @@ def test_the_hub_names_the_authorizer_s_scopes_and_lets_everyone_share_their_own
     grading = next(role for role in c.JupyterHub.load_roles if role["name"] == "ml-2026-grading")
     assert f"{sharing.EXECUTE}!user=grader-ml-2026" in grading["scopes"]
     assert "admin:servers!server" in c.Spawner.oauth_client_allowed_scopes
-    assert "shares!server" in c.Spawner.server_token_scopes
+    # Nothing running in a server shares it on (a visitor with execution, a course's staff).
+    assert not any(scope.startswith("shares") for scope in c.Spawner.server_token_scopes)
     # The server keeps what the default server role gives it (its activity, access to itself).
     assert {"users:activity!user", "access:servers!server"} <= set(c.Spawner.server_token_scopes)
 
@@ -125,8 +127,9 @@ def test_alice_shares_read_only_with_bob_and_with_a_group_then_withdraws(sharing
     running_hub(test, sharing_hub)
 
 
-def test_alice_shares_from_her_server_s_terminal_with_its_own_token(sharing_hub):
-    """JUPYTERHUB_API_TOKEN of her server (Spawner.server_token_scopes, the subset alice holds)."""
+def test_a_server_s_own_token_shares_nothing(sharing_hub):
+    """JUPYTERHUB_API_TOKEN of her server (Spawner.server_token_scopes, the subset alice holds), which
+    whoever runs code there holds: it shares neither her server nor anyone's."""
 
     async def test(hub):
         hub.user("bob")
@@ -138,11 +141,12 @@ def test_alice_shares_from_her_server_s_terminal_with_its_own_token(sharing_hub)
         scopes, excluded = _resolve_requested_scopes(requested, have, alice.orm_user, client, hub.app.db)
         assert not excluded
         server_token = alice.new_api_token(scopes=scopes)
-        response = await call(hub, "POST", "/shares/alice/", server_token, {"user": "bob", "scopes": READ})
-        assert response.code == 200, response.body
-        # Not another server of hers, nor anyone else's.
-        response = await call(hub, "POST", "/shares/bob/", server_token, {"user": "alice", "scopes": READ})
-        assert response.code in (403, 404)
+        for owner, grantee in (("alice", "bob"), ("bob", "alice")):
+            response = await call(hub, "POST", f"/shares/{owner}/", server_token, {"user": grantee, "scopes": READ})
+            assert response.code in (403, 404), response.body
+        # It reads its own server's shares (the authorizer's list), no one else's.
+        assert (await call(hub, "GET", "/shares/alice/", server_token)).code == 200
+        assert (await call(hub, "GET", "/shares/bob/", server_token)).code in (403, 404)
 
     running_hub(test, sharing_hub)
 
@@ -159,6 +163,8 @@ def test_the_authorizer_allows_each_action_by_the_visitor_s_level(monkeypatch):
     )
     monkeypatch.setattr(sharing.ShareAuthorizer, "hub_auth", hub_auth)
     monkeypatch.setattr(sharing.ShareAuthorizer, "log", SimpleNamespace(debug=print, info=print), raising=False)
+    listed = []  # the hub's list of alice's server's shares
+    monkeypatch.setattr(sharing.ShareAuthorizer, "shares", lambda self, owner, server: listed)
 
     def allowed(scopes, action, path="/user/alice/api/contents/a.ipynb"):
         user = SimpleNamespace(username="bob", hub_user={"name": "bob", "scopes": scopes})
@@ -176,3 +182,35 @@ def test_the_authorizer_allows_each_action_by_the_visitor_s_level(monkeypatch):
     room = "/user/alice/api/collaboration/room/json:notebook:1234"
     assert not allowed(READ, "read", room) and allowed(EXECUTE, "read", room)
     assert os.environ["JUPYTERHUB_USER"] == "alice"
+
+    # In the browser the visitor's token holds the share's access alone: the level is the hub's list's.
+    listed += [
+        {"user": {"name": "bob"}, "group": None, "scopes": [f"{sharing.READ}!server=alice/"]},
+        {"user": None, "group": {"name": "pairs"}, "scopes": [f"{sharing.EXECUTE}!server=alice/"]},
+    ]
+    access = ["access:servers!server=alice/"]
+    assert allowed(access, "read") and not allowed(access, "write")
+    user = SimpleNamespace(username="carol", hub_user={"name": "carol", "scopes": access, "groups": ["pairs"]})
+    assert authorizer.is_authorized(SimpleNamespace(request=SimpleNamespace(path="/")), user, "execute", "kernels")
+    listed.clear()
+    assert not allowed(access, "read")
+
+    # Every handler, of any extension: a reader only reads (nbgrader's validate runs a notebook and
+    # asks no authorizer; JupyterLab's settings and workspaces are written with PUT).
+    def guarded(scopes, method, path, upgrade=""):
+        user = SimpleNamespace(username="bob", hub_user={"name": "bob", "scopes": scopes})
+        request = SimpleNamespace(method=method, path=path, headers={"Upgrade": upgrade} if upgrade else {})
+        handler = SimpleNamespace(current_user=user, authorizer=authorizer, request=request)
+        try:
+            sharing.refuse_readers_beyond_reading(handler)
+        except web.HTTPError as error:
+            assert error.status_code == 403
+            return False
+        return True
+
+    assert guarded(READ, "GET", "/user/alice/api/contents/a.ipynb")
+    assert not guarded(READ, "POST", "/user/alice/assignments/validate")
+    assert not guarded(READ, "PUT", "/user/alice/lab/api/settings/@jupyterlab/shortcuts-extension:shortcuts")
+    assert not guarded(READ, "GET", "/user/alice/api/collaboration/room/x", upgrade="websocket")
+    assert guarded(EXECUTE, "POST", "/user/alice/assignments/validate")
+    assert guarded(["access:servers!server=alice/", "admin:servers!server=alice/"], "PUT", "/user/alice/lab/api/x")

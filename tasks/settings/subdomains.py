@@ -66,8 +66,9 @@ class Subdomains(Strict):
         "cannot act with a visitor's session (docs/security.md). Needs `jh_domain`, wildcard DNS "
         "(`*.<jh_domain>` to the server, checked from the controller before any change) and a wildcard "
         "certificate: `jh_dns01` with `letsencrypt`, a `manual` certificate that names `*.<jh_domain>`, or "
-        "`selfsigned`. Names that are not DNS labels get JupyterHub's escaping (`a_b` becomes "
-        "`u-ab--<hash>`).",
+        "`selfsigned`. A name that is no DNS label of at most 32 characters is served on "
+        "`u-<hash>` (160 bits of its SHA-256, where JupyterHub's own escaping keeps 28: few enough to pick a "
+        "name that lands on another's origin).",
         json_schema_extra={"section": "Per-user origins"},
     )
     dns01: Dns01 | None = Field(

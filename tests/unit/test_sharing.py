@@ -90,7 +90,12 @@ def test_with_sharing_the_servers_load_the_shares_authorizer():
     assert app["authorizer_class"] == "hubside.sharing.ShareAuthorizer"
     # A withdrawn share stops working within half a minute (JupyterHub's cache: five).
     assert config["HubOAuth"] == {"cache_max_age": 30}
-    assert not any(app["jpserver_extensions"].values())
+    # Its guard of every handler on; the collaboration's extensions off.
+    assert app["jpserver_extensions"] == {
+        "jupyter_server_ydoc": False,
+        "jupyter_server_fileid": False,
+        "hubside.sharing": True,
+    }
 
 
 def test_every_server_lock_holds_the_collaboration_the_servers_config_names():

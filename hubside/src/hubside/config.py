@@ -8,7 +8,9 @@ hub.json holds none.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import ssl
 import sys
 from pathlib import Path
@@ -19,6 +21,7 @@ from tornado import web
 from hubside import jobs
 
 SPAWNER = "hubside.spawner.ServerSpawner"
+DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 OAUTH_CLASSES = {"oidc": "hubside.oauth.UnixOIDCAuthenticator", "github": "hubside.oauth.UnixGitHubAuthenticator"}
 
 
@@ -53,11 +56,23 @@ def urls(c, urls: dict) -> None:
 
 
 def per_user_origins(c, subdomain_host: str) -> None:
-    """Each server on an origin of its own, <name>.<domain> (JupyterHub's own escaping for names that
-    are not DNS labels). The hub's login cookie gets the __Host- prefix, which a server's page cannot
-    set from its subdomain for the hub's (no cookie tossing); JupyterHub recommends it with subdomains."""
+    """Each server on an origin of its own, <label>.<domain> (subdomain). The hub's login cookie gets
+    the __Host- prefix, which a server's page cannot set from its subdomain for the hub's;
+    JupyterHub recommends it with subdomains."""
     c.JupyterHub.subdomain_host = subdomain_host
     c.JupyterHub.cookie_host_prefix_enabled = True
+    c.JupyterHub.subdomain_hook = subdomain
+
+
+def subdomain(name: str, domain: str, kind: str) -> str:
+    """A person's server's host: their name when it is a DNS label of at most 32 characters, else
+    u-<160 bits of its SHA-256> (42 characters: no name of 32 or fewer looks like one). JupyterHub's
+    own fallback keeps 28 bits of hash, few enough that someone can pick a name that lands on
+    another's origin. Other kinds (services) get <kind>-<hash>."""
+    if kind == "user" and len(name) <= 32 and DNS_LABEL.fullmatch(name) and "--" not in name:
+        return f"{name}.{domain}"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:40]
+    return f"{'u' if kind == 'user' else kind}-{digest}.{domain}"
 
 
 def proxy(c, proxy: dict, state: Path) -> None:

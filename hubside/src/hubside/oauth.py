@@ -19,6 +19,7 @@ import re
 
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.github import GitHubOAuthenticator
+from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
 from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Dict, HasTraits, Set, Unicode
@@ -81,6 +82,24 @@ class UnixNames(HasTraits):
         return subject
 
 
+# The login's state (and its PKCE verifier) under the __Host- prefix: a page of a server on a subdomain
+# (jh_user_subdomains) cannot set it for the hub's name, to sign a visitor in as the page's owner.
+STATE_COOKIE = "__Host-oauthenticator-state"
+
+
+class HostStateLogin(OAuthLoginHandler):
+    def set_state_cookie(self, state_cookie_value):
+        self._set_cookie(STATE_COOKIE, state_cookie_value, expires_days=1, httponly=True)
+
+
+class HostStateCallback(OAuthCallbackHandler):
+    def get_state_cookie(self):
+        if self._state_cookie is None:
+            self._state_cookie = (self.get_secure_cookie(STATE_COOKIE) or b"").decode("utf8", "replace")
+            self.clear_cookie(STATE_COOKIE, path="/")
+        return self._state_cookie
+
+
 class OutagePage:
     """A provider that does not answer gets the person the hub's page saying so, not a traceback."""
 
@@ -98,6 +117,8 @@ class OutagePage:
 
 
 class UnixOIDCAuthenticator(OutagePage, UnixNames, GenericOAuthenticator):
+    login_handler = HostStateLogin
+    callback_handler = HostStateCallback
     allowed_idp_groups = Set(Unicode(), help="Groups of the provider whose members may log in").tag(config=True)
     groups_claim = Unicode("groups", help="The userinfo claim that lists a person's groups").tag(config=True)
 
@@ -110,4 +131,6 @@ class UnixOIDCAuthenticator(OutagePage, UnixNames, GenericOAuthenticator):
 
 
 class UnixGitHubAuthenticator(OutagePage, UnixNames, GitHubOAuthenticator):
+    login_handler = HostStateLogin
+    callback_handler = HostStateCallback
     subject_key = "id"
