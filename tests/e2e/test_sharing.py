@@ -202,8 +202,20 @@ RTC_NOTEBOOK = {
 }
 
 
+def close_dialogs(page) -> None:
+    """JupyterLab may greet with a dialog (a loaded machine: a kernel slow to start, the file saved
+    by the other's session): each is dismissed, as a person would."""
+    dialogs = page.locator(".jp-Dialog")
+    for _ in range(10):
+        if not dialogs.count():
+            return
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(500)
+
+
 def typed_and_seen(writer, reader, text: str) -> float:
     """writer types text at the end of the first cell; seconds until reader's page shows it."""
+    close_dialogs(writer)
     cell = writer.locator(".jp-Notebook .jp-Cell .cm-content").first
     cell.click()
     writer.keyboard.press("End")
