@@ -14,10 +14,10 @@ import pytest
 from jupyterhub import orm, roles
 from jupyterhub.scopes import _resolve_requested_scopes, get_scopes_for
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient
 from traitlets.config.loader import PyFileConfigLoader
 
 from hubside import sharing
+from tests.test_courses import call  # the hub's REST API as a token's holder
 
 from .conftest import running_hub
 
@@ -47,18 +47,6 @@ def test_the_hub_names_the_authorizer_s_scopes_and_lets_everyone_share_their_own
     assert not any(scope.startswith("shares") for scope in c.Spawner.server_token_scopes)
     # The server keeps what the default server role gives it (its activity, access to itself).
     assert {"users:activity!user", "access:servers!server"} <= set(c.Spawner.server_token_scopes)
-
-
-async def call(hub, method: str, path: str, token: str, body=None):
-    body = json.dumps(body).encode() if body is not None else None
-    return await AsyncHTTPClient().fetch(
-        f"http://127.0.0.1:{hub.port}/hub/api{path}",
-        method=method,
-        body=body,
-        headers={"Authorization": f"token {token}"},
-        raise_error=False,
-        allow_nonstandard_methods=True,
-    )
 
 
 def visitor_scopes(hub, name: str, allowed: list[str]) -> set[str]:
