@@ -11,8 +11,8 @@ import os
 from types import SimpleNamespace
 
 import pytest
-from jupyterhub import orm, roles
-from jupyterhub.scopes import _resolve_requested_scopes, get_scopes_for
+from jupyterhub import orm, roles, scopes
+from jupyterhub.scopes import _resolve_requested_scopes
 from tornado import web
 from traitlets.config.loader import PyFileConfigLoader
 
@@ -49,15 +49,26 @@ def test_the_hub_names_the_authorizer_s_scopes_and_lets_everyone_share_their_own
     assert {"users:activity!user", "access:servers!server"} <= set(c.Spawner.server_token_scopes)
 
 
-def visitor_scopes(hub, name: str, allowed: list[str]) -> set[str]:
-    """The scopes of name's token at alice's server, as the hub resolves them at its OAuth (the
-    server's client asks for allowed, !server being alice's default server)."""
-    orm_user = orm.User.find(hub.app.db, name)
+async def visitor_scopes(hub, name: str, allowed: list[str]) -> set[str]:
+    """The scopes of name's token at alice's server, as the server learns them from the hub's API
+    (/hub/api/user, as HubAuth asks): granted at the OAuth (the server's client asks for allowed,
+    !server being alice's default server), then held only as far as name's roles and shares give."""
+    db = hub.app.db
+    orm_user = orm.User.find(db, name)
     requested = {
         scope.replace("!server", "!server=alice/") if scope.endswith("!server") else scope for scope in allowed
     }
-    granted, _ = _resolve_requested_scopes(requested, get_scopes_for(orm_user), orm_user, None, hub.app.db)
-    return granted
+    client_id = "jupyterhub-user-alice"
+    client = db.query(orm.OAuthClient).filter_by(
+        identifier=client_id
+    ).one_or_none() or hub.app.oauth_provider.add_client(
+        client_id, "secret", "http://127.0.0.1/user/alice/oauth_callback", allowed_scopes=sorted(requested)
+    )
+    granted, _ = _resolve_requested_scopes(requested, scopes.get_scopes_for(orm_user), orm_user, client, db)
+    token = orm_user.new_api_token(client_id=client_id, scopes=sorted(granted))
+    response = await call(hub, "GET", "/user", token)
+    assert response.code == 200, response.body
+    return set(json.loads(response.body)["scopes"])
 
 
 def may(scopes: set[str], action: str) -> bool:
@@ -81,16 +92,16 @@ def test_alice_shares_read_only_with_bob_and_with_a_group_then_withdraws(sharing
         allowed = sharing_hub.Spawner.oauth_client_allowed_scopes
 
         # Before any share, bob may not even reach alice's server.
-        assert not visitor_scopes(hub, "bob", allowed) & set(READ)
+        assert not await visitor_scopes(hub, "bob", allowed) & set(READ)
         response = await call(hub, "POST", "/shares/alice/", tokens["alice"], {"user": "bob", "scopes": READ})
         assert response.code == 200, response.body
-        bob = visitor_scopes(hub, "bob", allowed)
+        bob = await visitor_scopes(hub, "bob", allowed)
         assert "access:servers!server=alice/" in bob
         assert may(bob, "read") and not may(bob, "write") and not may(bob, "execute")
         # The owner and the admins do anything; carol (no share) nothing.
         for name in ("alice", "prof"):
-            assert may(visitor_scopes(hub, name, allowed), "execute"), name
-        assert not may(visitor_scopes(hub, "carol", allowed), "read")
+            assert may(await visitor_scopes(hub, name, allowed), "execute"), name
+        assert not may(await visitor_scopes(hub, "carol", allowed), "read")
         # carol cannot share alice's server, nor see its shares.
         response = await call(hub, "POST", "/shares/alice/", tokens["carol"], {"user": "carol", "scopes": READ})
         assert response.code in (403, 404)
@@ -99,7 +110,7 @@ def test_alice_shares_read_only_with_bob_and_with_a_group_then_withdraws(sharing
         # A group, with execution: its members run code in alice's server.
         response = await call(hub, "POST", "/shares/alice/", tokens["alice"], {"group": "pairs", "scopes": EXECUTE})
         assert response.code == 200, response.body
-        assert may(visitor_scopes(hub, "carol", allowed), "execute")
+        assert may(await visitor_scopes(hub, "carol", allowed), "execute")
         # The admins see who shares what.
         listed = json.loads((await call(hub, "GET", "/shares/alice/", tokens["prof"])).body)["items"]
         assert sorted(item["kind"] for item in listed) == ["group", "user"]
@@ -107,10 +118,10 @@ def test_alice_shares_read_only_with_bob_and_with_a_group_then_withdraws(sharing
         # Withdrawn: bob's share is gone, and his token no longer reaches the server.
         response = await call(hub, "PATCH", "/shares/alice/", tokens["alice"], {"user": "bob", "scopes": READ})
         assert response.code == 200, response.body
-        assert not may(visitor_scopes(hub, "bob", allowed), "read")
+        assert not may(await visitor_scopes(hub, "bob", allowed), "read")
         response = await call(hub, "DELETE", "/shares/alice/", tokens["alice"])
         assert response.code == 204, response.body
-        assert not may(visitor_scopes(hub, "carol", allowed), "read")
+        assert not may(await visitor_scopes(hub, "carol", allowed), "read")
 
     running_hub(test, sharing_hub)
 
@@ -126,9 +137,9 @@ def test_a_server_s_own_token_shares_nothing(sharing_hub):
         requested = {f"{s}=alice/" if s.endswith("!server") else s for s in alice.spawner.server_token_scopes}
         have = roles.roles_to_scopes(roles.get_roles_for(alice.orm_user)) | {"inherit"}
         client = hub.app.db.query(orm.OAuthClient).filter_by(identifier="jupyterhub").one()
-        scopes, excluded = _resolve_requested_scopes(requested, have, alice.orm_user, client, hub.app.db)
+        granted, excluded = _resolve_requested_scopes(requested, have, alice.orm_user, client, hub.app.db)
         assert not excluded
-        server_token = alice.new_api_token(scopes=scopes)
+        server_token = alice.new_api_token(scopes=granted)
         for owner, grantee in (("alice", "bob"), ("bob", "alice")):
             response = await call(hub, "POST", f"/shares/{owner}/", server_token, {"user": grantee, "scopes": READ})
             assert response.code in (403, 404), response.body

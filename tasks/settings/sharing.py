@@ -31,8 +31,8 @@ class Sharing(Strict):
     sharing: StrictBool = Field(
         False,
         description="People share their servers (JupyterHub's sharing): the owner of a server lets a named person "
-        "open it, read-only or with execution, and withdraws it when they like; admins see who shares what "
-        "(docs/sharing.md; JupyterHub 6.1.1's shares with groups grant nothing). Needs `jh_user_subdomains`.",
+        "or a group of `jh_groups` open it, read-only or with execution, and withdraws it when they like; admins "
+        "see who shares what (docs/sharing.md). Needs `jh_user_subdomains`.",
         json_schema_extra={"section": "Sharing and collaboration"},
     )
     collaboration: StrictBool = Field(

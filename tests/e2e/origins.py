@@ -19,14 +19,14 @@ PER_USER = {"jh_user_subdomains": True, "jh_sharing": True, "jh_collaboration": 
 
 
 def prepare(host, pebble, bridge_gateway: str, resolver: dict) -> None:
-    """The site's names in the DNS, its people (carol too; bob and carol the group pairs), its settings."""
+    """The site's names in the DNS, its people (carol too, in the group editors), its settings."""
     pebble.dns.add_zone(host.domain, {"@": host.address, "*": host.address})
     for name in PEOPLE:
         resolver[f"{name}.{host.domain}"] = host.address
     host.data = {
         **host.data,
         "jh_users": [*host.data["jh_users"], {"name": "carol", "password_hash": password_hash(CAROL)}],
-        "jh_groups": {"pairs": ["bob", "carol"]},
+        "jh_groups": {"editors": ["carol"]},
         "jh_nltk_packages": [],
         "jh_kernels": [{"name": "python3", "display_name": "Python 3", "packages": "minimal"}],
         "jh_idle_timeout": 3600,

@@ -2,8 +2,8 @@
 
 Alice shares her server with bob read-only through the hub's API with a token of hers (as
 docs/sharing.md tells her to, from a terminal of her JupyterLab; her server's own token may not): bob reads her notebook and can
-neither change it nor run code; carol cannot open it; carol gets execution and runs code, and she
-and alice edit one notebook together in two browsers; alice withdraws bob's share and, within the
+neither change it nor run code; carol cannot open it; her group gets execution and she runs code,
+and she and alice edit one notebook together in two browsers; alice withdraws bob's share and, within the
 servers' cache (30 s), bob is refused.
 
 Tests run in file order on one host."""
@@ -178,11 +178,10 @@ def test_in_chromium_bob_reads_alice_s_notebook_cannot_run_code_and_carol_cannot
 
 
 def test_with_execution_carol_runs_code_in_alice_s_server(origins_hub, people):
-    """carol, given execution by name, runs code there from her browser. (A share with a group of
-    jh_groups is recorded by the hub but grants nothing: JupyterHub 6.1.1 resolves a token's scopes
-    from its owner's own shares alone, docs/sharing.md.)"""
+    """carol's group (jh_groups' editors) given execution, she runs code there from her browser
+    (JupyterHub alone would drop a group's share from her token: hubside.group_shares)."""
     host = origins_hub
-    response = share(host, people["alice"].token, "POST", {"user": "carol", "scopes": scopes("execute")})
+    response = share(host, people["alice"].token, "POST", {"group": "editors", "scopes": scopes("execute")})
     assert response.status_code == 200, response.text
     with chromium(host) as (page,):
         visit_alice(page, host, "carol", "lab")
@@ -254,8 +253,8 @@ def test_alice_and_carol_edit_one_notebook_together(origins_hub, people, capsys)
 def test_the_admins_and_alice_see_who_shares_what(origins_hub, people):
     listed = share(origins_hub, people["alice"].token, "GET").json()["items"]
     assert sorted((item["kind"], (item["user"] or item["group"])["name"]) for item in listed) == [
+        ("group", "editors"),
         ("user", "bob"),
-        ("user", "carol"),
     ]
 
 
@@ -263,6 +262,6 @@ def test_withdrawn_bob_is_refused(origins_hub, people):
     response = share(origins_hub, people["alice"].token, "PATCH", {"user": "bob", "scopes": scopes("read")})
     assert response.status_code == 200, response.text
     within_the_cache(lambda: at_alice(origins_hub, people, "bob", "GET", "/api/contents/notes.ipynb"), 403)
-    # carol's share is untouched.
+    # The group's share is untouched.
     listed = share(origins_hub, people["alice"].token, "GET").json()["items"]
-    assert [(item["kind"], item["user"]["name"]) for item in listed] == [("user", "carol")]
+    assert [(item["kind"], item["group"]["name"]) for item in listed] == [("group", "editors")]

@@ -18,7 +18,7 @@ from pathlib import Path
 import jupyterhub
 from tornado import web
 
-from hubside import jobs
+from hubside import group_shares, jobs
 
 SPAWNER = "hubside.spawner.ServerSpawner"
 DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
@@ -260,6 +260,7 @@ def sharing(c, sharing: dict | None) -> None:
     its level; the owner, the admins and a course's staff do anything."""
     if not sharing:
         return
+    group_shares.install()
     c.JupyterHub.custom_scopes = sharing["custom_scopes"]
     c.JupyterHub.load_roles = [*c.JupyterHub.load_roles, {"name": "user", "scopes": sharing["user_scopes"]}]
     c.Spawner.oauth_client_allowed_scopes = sharing["oauth_scopes"]
