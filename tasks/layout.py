@@ -191,9 +191,13 @@ LOCAL_SERVICES = {
 
 def reserved_ports(settings: Settings, platform: Platform) -> list[int]:
     """The ports the people's processes may not bind (their servers' and SSH sessions' slices), so
-    nobody's takes the place of the proxy or a monitoring daemon while it restarts; none where
-    systemd cannot refuse them (before 249)."""
-    return sorted({settings.public_port, *LOCAL_SERVICES}) if platform.socket_bind_deny else []
+    nobody's takes the place of the proxy, a monitoring daemon or a jh_services upstream on this
+    host while it restarts (nginx sends that one its visitors); none where systemd cannot refuse
+    them (before 249)."""
+    from tasks.settings.network import local_host  # the settings import this module
+
+    services = {service.upstream.port for service in settings.services if local_host(service.upstream.host or "")}
+    return sorted({settings.public_port, *LOCAL_SERVICES, *services}) if platform.socket_bind_deny else []
 
 
 NGINX_STATUS_PATH = "/jupyterhub-nginx-status"

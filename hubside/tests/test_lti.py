@@ -303,6 +303,24 @@ def test_a_launch_is_good_once(lti_hub):
     running_hub(test, config, sockets)
 
 
+def test_a_launch_s_state_is_read_from_host_only_cookies(lti_hub):
+    """The login's state and nonce are __Host- cookies: a page of alice's server on a subdomain,
+    which may set other cookies for the hub's name, cannot hand a visitor her unsent launch."""
+    platform, config, sockets, _ = lti_hub
+
+    async def test(hub):
+        alice = Browser()
+        action, fields = (await alice.unsent(platform.link("sub-lena")))[1]
+        assert alice.cookies and all(name.startswith("__Host-") for name in alice.cookies), alice.cookies
+        visitor = Browser()
+        visitor.cookies = {name.removeprefix("__Host-"): value for name, value in alice.cookies.items()}
+        refused = await visitor.fetch(action, fields)
+        assert refused.code == 400 and b"state missing from cookies" in refused.body, refused.body
+        assert "lena" not in people(hub)
+
+    running_hub(test, config, sockets)
+
+
 def test_logins_start_at_the_hub_s_platform_tool_and_deployments(lti_hub):
     platform, config, sockets, _ = lti_hub
 

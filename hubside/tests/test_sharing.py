@@ -180,6 +180,9 @@ def test_the_authorizer_allows_each_action_by_the_visitor_s_level(monkeypatch):
     # A collaboration's room changes the document it holds: only for those who may write.
     room = "/user/alice/api/collaboration/room/json:notebook:1234"
     assert not allowed(READ, "read", room) and allowed(EXECUTE, "read", room)
+    # Nor its timeline, which keeps a copy of the document in the server at each request.
+    timeline = "/user/alice/api/collaboration/timeline/a.ipynb"
+    assert not allowed(READ, "read", timeline) and allowed(EXECUTE, "read", timeline)
     assert os.environ["JUPYTERHUB_USER"] == "alice"
 
     # In the browser the visitor's token holds the share's access alone: the level is the hub's list's.

@@ -1,7 +1,12 @@
 """The nginx site, rendered for several settings and checked with `nginx -t`."""
 
+import os
+import re
 import shutil
+import socket
 import subprocess
+import time
+import urllib.request
 
 import pytest
 
@@ -165,3 +170,66 @@ def test_servers_origins_serve_servers_alone(tmp_path):
     assert "return 302 https://hub.example.org$request_uri;" in servers_site
     assert "proxy_pass http://127.0.0.1:8000;" in servers_site
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in servers_site
+
+
+def served_cookie(tmp_path, map_block: str, cookies: list[str]) -> list[str]:
+    """What a real nginx makes of each Cookie header with map_block: $jupyterhub_cookie_for_services."""
+    if not os.path.exists(NGINX):
+        pytest.skip(f"{NGINX} is missing: tests/prerequisites.sh unit installs it")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    temp = "".join(f"{kind}_temp_path {tmp_path}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi"))
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\nhttp {{\n access_log off;\n{temp}"
+        f"{map_block}\n server {{ listen 127.0.0.1:{port}; location / {{ return 200 '$jupyterhub_cookie_for_services'; }} }}\n}}\n"
+    )
+    subprocess.run([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], check=True)
+    try:
+        answers = []
+        for cookie in cookies:
+            for _ in range(50):
+                try:
+                    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Cookie": cookie})
+                    with urllib.request.urlopen(request, timeout=5) as response:
+                        answers.append(response.read().decode())
+                    break
+                except ConnectionRefusedError:
+                    time.sleep(0.05)
+        return answers
+    finally:
+        subprocess.run([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-s", "quit"], check=False)
+
+
+def test_services_get_the_visitors_cookies_but_the_hub_s_sign_in(tmp_path):
+    """Under per-user origins the hub's sign-in is a __Host- cookie on /, which every jh_services
+    location would pass on to whatever answers on its port; nginx drops it there, and only it."""
+    settings = Settings.from_data(CASES["per-user origins, with monitoring and services"][0])
+    site = site_for(settings, NOBLE, tmp_path)
+    service = site.split("location /rstudio/ {")[1].split("}")[0]
+    assert "proxy_set_header Cookie $jupyterhub_cookie_for_services;" in service
+    map_block = re.search(r"map \$http_cookie \$jupyterhub_cookie_for_services \{.*?\n\}", site, re.S)[0]
+    hub = "__Host-jupyterhub-hub-login=2|1:0|10:17|secret"
+    sent = [
+        hub,
+        f"{hub}; rs-csrf=1",
+        f"rs-csrf=1; {hub}",
+        f"a=1; {hub}; b=2",
+        # A cookie whose value (or name) ends in the hub's cookie's name does not hide it.
+        f"x=__Host-jupyterhub-hub-login=decoy; {hub}",
+        f"{hub}; x__Host-jupyterhub-hub-login=decoy",
+        "rs-csrf=1; user-id=alice",
+    ]
+    answers = served_cookie(tmp_path, map_block, sent)
+    assert len(answers) == len(sent)
+    for cookie, answer in zip(sent, answers, strict=True):
+        assert "secret" not in answer, (cookie, answer)
+    assert [answer.replace(" ", "") for answer in answers] == [
+        "",
+        "rs-csrf=1",
+        "rs-csrf=1;",
+        "a=1;b=2",
+        "x=__Host-jupyterhub-hub-login=decoy;",
+        "x__Host-jupyterhub-hub-login=decoy",
+        "rs-csrf=1;user-id=alice",
+    ]

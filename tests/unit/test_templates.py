@@ -128,6 +128,14 @@ def test_users_slice_leaves_the_system_its_reserve(platform):
     denied = [line.removeprefix("SocketBindDeny=tcp:") for line in unit.splitlines() if "SocketBindDeny" in line]
     expected = ["8000", "8001", "8003", "8081", "9090", "9093", "9095", "9100"]
     assert denied == (expected if platform.systemd >= 249 else [])
+    # Nor that of a service nginx sends its visitors to on this host (another host's is not ours).
+    services = [
+        {"path": "/rstudio/", "upstream": "http://127.0.0.1:8787/"},
+        {"path": "/docs/", "upstream": "http://docs.example.org:8788/"},
+    ]
+    with_services = Settings.from_data({"jh_domain": "hub.example.org", "jh_services": services})
+    ports = layout.reserved_ports(with_services, platform)
+    assert ports == (sorted([*map(int, expected), 8787]) if platform.systemd >= 249 else [])
 
 
 def test_units_without_notifier_have_no_onfailure():

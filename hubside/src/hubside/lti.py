@@ -70,8 +70,17 @@ def read_courses(path: str) -> dict:
         return {}
 
 
+# The login's state and nonce under the __Host- prefix (as hubside.oauth's): a page of a server on
+# a subdomain (jh_user_subdomains) cannot set them for the hub's name, to have a visitor's browser
+# post the page owner's launch and be signed in as them.
+HOST_PREFIX = "__Host-"
+
+
 class LoginHandler(LTI13LoginInitHandler):
     """The platform's third-party login initiation: this hub's issuer, client and deployments only."""
+
+    def _set_oauth_cookie(self, key: str, value):
+        super()._set_oauth_cookie(HOST_PREFIX + key, value)
 
     def post(self):
         authenticator = self.authenticator
@@ -96,6 +105,12 @@ class LaunchHandler(LTI13CallbackHandler):
     """The launch (the id_token the platform's form posts): checked, its person logged in, enrolled."""
 
     signing_key = None
+
+    def _get_oauth_cookie(self, name: str):
+        name = HOST_PREFIX + name
+        cookie = (self.get_secure_cookie(name) or b"").decode("utf8", "replace")
+        self.clear_cookie(name, path="/", secure=True)
+        return cookie
 
     async def post(self):
         # What needs no key first: an anonymous POST makes the hub fetch nothing.

@@ -96,7 +96,7 @@ class HostStateCallback(OAuthCallbackHandler):
     def get_state_cookie(self):
         if self._state_cookie is None:
             self._state_cookie = (self.get_secure_cookie(STATE_COOKIE) or b"").decode("utf8", "replace")
-            self.clear_cookie(STATE_COOKIE, path="/")
+            self.clear_cookie(STATE_COOKIE, path="/", secure=True)
         return self._state_cookie
 
 

@@ -30,9 +30,10 @@ READ = "custom:jupyter_server:read:*"
 EXECUTE = "custom:jupyter_server:execute:*"
 # jupyter-server's actions and the scopes that allow each; any other action needs EXECUTE.
 ALLOWED_BY = {"read": (READ, EXECUTE), "write": (EXECUTE,), "execute": (EXECUTE,)}
-# jupyter-collaboration's document rooms (jh_collaboration): jupyter-server_ydoc asks only "read"
-# to join one, and whoever joins changes the document, which the server saves as its owner.
-ROOMS = "/api/collaboration/room/"
+# jupyter-collaboration's API (jh_collaboration): jupyter-server_ydoc asks only "read" to join a
+# document's room, and whoever joins changes the document, which the server saves as its owner;
+# its timeline and forks make documents the server keeps. All of it is for who may write.
+COLLABORATION = "/api/collaboration/"
 # What a visitor without execution may send at all: extensions' handlers that never ask the
 # authorizer (nbgrader's validate runs a notebook; JupyterLab's settings, workspaces and extension
 # manager write) are refused before they run.
@@ -53,7 +54,7 @@ class ShareAuthorizer(JupyterHubAuthorizer):
     def is_authorized(self, handler, user, action, resource):
         if not super().is_authorized(handler, user, action, resource):
             return False
-        if ROOMS in getattr(getattr(handler, "request", None), "path", ""):
+        if COLLABORATION in getattr(getattr(handler, "request", None), "path", ""):
             action = "write"
         owner, server = os.environ["JUPYTERHUB_USER"], os.environ.get("JUPYTERHUB_SERVER_NAME", "")
         required = required_scopes(action, owner, server)
