@@ -35,12 +35,18 @@ class Page(web.RequestHandler):
         self.finish(PAGE)
 
 
+class Toss(web.RequestHandler):
+    def get(self):
+        self.set_header("Content-Type", "text/html")
+        self.finish(open(os.path.join(os.path.dirname(__file__), "toss.html")).read())
+
+
 def _jupyter_server_extension_points():
     return [{"module": "attack_page"}]
 
 
 def _load_jupyter_server_extension(serverapp):
-    serverapp.web_app.add_handlers(".*$", [(serverapp.base_url + "attack", Page)])
+    serverapp.web_app.add_handlers(".*$", [(serverapp.base_url + "attack", Page), (serverapp.base_url + "toss", Toss)])
 """
 CONFIG = """
 import os, sys
@@ -215,6 +221,69 @@ def test_under_per_user_origins_the_page_gets_nothing_of_the_admin_s(origins_hub
         f"https://bob.{host.domain}/hub/login", verify=host.ca_bundle, allow_redirects=False, timeout=30
     )
     assert elsewhere.status_code == 302 and elsewhere.headers["Location"] == f"https://{host.domain}/hub/login"
+
+
+# bob's page on his own origin: it sets, for the hub's name, a session id and the hub's XSRF cookie
+# that bob got for it, then posts the hub's sign-in form with his own name and password.
+TOSS = """<!doctype html><html><body>
+<form id="login" method="post" action="https://DOMAIN/hub/login">
+<input name="username" value="bob"><input name="password" value="PASSWORD"><input name="_xsrf" value="TOKEN">
+</form><script>
+document.cookie = "jupyterhub-session-id=SESSION; domain=DOMAIN; path=/; secure";
+document.cookie = "_xsrf=TOKEN; domain=DOMAIN; path=/hub/; secure";
+document.getElementById("login").submit();
+</script></body></html>
+"""
+LAB_BROWSER = "Mozilla/5.0 (the lab's browser)"
+
+
+def test_a_server_s_page_cannot_sign_its_visitor_in_as_its_owner(origins_hub):
+    """Login CSRF by cookie tossing: bob, in the same computer lab as carol (one address, one
+    browser), gets the hub's XSRF cookie for a session id of his choosing; his page sets both for
+    the hub's name (a subdomain's page may) and posts the sign-in form as him. The pair is good,
+    from the hub's own origin it signs in; from his server's origin nginx refuses the post."""
+    host = origins_hub
+    session = "bobs-session"
+    form = requests.get(
+        f"https://{host.domain}/hub/login",
+        headers={"User-Agent": LAB_BROWSER},
+        cookies={"jupyterhub-session-id": session},
+        verify=host.ca_bundle,
+        timeout=30,
+    )
+    token = form.cookies["_xsrf"]
+    assert f'value="{token}"' in form.text
+    page_text = TOSS
+    for name, value in (("DOMAIN", host.domain), ("PASSWORD", PEOPLE["bob"]), ("TOKEN", token), ("SESSION", session)):
+        page_text = page_text.replace(name, value)
+    host.sh(
+        f"cat > /home/bob/.attack/toss.html <<'JHD_EOF'\n{page_text}\nJHD_EOF\nchown bob:bob /home/bob/.attack/toss.html"
+    )
+    resolve = {host.domain: host.address, f"*.{host.domain}": host.address}
+    with browser_page(timeout_ms=120_000, resolve=resolve, ignore_https_errors=True, user_agent=LAB_BROWSER) as page:
+        # carol's browser, signed out, with no XSRF cookie of the hub's own (the page's would come second).
+        response = page.goto(f"https://bob.{host.domain}/user/bob/toss", wait_until="commit")
+        assert response is not None and response.ok, response
+        page.wait_for_url(f"https://{host.domain}/hub/login*")
+        page.wait_for_load_state()
+        # nginx's refusal (the hub's own, for a bad XSRF token, would be its page).
+        assert "403 Forbidden" in page.content() and "<center>nginx" in page.content(), page.content()[:2000]
+        whoami = page.goto(f"https://{host.domain}/hub/api/user")
+        assert whoami is not None and whoami.status == 403, (whoami.status, page.content()[:500])
+    # The same cookies and form from the hub's own origin: bob signs in (what the page was after).
+    signed_in = requests.post(
+        f"https://{host.domain}/hub/login",
+        data={"username": "bob", "password": PEOPLE["bob"], "_xsrf": token},
+        headers={"User-Agent": LAB_BROWSER, "Origin": f"https://{host.domain}"},
+        cookies={"jupyterhub-session-id": session, "_xsrf": token},
+        verify=host.ca_bundle,
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert signed_in.status_code == 302 and "jupyterhub-hub-login" in signed_in.headers.get("Set-Cookie", ""), (
+        signed_in.status_code,
+        signed_in.text[:500],
+    )
 
 
 def test_a_forced_renewal_under_load_serves_the_new_certificate_without_a_failed_request(origins_hub):

@@ -172,8 +172,8 @@ def test_servers_origins_serve_servers_alone(tmp_path):
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in servers_site
 
 
-def served_cookie(tmp_path, map_block: str, cookies: list[str]) -> list[str]:
-    """What a real nginx makes of each Cookie header with map_block: $jupyterhub_cookie_for_services."""
+def mapped(tmp_path, map_block: str, variable: str, requests: list[tuple[str, dict]]) -> list[str]:
+    """What a real nginx with map_block makes of variable for each request (method, headers)."""
     if not os.path.exists(NGINX):
         pytest.skip(f"{NGINX} is missing: tests/prerequisites.sh unit installs it")
     with socket.socket() as sock:
@@ -182,15 +182,15 @@ def served_cookie(tmp_path, map_block: str, cookies: list[str]) -> list[str]:
     temp = "".join(f"{kind}_temp_path {tmp_path}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi"))
     (tmp_path / "nginx.conf").write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\nhttp {{\n access_log off;\n{temp}"
-        f"{map_block}\n server {{ listen 127.0.0.1:{port}; location / {{ return 200 '$jupyterhub_cookie_for_services'; }} }}\n}}\n"
+        f"{map_block}\n server {{ listen 127.0.0.1:{port}; location / {{ return 200 '{variable}'; }} }}\n}}\n"
     )
     subprocess.run([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], check=True)
     try:
         answers = []
-        for cookie in cookies:
+        for method, headers in requests:
             for _ in range(50):
                 try:
-                    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Cookie": cookie})
+                    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers=headers, method=method)
                     with urllib.request.urlopen(request, timeout=5) as response:
                         answers.append(response.read().decode())
                     break
@@ -220,7 +220,7 @@ def test_services_get_the_visitors_cookies_but_the_hub_s_sign_in(tmp_path):
         f"{hub}; x__Host-jupyterhub-hub-login=decoy",
         "rs-csrf=1; user-id=alice",
     ]
-    answers = served_cookie(tmp_path, map_block, sent)
+    answers = mapped(tmp_path, map_block, "$jupyterhub_cookie_for_services", [("GET", {"Cookie": c}) for c in sent])
     assert len(answers) == len(sent)
     for cookie, answer in zip(sent, answers, strict=True):
         assert "secret" not in answer, (cookie, answer)
@@ -233,3 +233,33 @@ def test_services_get_the_visitors_cookies_but_the_hub_s_sign_in(tmp_path):
         "x__Host-jupyterhub-hub-login=decoy",
         "rs-csrf=1;user-id=alice",
     ]
+
+
+def test_a_server_s_page_sends_the_hub_nothing_but_reads(tmp_path):
+    """Under per-user origins a page of bob's server may set cookies for the hub's name (not
+    __Host- ones): a login form it posted with them would sign its visitor in as bob. The hub's
+    name refuses what its servers' origins send but GET and HEAD; others (the LMS's launch) pass."""
+    settings = Settings.from_data(CASES["per-user origins, with monitoring and services"][0])
+    site = site_for(settings, NOBLE, tmp_path)
+    hub_site = site.split("server_name hub.example.org;")[1].split("server_name *.hub.example.org;")[0]
+    assert "if ($jupyterhub_sent_by_a_server) {\n        return 403;" in hub_site
+    map_block = re.search(r'map "\$request_method:\$http_origin" \$jupyterhub_sent_by_a_server \{.*?\n\}', site, re.S)[
+        0
+    ]
+    cases = {
+        ("POST", "https://bob.hub.example.org"): "1",
+        ("POST", "https://BOB.Hub.Example.org:443"): "1",
+        ("PUT", "https://a.b.hub.example.org"): "1",
+        ("GET", "https://bob.hub.example.org"): "0",
+        ("HEAD", "https://bob.hub.example.org"): "",  # (no body to read)
+        ("POST", "https://hub.example.org"): "0",
+        ("POST", "https://lms.example.org"): "0",
+        ("POST", "https://bobhub.example.org"): "0",
+        ("POST", "https://hub.example.org.evil.example"): "0",
+    }
+    requests = [(method, {"Origin": origin}) for method, origin in cases]
+    assert mapped(tmp_path, map_block, "$jupyterhub_sent_by_a_server", requests) == list(cases.values())
+    # Without the setting, no such rule.
+    assert "jupyterhub_sent_by_a_server" not in site_for(
+        Settings.from_data({"jh_domain": "hub.example.org"}), NOBLE, tmp_path
+    )
