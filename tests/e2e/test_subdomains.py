@@ -226,7 +226,7 @@ def test_under_per_user_origins_the_page_gets_nothing_of_the_admin_s(origins_hub
 # bob's page on his own origin: it sets, for the hub's name, a session id and the hub's XSRF cookie
 # that bob got for it, then posts the hub's sign-in form with his own name and password.
 TOSS = """<!doctype html><html><body>
-<form id="login" method="post" action="https://DOMAIN/hub/login">
+<form id="login" method="post" action="https://DOMAIN/hub/login?next=%2Fhub%2Fapi%2Fuser">
 <input name="username" value="bob"><input name="password" value="PASSWORD"><input name="_xsrf" value="TOKEN">
 </form><script>
 document.cookie = "jupyterhub-session-id=SESSION; domain=DOMAIN; path=/; secure";
@@ -237,13 +237,10 @@ document.getElementById("login").submit();
 LAB_BROWSER = "Mozilla/5.0 (the lab's browser)"
 
 
-def test_a_server_s_page_cannot_sign_its_visitor_in_as_its_owner(origins_hub):
-    """Login CSRF by cookie tossing: bob, in the same computer lab as carol (one address, one
-    browser), gets the hub's XSRF cookie for a session id of his choosing; his page sets both for
-    the hub's name (a subdomain's page may) and posts the sign-in form as him. The pair is good,
-    from the hub's own origin it signs in; from his server's origin nginx refuses the post."""
-    host = origins_hub
-    session = "bobs-session"
+def toss(host, session: str):
+    """bob's page, with the hub's XSRF cookie he got for session, opened in a fresh browser (carol's,
+    signed out, so with no XSRF cookie of the hub's own, which would come first); what the hub's
+    name then answered the form, and who the browser is at the hub (its API's answer)."""
     form = requests.get(
         f"https://{host.domain}/hub/login",
         headers={"User-Agent": LAB_BROWSER},
@@ -261,29 +258,33 @@ def test_a_server_s_page_cannot_sign_its_visitor_in_as_its_owner(origins_hub):
     )
     resolve = {host.domain: host.address, f"*.{host.domain}": host.address}
     with browser_page(timeout_ms=120_000, resolve=resolve, ignore_https_errors=True, user_agent=LAB_BROWSER) as page:
-        # carol's browser, signed out, with no XSRF cookie of the hub's own (the page's would come second).
-        response = page.goto(f"https://bob.{host.domain}/user/bob/toss", wait_until="commit")
-        assert response is not None and response.ok, response
-        page.wait_for_url(f"https://{host.domain}/hub/login*")
+        page.goto(f"https://bob.{host.domain}/user/bob/toss", wait_until="commit")
+        page.wait_for_url(f"https://{host.domain}/hub/**")
         page.wait_for_load_state()
-        # nginx's refusal (the hub's own, for a bad XSRF token, would be its page).
-        assert "403 Forbidden" in page.content() and "<center>nginx" in page.content(), page.content()[:2000]
+        answered = page.content()
         whoami = page.goto(f"https://{host.domain}/hub/api/user")
-        assert whoami is not None and whoami.status == 403, (whoami.status, page.content()[:500])
-    # The same cookies and form from the hub's own origin: bob signs in (what the page was after).
-    signed_in = requests.post(
-        f"https://{host.domain}/hub/login",
-        data={"username": "bob", "password": PEOPLE["bob"], "_xsrf": token},
-        headers={"User-Agent": LAB_BROWSER, "Origin": f"https://{host.domain}"},
-        cookies={"jupyterhub-session-id": session, "_xsrf": token},
-        verify=host.ca_bundle,
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert signed_in.status_code == 302 and "jupyterhub-hub-login" in signed_in.headers.get("Set-Cookie", ""), (
-        signed_in.status_code,
-        signed_in.text[:500],
-    )
+        return answered, whoami.status, page.content()
+
+
+def test_a_server_s_page_cannot_sign_its_visitor_in_as_its_owner(origins_hub):
+    """Login CSRF by cookie tossing: bob, in the same computer lab as carol (one address, one
+    browser), gets the hub's XSRF cookie for a session id of his choosing; his page sets both for
+    the hub's name (a subdomain's page may) and posts the sign-in form as him. Without nginx's rule
+    it signs carol in as bob (shown with the rule taken out for a moment); with it, nginx refuses."""
+    host = origins_hub
+    site = "/etc/nginx/sites-available/jupyterhub"
+    reload = "nginx -t -q && /opt/jupyter/libexec/reload-nginx"
+    host.sh(f"cp -p {site} /root/site.kept && sed -i '/if ($jupyterhub_sent_by_a_server)/,+2d' {site} && {reload}")
+    try:
+        _, status, whoami = toss(host, "bobs-session")
+    finally:
+        host.sh(f"cp -p /root/site.kept {site} && {reload}")
+    assert status == 200 and '"name": "bob"' in whoami.replace('":"', '": "'), (status, whoami[:500])
+
+    answered, status, whoami = toss(host, "bobs-second-session")
+    # nginx's refusal (the hub's own, for a bad XSRF token, would be its page).
+    assert "403 Forbidden" in answered and "<center>nginx" in answered, answered[:2000]
+    assert status == 403, (status, whoami[:500])
 
 
 def test_a_forced_renewal_under_load_serves_the_new_certificate_without_a_failed_request(origins_hub):
