@@ -75,11 +75,18 @@ def certificate_paths(settings: Settings) -> tuple[PurePosixPath, PurePosixPath]
 def check(settings: Settings, platform: Platform) -> None:
     """Before any change: per-user origins need *.<domain> in the DNS, pointing where <domain> does
     (asked of jh_dns01's server, the zone's primary, when there is one; else of this machine's
-    resolver); certbot's RFC 2136 plugin must be in the target's distribution."""
-    if settings.dns01 and (platform.distribution, platform.release) == ("Ubuntu", "16.04"):
+    resolver); certbot's RFC 2136 plugin must be in the target's distribution, and with jh_services
+    an nginx that can drop the hub's cookie for them."""
+    xenial = (platform.distribution, platform.release) == ("Ubuntu", "16.04")
+    if settings.dns01 and xenial:
         raise SettingsError(f"{host.name}: jh_dns01: Ubuntu 16.04 has no certbot RFC 2136 plugin; use HTTP-01")
     if not settings.user_subdomains:
         return
+    if settings.services and xenial:
+        raise SettingsError(
+            f"{host.name}: jh_user_subdomains with jh_services: Ubuntu 16.04's nginx (1.10) cannot keep the hub's "
+            "sign-in from the services (it would reach whatever answers on their ports). Nothing was changed."
+        )
     probe = f"jhd-check-{secrets.token_hex(4)}.{settings.domain}"
     site, wildcard = addresses(settings, settings.domain), addresses(settings, probe)
     if not wildcard:

@@ -208,6 +208,10 @@ def test_services_get_the_visitors_cookies_but_the_hub_s_sign_in(tmp_path):
     site = site_for(settings, NOBLE, tmp_path)
     service = site.split("location /rstudio/ {")[1].split("}")[0]
     assert "proxy_set_header Cookie $jupyterhub_cookie_for_services;" in service
+    # Without per-user origins the hub's cookie is on its own path: nothing to drop (nor a map
+    # with captures in its value, which Ubuntu 16.04's nginx 1.10 refuses).
+    plain = site_for(Settings.from_data(CASES["hub under a base URL, with services"][0]), NOBLE, tmp_path)
+    assert "jupyterhub_cookie_for_services" not in plain
     map_block = re.search(r"map \$http_cookie \$jupyterhub_cookie_for_services \{.*?\n\}", site, re.S)[0]
     hub = "__Host-jupyterhub-hub-login=2|1:0|10:17|secret"
     sent = [

@@ -142,3 +142,14 @@ def test_no_wildcard_dns_stops_the_run_naming_the_setting(resolver):
 def test_dns_01_on_ubuntu_16_04_is_refused(resolver, tsig):
     with pytest.raises(SettingsError, match="Ubuntu 16.04 has no certbot RFC 2136 plugin"):
         web.check(Settings.from_data({**SITE, "jh_dns01": dns01(tsig)}), XENIAL)
+
+
+def test_services_with_per_user_origins_on_ubuntu_16_04_are_refused(resolver):
+    """Its nginx 1.10 takes no captures in a map's value: the hub's sign-in would reach the services."""
+    resolver["hub.example.org"] = resolver["*"] = ["192.0.2.10"]
+    origins = {**SITE, "jh_certificate": "selfsigned", "jh_user_subdomains": True}
+    services = {"jh_services": [{"path": "/rstudio/", "upstream": "http://127.0.0.1:8787/"}]}
+    with pytest.raises(SettingsError, match="jh_user_subdomains with jh_services: Ubuntu 16.04's nginx"):
+        web.check(Settings.from_data({**origins, **services}), XENIAL)
+    web.check(Settings.from_data(origins), XENIAL)
+    web.check(Settings.from_data({**SITE, **services}), XENIAL)
