@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from ipaddress import IPv4Address, IPv6Address
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, StrictBool, StrictInt
 
@@ -101,6 +102,14 @@ def check(settings: Settings) -> None:
         return
     if settings.domain is None:
         raise ValueError("jh_user_subdomains needs jh_domain: servers are served on <name>.<jh_domain>")
+    if settings.lti13:
+        for name in ("issuer", "authorization_endpoint"):
+            host = urlsplit(str(getattr(settings.lti13, name))).hostname or ""
+            if host == settings.domain or host.endswith(f".{settings.domain}"):
+                raise ValueError(
+                    f"jh_lti13[{name}]: {host} is among the servers' names (<name>.{settings.domain}) with "
+                    "jh_user_subdomains: nginx refuses what their pages post to the hub, the platform's launch too"
+                )
     if settings.certificate == "letsencrypt" and not settings.dns01:
         raise ValueError(
             "jh_user_subdomains with jh_certificate = 'letsencrypt' needs jh_dns01: a certificate for "

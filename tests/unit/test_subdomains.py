@@ -6,12 +6,15 @@ from __future__ import annotations
 import socket
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tasks import hub_data, web
 from tasks.ops import render
 from tasks.platform import Platform
 from tasks.settings import Settings, SettingsError
 from tests.certificates import self_signed
+from tests.unit.test_courses import LTI
+from tests.unit.test_lti_settings import pem
 from tests.unit.test_templates import render_unit
 
 NOBLE = Platform("Ubuntu", "24.04", "3.12", "3.12")
@@ -153,3 +156,20 @@ def test_services_with_per_user_origins_on_ubuntu_16_04_are_refused(resolver):
         web.check(Settings.from_data({**origins, **services}), XENIAL)
     web.check(Settings.from_data(origins), XENIAL)
     web.check(Settings.from_data({**SITE, **services}), XENIAL)
+
+
+def test_a_learning_platform_among_the_servers_names_is_refused(tmp_path):
+    """Its launch form would be posted from a servers' origin, which the hub's name refuses."""
+    key = tmp_path / "key.pem"
+    key.write_bytes(pem(rsa.generate_private_key(65537, 2048)))
+    lti = {**LTI, "jh_lti13": {**LTI["jh_lti13"], "tool_key_file": str(key)}, "jh_courses": {"ml-2026": {}}}
+    origins = {"jh_certificate": "selfsigned", "jh_user_subdomains": True}
+    Settings.from_data({**lti, **origins})  # the platform at lms.example.org, the hub at hub.example.org
+    inside = {
+        **lti["jh_lti13"],
+        "issuer": "https://lms.hub.example.org",
+        "authorization_endpoint": "https://lms.hub.example.org/authorize",
+    }
+    with pytest.raises(SettingsError, match=r"jh_lti13\[issuer\]: lms\.hub\.example\.org is among the servers' names"):
+        Settings.from_data({**lti, **origins, "jh_lti13": inside})
+    Settings.from_data({**lti, "jh_certificate": "selfsigned", "jh_lti13": inside})  # no per-user origins
