@@ -6,8 +6,10 @@ authorizer reads in that server."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -216,3 +218,40 @@ def test_the_authorizer_allows_each_action_by_the_visitor_s_level(monkeypatch):
     assert not guarded(READ, "GET", "/user/alice/api/collaboration/room/x", upgrade="websocket")
     assert guarded(EXECUTE, "POST", "/user/alice/assignments/validate")
     assert guarded(["access:servers!server=alice/", "admin:servers!server=alice/"], "PUT", "/user/alice/lab/api/x")
+
+
+def test_a_slow_hub_holds_up_only_the_first_list_of_shares(monkeypatch):
+    """The list is asked for once at first; once old, it is renewed beside the requests, which get
+    the list they had until the hub answers (a slow hub stalled the server's one event loop)."""
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "server-token")
+    answers = [[{"user": {"name": "bob"}}], [{"user": {"name": "carol"}}]]
+    asked, answering = [], threading.Event()
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+    def urlopen(request, timeout):
+        asked.append(request.full_url)
+        if len(asked) > 1:
+            assert answering.wait(10)
+        return Response(json.dumps({"items": answers[len(asked) - 1]}).encode())
+
+    monkeypatch.setattr(sharing.urllib.request, "urlopen", urlopen)
+    clock = [1000.0]
+    monkeypatch.setattr(sharing, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    authorizer = sharing.ShareAuthorizer.__new__(sharing.ShareAuthorizer)
+    monkeypatch.setattr(sharing.ShareAuthorizer, "log", SimpleNamespace(warning=print), raising=False)
+
+    assert authorizer.shares("alice", "") == answers[0]  # waited for
+    assert asked == ["http://127.0.0.1:8081/hub/api/shares/alice/?limit=1000"]
+    clock[0] += sharing.SHARES_SECONDS - 1
+    assert authorizer.shares("alice", "") == answers[0] and len(asked) == 1  # kept
+    clock[0] += 1
+    # Old: renewed beside the request, which does not wait for the (slow) hub; nor do the next ones.
+    assert authorizer.shares("alice", "") == answers[0]
+    assert authorizer.shares("alice", "") == answers[0]
+    answering.set()
+    authorizer._renewing.join(10)
+    assert len(asked) == 2 and authorizer.shares("alice", "") == answers[1]

@@ -12,13 +12,14 @@ is writing it: a reader opens no notebook in the shared editor.
 A share's level reaches the visitor's token at API calls, not in the browser: JupyterHub (6.1.1)
 grants a server's OAuth token only scopes of the visitor's roles, and the access of a share. So
 the authorizer also asks the hub which shares this server has (its own token may read them,
-read:shares!server, and change none), every SHARES_SECONDS at most.
+read:shares!server, and change none), renewed once SHARES_SECONDS old.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import urllib.request
 
@@ -69,12 +70,22 @@ class ShareAuthorizer(JupyterHubAuthorizer):
         return allowed
 
     _shares: tuple[float, list] = (0.0, [])
+    _renewing: threading.Thread | None = None
 
     def shares(self, owner: str, server: str) -> list[dict]:
-        """This server's shares, as the hub lists them (kept SHARES_SECONDS); none if it cannot say."""
+        """This server's shares, as the hub lists them; none if it cannot say. The first list is
+        waited for; one SHARES_SECONDS old is renewed beside the request, which a slow hub then
+        holds up no more (this runs in the server's one event loop)."""
         fetched, items = self._shares
-        if time.monotonic() - fetched < SHARES_SECONDS:
-            return items
+        if not fetched:
+            self._renew(owner, server)
+            return self._shares[1]
+        if time.monotonic() - fetched >= SHARES_SECONDS and not (self._renewing and self._renewing.is_alive()):
+            self._renewing = threading.Thread(target=self._renew, args=(owner, server), daemon=True)
+            self._renewing.start()
+        return items
+
+    def _renew(self, owner: str, server: str) -> None:
         request = urllib.request.Request(
             f"{os.environ['JUPYTERHUB_API_URL']}/shares/{owner}/{server}?limit=1000",
             headers={"Authorization": f"token {os.environ['JUPYTERHUB_API_TOKEN']}"},
@@ -86,7 +97,6 @@ class ShareAuthorizer(JupyterHubAuthorizer):
             self.log.warning("The hub did not list this server's shares (%s): visitors get none", error)
             items = []
         self._shares = (time.monotonic(), items)
-        return items
 
 
 def share_scopes(shares: list[dict], name: str, groups: list[str]) -> set[str]:
