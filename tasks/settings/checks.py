@@ -10,7 +10,7 @@ import json
 from pathlib import PurePath, PurePosixPath
 from typing import TYPE_CHECKING
 
-from tasks.layout import BACKUP_STAGING, INSTALLER_CACHE, RESTIC_DIR
+from tasks.layout import BACKUP_STAGING, INSTALLER_CACHE, RESTIC_DIR, SERVER_PORTS
 from tasks.settings import controller, courses, pem, sharing, subdomains
 from tasks.settings.constants import COURSE_GROUPS, HUB_PATHS, LETS_ENCRYPT, NATIVE_PACKAGE, SERVER_RELEASES
 from tasks.settings.network import local_host
@@ -396,6 +396,11 @@ def _web(settings: Settings) -> None:
             if service.upstream.port in (80, 443):
                 raise ValueError(
                     f"jh_services[{index}][upstream]: must not point at nginx itself (port {service.upstream.port} on this host)"
+                )
+            if SERVER_PORTS[0] <= service.upstream.port < SERVER_PORTS[1]:
+                raise ValueError(
+                    f"jh_services[{index}][upstream]: port {service.upstream.port} is among the users' servers' "
+                    f"ports ({SERVER_PORTS[0]}-{SERVER_PORTS[1] - 1}): a server given it would take the service's place"
                 )
 
 

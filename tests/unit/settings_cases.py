@@ -127,6 +127,7 @@ BAD = {
     "upstream at the hub's API as a number": (service("http://2130706433:8081/"), "jh_services[0][upstream]"),
     "upstream at the proxy's public port": (service("http://127.0.0.1:8000/"), "jh_services[0][upstream]"),
     "upstream at nginx itself": (service("http://127.0.0.1/"), "jh_services[0][upstream]"),
+    "upstream on a users' server port": (service("http://127.0.0.1:25000/"), "among the users' servers' ports"),
     "upstream with an nginx variable": (service("http://127.0.0.1:8787/$request_uri"), "jh_services[0][upstream]"),
     "upstream with a query": (service("http://127.0.0.1:8787/?x=1"), "jh_services[0][upstream]"),
     "upstream with a fragment": (service("http://127.0.0.1:8787/#x"), "jh_services[0][upstream]"),
